@@ -1,0 +1,180 @@
+import Router
+
+/// The gateway's configuration file, decoded. Every section has defaults a small deployment
+/// can live with; unknown keys are errors. The README's "Configuration reference" documents
+/// each key.
+public struct GatewayConfig: Decodable, Sendable {
+    public var listen: ListenAddress
+    public var admin: ListenAddress
+    /// Required when `admin` is reachable from other machines.
+    public var adminToken: String?
+    /// Event loops (threads) of the data path; nil = one per core.
+    public var eventLoops: Int?
+    public var debugHeaders: Bool
+    public var accessLog: Bool
+    /// Peers whose `X-Forwarded-For` (and region header) the gateway believes.
+    public var trustedProxies: [CIDRBlock]
+    public var limits: Limits
+    public var timeouts: Timeouts
+    public var upstream: UpstreamSettings
+    /// In file order: the first primary pool takes requests no rule sends elsewhere.
+    public var pools: [PoolConfig]
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case listen, admin
+        case adminToken = "admin_token"
+        case eventLoops = "event_loops"
+        case debugHeaders = "debug_headers"
+        case accessLog = "access_log"
+        case trustedProxies = "trusted_proxies"
+        case limits, timeouts, upstream, pools
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        listen = try c.decode(.listen, default: ListenAddress(host: "0.0.0.0", port: 8080))
+        admin = try c.decode(.admin, default: ListenAddress(host: "127.0.0.1", port: 9901))
+        adminToken = try c.decodeIfPresent(String.self, forKey: .adminToken)
+        eventLoops = try Self.decodeEventLoops(c)
+        debugHeaders = try c.decode(.debugHeaders, default: false)
+        accessLog = try c.decode(.accessLog, default: true)
+        trustedProxies = try c.decodeCIDRs(.trustedProxies)
+        limits = try c.decode(.limits, default: Limits())
+        timeouts = try c.decode(.timeouts, default: Timeouts())
+        upstream = try c.decode(.upstream, default: UpstreamSettings())
+        pools = try PoolConfig.decodeAll(c, key: .pools)
+    }
+
+    private static func decodeEventLoops(_ c: KeyedDecodingContainer<CodingKeys>) throws -> Int? {
+        guard c.contains(.eventLoops) else { return nil }
+        if let text = try? c.decode(String.self, forKey: .eventLoops), text == "auto" { return nil }
+        let count = try c.decode(Int.self, forKey: .eventLoops)
+        guard (1...256).contains(count) else {
+            throw DecodingError.dataCorruptedError(forKey: .eventLoops, in: c, debugDescription: "expected 'auto' or 1...256")
+        }
+        return count
+    }
+
+    /// Checks that need the whole file: references between sections, required companions.
+    func validate() throws(ConfigValidationError) {
+        if pools.isEmpty {
+            throw ConfigValidationError(["pools"], "at least one pool with at least one server is required")
+        }
+        if !admin.isLoopback, (adminToken ?? "").isEmpty {
+            throw ConfigValidationError(["admin_token"],
+                "required when the admin listener (\(admin)) is not on loopback")
+        }
+        if listen == admin, listen.port != 0 {
+            throw ConfigValidationError(["admin"], "the admin listener cannot share the address of 'listen'")
+        }
+        if !pools.contains(where: { $0.role == .primary }) {
+            throw ConfigValidationError(["pools"], "no pool has role 'primary': writes would have nowhere to go")
+        }
+    }
+}
+
+/// Bounds on what a client may send.
+public struct Limits: Decodable, Sendable {
+    /// The whole request head (start line and fields); larger gets 431.
+    public var maxHeaderSize = ByteSize(32 * 1024)
+    public var maxHeaders = 100
+    /// The request body; larger gets 413 (nginx `client_max_body_size`).
+    public var maxBodySize = ByteSize(10 * 1024 * 1024)
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case maxHeaderSize = "max_header_size"
+        case maxHeaders = "max_headers"
+        case maxBodySize = "max_body_size"
+    }
+
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        maxHeaderSize = try c.decode(.maxHeaderSize, default: maxHeaderSize)
+        maxHeaders = try c.decode(.maxHeaders, default: maxHeaders)
+        maxBodySize = try c.decode(.maxBodySize, default: maxBodySize)
+        if maxHeaderSize.bytes < 256 {
+            throw DecodingError.dataCorruptedError(forKey: .maxHeaderSize, in: c, debugDescription: "must be at least 256 bytes")
+        }
+        if maxHeaders < 1 {
+            throw DecodingError.dataCorruptedError(forKey: .maxHeaders, in: c, debugDescription: "must be at least 1")
+        }
+    }
+}
+
+/// Client-side timeouts, named after their nginx counterparts.
+public struct Timeouts: Decodable, Sendable {
+    /// From the first byte of a request until its whole head arrived; then 408.
+    public var clientHeader = ConfigDuration.seconds(10)
+    /// Between two reads of a request body; then 408.
+    public var clientBody = ConfigDuration.seconds(60)
+    /// An idle keep-alive connection is closed after this.
+    public var keepalive = ConfigDuration.seconds(75)
+    /// A client that reads nothing of its response for this long is disconnected.
+    public var send = ConfigDuration.seconds(60)
+    /// On shutdown, how long in-flight requests may take before connections are closed.
+    public var drain = ConfigDuration.seconds(30)
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case clientHeader = "client_header"
+        case clientBody = "client_body"
+        case keepalive, send, drain
+    }
+
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        clientHeader = try c.decode(.clientHeader, default: clientHeader)
+        clientBody = try c.decode(.clientBody, default: clientBody)
+        keepalive = try c.decode(.keepalive, default: keepalive)
+        send = try c.decode(.send, default: send)
+        drain = try c.decode(.drain, default: drain)
+    }
+}
+
+/// How the gateway talks to upstream servers; every pool may override these.
+public struct UpstreamSettings: Decodable, Sendable {
+    /// Time to establish a TCP connection; then 504.
+    public var connectTimeout = ConfigDuration.seconds(2)
+    /// Time to wait for the response head, and between two reads of its body; then 504.
+    public var responseTimeout = ConfigDuration.seconds(60)
+    /// Idle keep-alive connections to an upstream are closed after this.
+    public var idleTimeout = ConfigDuration.seconds(30)
+    /// Connections to one server, over all event loops; requests beyond wait in a queue.
+    public var maxConnections = 1024
+    /// How long a request may wait for a connection when a server is at `max_connections`.
+    public var queueTimeout = ConfigDuration.seconds(5)
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case connectTimeout = "connect_timeout"
+        case responseTimeout = "response_timeout"
+        case idleTimeout = "idle_timeout"
+        case maxConnections = "max_connections"
+        case queueTimeout = "queue_timeout"
+    }
+
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        try self.init(from: decoder, defaults: UpstreamSettings())
+    }
+
+    init(from decoder: any Decoder, defaults: UpstreamSettings) throws {
+        self = defaults
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        connectTimeout = try c.decode(.connectTimeout, default: connectTimeout)
+        responseTimeout = try c.decode(.responseTimeout, default: responseTimeout)
+        idleTimeout = try c.decode(.idleTimeout, default: idleTimeout)
+        maxConnections = try c.decode(.maxConnections, default: maxConnections)
+        queueTimeout = try c.decode(.queueTimeout, default: queueTimeout)
+        if maxConnections < 1 {
+            throw DecodingError.dataCorruptedError(forKey: .maxConnections, in: c, debugDescription: "must be at least 1")
+        }
+    }
+}

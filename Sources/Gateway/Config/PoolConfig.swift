@@ -1,0 +1,73 @@
+/// A named group of interchangeable upstream servers (API servers in front of one database).
+public struct PoolConfig: Sendable {
+    public enum Role: String, Decodable, Sendable {
+        case primary, replica
+    }
+
+    public var name: String
+    public var role: Role
+    public var region: String?
+    public var servers: [ServerConfig]
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case role, region, servers
+    }
+
+    init(name: String, decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.name = name
+        role = try c.decode(.role, default: .primary)
+        region = try c.decodeIfPresent(String.self, forKey: .region)
+        servers = try c.decode([ServerConfig].self, forKey: .servers)
+        if servers.isEmpty {
+            throw DecodingError.dataCorruptedError(forKey: .servers, in: c, debugDescription: "a pool needs at least one server")
+        }
+    }
+
+    /// Decodes the `pools` mapping in file order.
+    static func decodeAll<K: CodingKey>(_ container: KeyedDecodingContainer<K>, key: K) throws -> [PoolConfig] {
+        guard container.contains(key) else { return [] }
+        let pools = try container.nestedContainer(keyedBy: AnyCodingKey.self, forKey: key)
+        return try pools.allKeys.map { name in
+            guard name.stringValue.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: name, in: pools, debugDescription: "pool names use letters, digits, '-' and '_'")
+            }
+            return try PoolConfig(name: name.stringValue, decoder: pools.superDecoder(forKey: name))
+        }
+    }
+}
+
+/// One upstream server: a URL, or `{ url: ..., weight: N }`.
+public struct ServerConfig: Decodable, Sendable, Equatable {
+    public var url: UpstreamURL
+    public var weight: Int
+
+    public init(url: UpstreamURL, weight: Int = 1) {
+        self.url = url
+        self.weight = weight
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case url, weight
+    }
+
+    public init(from decoder: any Decoder) throws {
+        if let url = try? decoder.singleValueContainer().decode(UpstreamURL.self) {
+            self.init(url: url)
+            return
+        }
+        if (try? decoder.singleValueContainer().decode(String.self)) != nil {
+            // A string that is not a valid URL: rethrow the URL's own message.
+            _ = try decoder.singleValueContainer().decode(UpstreamURL.self)
+        }
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let weight = try c.decode(.weight, default: 1)
+        if !(1...1000).contains(weight) {
+            throw DecodingError.dataCorruptedError(forKey: .weight, in: c, debugDescription: "weight must be 1...1000")
+        }
+        self.init(url: try c.decode(UpstreamURL.self, forKey: .url), weight: weight)
+    }
+}

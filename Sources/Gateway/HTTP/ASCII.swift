@@ -1,0 +1,81 @@
+/// Byte classes of RFC 9110 used by the HTTP/1.1 parser, as lookup tables so that validating a
+/// header costs one load per byte.
+enum ASCII {
+    static let cr: UInt8 = 13
+    static let lf: UInt8 = 10
+    static let space: UInt8 = 32
+    static let tab: UInt8 = 9
+    static let colon: UInt8 = 58
+    static let semicolon: UInt8 = 59
+    static let comma: UInt8 = 44
+    static let slash: UInt8 = 47
+    static let question: UInt8 = 63
+
+    /// `tchar` of RFC 9110 §5.6.2: the characters of a token (method, header name).
+    static let isTokenChar: [Bool] = {
+        var table = [Bool](repeating: false, count: 256)
+        for c in UInt8(ascii: "0")...UInt8(ascii: "9") { table[Int(c)] = true }
+        for c in UInt8(ascii: "a")...UInt8(ascii: "z") { table[Int(c)] = true }
+        for c in UInt8(ascii: "A")...UInt8(ascii: "Z") { table[Int(c)] = true }
+        for c in "!#$%&'*+-.^_`|~".utf8 { table[Int(c)] = true }
+        return table
+    }()
+
+    /// Bytes allowed in a field value: VCHAR, SP, HTAB and obs-text. CR, LF, NUL and the other
+    /// controls are refused, because they are how header injection and smuggling start.
+    static let isFieldValueChar: [Bool] = {
+        var table = [Bool](repeating: false, count: 256)
+        for c in 0x20...0x7E { table[c] = true }
+        for c in 0x80...0xFF { table[c] = true }
+        table[Int(ASCII.tab)] = true
+        return table
+    }()
+
+    /// Bytes allowed in a request-target: visible ASCII only (no spaces, controls or raw UTF-8).
+    static let isTargetChar: [Bool] = {
+        var table = [Bool](repeating: false, count: 256)
+        for c in 0x21...0x7E { table[c] = true }
+        return table
+    }()
+
+    @inline(__always)
+    static func lowercased(_ byte: UInt8) -> UInt8 {
+        (byte &- 65) < 26 ? byte | 0x20 : byte
+    }
+
+    /// Case-insensitive comparison of `count` bytes at `offset` with a lowercase ASCII literal.
+    @inline(__always)
+    static func equalsLowercase(
+        _ bytes: UnsafeRawBufferPointer, _ offset: Int, _ count: Int, _ literal: StaticString
+    ) -> Bool {
+        guard count == literal.utf8CodeUnitCount else { return false }
+        let lit = literal.utf8Start
+        for i in 0..<count where lowercased(bytes[offset + i]) != lit[i] {
+            return false
+        }
+        return true
+    }
+
+    /// Parses a non-negative decimal integer (Content-Length); nil when empty, not all digits,
+    /// or too large to be a body length.
+    static func parseDecimal(_ bytes: UnsafeRawBufferPointer, _ offset: Int, _ count: Int) -> Int? {
+        guard count > 0, count <= 18 else { return nil }
+        var value = 0
+        for i in offset..<(offset + count) {
+            let digit = bytes[i] &- UInt8(ascii: "0")
+            guard digit < 10 else { return nil }
+            value = value * 10 + Int(digit)
+        }
+        return value
+    }
+
+    @inline(__always)
+    static func hexValue(_ byte: UInt8) -> Int? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return Int(byte - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return Int(byte - UInt8(ascii: "a") + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return Int(byte - UInt8(ascii: "A") + 10)
+        default: return nil
+        }
+    }
+}

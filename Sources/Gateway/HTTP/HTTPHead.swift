@@ -1,0 +1,139 @@
+import NIOCore
+import Router
+
+/// How the body of a message is delimited (RFC 9112 §6.3).
+enum BodyFraming: Equatable {
+    case none
+    case length(Int)
+    case chunked
+    /// Responses only: the body runs until the upstream closes the connection.
+    case untilClose
+}
+
+/// A parsed request or response head. It keeps the bytes it was parsed from and refers to the
+/// start line and each field by offset, so forwarding copies bytes instead of building strings.
+struct HTTPHead {
+    /// The head's bytes, from the start line through the blank line, reader index 0.
+    var raw: ByteBuffer
+    var fields: ContiguousArray<HeaderField>
+
+    /// Start line parts: request = method, target, version; response = version, status, reason.
+    var part1: Range<Int>
+    var part2: Range<Int>
+    var part3: Range<Int>
+
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    var minorVersion: Int
+    var framing: BodyFraming
+    /// Whether the sender allows this connection to carry another message after this one.
+    var keepAlive: Bool
+
+    /// Request heads only.
+    var method: RequestMethod = .get
+    var expectsContinue = false
+    /// Response heads only.
+    var status: Int = 0
+
+    var isRequest: Bool { status == 0 }
+
+    // MARK: Reading parts of the head
+
+    func string(_ range: Range<Int>) -> String {
+        raw.getString(at: range.lowerBound, length: range.count) ?? ""
+    }
+
+    func name(of field: HeaderField) -> String {
+        raw.getString(at: Int(field.nameStart), length: Int(field.nameLength)) ?? ""
+    }
+
+    func value(of field: HeaderField) -> String {
+        raw.getString(at: Int(field.valueStart), length: Int(field.valueLength)) ?? ""
+    }
+
+    /// The request target exactly as received (origin-form, absolute-form or `*`).
+    var target: String { string(part2) }
+
+    /// The path of the request target, without the query; for absolute-form targets the part
+    /// after the authority.
+    var path: String {
+        let target = raw.readableBytesView[part2]
+        var start = target.startIndex
+        if target.first != ASCII.slash, let schemeEnd = Self.absoluteFormPathStart(target) {
+            start = schemeEnd
+        }
+        let end = target[start...].firstIndex(of: ASCII.question) ?? target.endIndex
+        if start == end { return "/" }
+        return String(decoding: target[start..<end], as: UTF8.self)
+    }
+
+    /// The query string without `?`, or nil.
+    var query: String? {
+        let target = raw.readableBytesView[part2]
+        guard let q = target.firstIndex(of: ASCII.question) else { return nil }
+        return String(decoding: target[(q + 1)...], as: UTF8.self)
+    }
+
+    /// For `http://host/path`, the index where `/path` starts (or the end when there is no path).
+    private static func absoluteFormPathStart(_ target: ByteBufferView) -> Int? {
+        let bytes = Array(target.prefix(8)).map(ASCII.lowercased)
+        let prefix: Int
+        if bytes.starts(with: Array("http://".utf8)) { prefix = 7 }
+        else if bytes.starts(with: Array("https://".utf8)) { prefix = 8 }
+        else { return nil }
+        let afterScheme = target.index(target.startIndex, offsetBy: prefix)
+        return target[afterScheme...].firstIndex(where: { $0 == ASCII.slash || $0 == ASCII.question })
+            ?? target.endIndex
+    }
+
+    /// The authority of an absolute-form target, which replaces Host (RFC 9112 §3.2.2).
+    var absoluteFormAuthority: String? {
+        let target = raw.readableBytesView[part2]
+        guard target.first != ASCII.slash, let pathStart = Self.absoluteFormPathStart(target) else { return nil }
+        let schemeLength = ASCII.lowercased(target[target.startIndex + 4]) == UInt8(ascii: "s") ? 8 : 7
+        return String(decoding: target[(target.startIndex + schemeLength)..<pathStart], as: UTF8.self)
+    }
+
+    func firstField(_ kind: KnownHeader) -> HeaderField? {
+        fields.first { $0.kind == kind }
+    }
+
+    func firstValue(_ kind: KnownHeader) -> String? {
+        firstField(kind).map(value(of:))
+    }
+
+    /// The first value of a header, by case-insensitive name.
+    func firstValue(named name: String) -> String? {
+        let nameBytes = Array(name.utf8)
+        return raw.withUnsafeReadableBytes { bytes -> String? in
+            for field in fields where Int(field.nameLength) == nameBytes.count {
+                var equal = true
+                for i in 0..<nameBytes.count
+                where ASCII.lowercased(bytes[Int(field.nameStart) + i]) != ASCII.lowercased(nameBytes[i]) {
+                    equal = false
+                    break
+                }
+                if equal { return value(of: field) }
+            }
+            return nil
+        }
+    }
+
+    /// All values of a header kind joined with ", " (a list-valued field's combined value).
+    func combinedValue(_ kind: KnownHeader) -> String? {
+        var result: String?
+        for field in fields where field.kind == kind {
+            let value = value(of: field)
+            result = result.map { $0 + ", " + value } ?? value
+        }
+        return result
+    }
+
+    /// The host the client asked for: an absolute-form authority, else the Host header.
+    var host: String? {
+        absoluteFormAuthority ?? firstValue(.host)
+    }
+}
+
+extension HTTPHead: CustomStringConvertible {
+    var description: String { raw.getString(at: 0, length: raw.readableBytes) ?? "<binary head>" }
+}

@@ -1,0 +1,85 @@
+/// The header names the gateway acts on, recognised once while parsing so that forwarding and
+/// framing never compare names again.
+enum KnownHeader: UInt8 {
+    case other
+    case host
+    case contentLength
+    case transferEncoding
+    case connection
+    case keepAlive
+    case te
+    case trailer
+    case upgrade
+    case proxyConnection
+    case expect
+    case xForwardedFor
+    case xForwardedHost
+    case xForwardedProto
+    case xRequestID
+    case date
+    case setCookie
+    case cacheControl
+    case etag
+    case age
+
+    /// Hop-by-hop headers of RFC 9110 §7.6.1 (plus the legacy Proxy-Connection and Keep-Alive):
+    /// meaningful for one connection only, never forwarded.
+    var isHopByHop: Bool {
+        switch self {
+        case .connection, .keepAlive, .te, .trailer, .transferEncoding, .upgrade, .proxyConnection:
+            true
+        default:
+            false
+        }
+    }
+
+    static func classify(_ bytes: UnsafeRawBufferPointer, _ offset: Int, _ count: Int) -> KnownHeader {
+        @inline(__always) func eq(_ literal: StaticString) -> Bool {
+            ASCII.equalsLowercase(bytes, offset, count, literal)
+        }
+        switch count {
+        case 2: return eq("te") ? .te : .other
+        case 3: return eq("age") ? .age : .other
+        case 4:
+            if eq("host") { return .host }
+            if eq("date") { return .date }
+            if eq("etag") { return .etag }
+            return .other
+        case 6: return eq("expect") ? .expect : .other
+        case 7:
+            if eq("trailer") { return .trailer }
+            if eq("upgrade") { return .upgrade }
+            return .other
+        case 10:
+            if eq("connection") { return .connection }
+            if eq("keep-alive") { return .keepAlive }
+            if eq("set-cookie") { return .setCookie }
+            return .other
+        case 12: return eq("x-request-id") ? .xRequestID : .other
+        case 13: return eq("cache-control") ? .cacheControl : .other
+        case 14: return eq("content-length") ? .contentLength : .other
+        case 15: return eq("x-forwarded-for") ? .xForwardedFor : .other
+        case 16:
+            if eq("x-forwarded-host") { return .xForwardedHost }
+            if eq("proxy-connection") { return .proxyConnection }
+            return .other
+        case 17:
+            if eq("transfer-encoding") { return .transferEncoding }
+            if eq("x-forwarded-proto") { return .xForwardedProto }
+            return .other
+        default:
+            return .other
+        }
+    }
+}
+
+/// One header line of a parsed head, as offsets into the head's bytes (no copies).
+struct HeaderField {
+    var nameStart: Int32
+    var nameLength: Int32
+    var valueStart: Int32
+    var valueLength: Int32
+    var kind: KnownHeader
+    /// Set for hop-by-hop headers and for the headers a `Connection` field names.
+    var hopByHop: Bool
+}

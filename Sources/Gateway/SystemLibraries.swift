@@ -1,0 +1,2 @@
+import CLibpq
+import Cache

@@ -1,0 +1,130 @@
+import Testing
+
+@testable import Gateway
+
+@Suite struct ConfigLoaderTests {
+    let minimal = """
+        listen: 127.0.0.1:8080
+        pools:
+          primary: { role: primary, servers: [http://127.0.0.1:9000] }
+        """
+
+    func parseError(_ yaml: String, environment: [String: String] = [:]) -> ConfigError? {
+        do {
+            _ = try ConfigLoader.parse(yaml: yaml, file: "gw.yaml", environment: environment)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test func minimalConfigGetsDefaults() throws {
+        let config = try ConfigLoader.parse(yaml: minimal)
+        #expect(config.listen == ListenAddress(host: "127.0.0.1", port: 8080))
+        #expect(config.admin == ListenAddress(host: "127.0.0.1", port: 9901))
+        #expect(config.pools.map(\.name) == ["primary"])
+        #expect(config.pools[0].servers == [ServerConfig(url: UpstreamURL(host: "127.0.0.1", port: 9000))])
+        #expect(config.timeouts.clientHeader == .seconds(10))
+        #expect(config.limits.maxBodySize == ByteSize(10 << 20))
+        #expect(config.debugHeaders == false)
+    }
+
+    @Test func fullSectionsAndOrderOfPools() throws {
+        let config = try ConfigLoader.parse(yaml: """
+            listen: ":8081"
+            admin: "[::1]:9902"
+            event_loops: 1
+            debug_headers: true
+            access_log: false
+            trusted_proxies: [10.0.0.0/8, "::1"]
+            limits: { max_header_size: 16k, max_headers: 50, max_body_size: 1MiB }
+            timeouts: { client_header: 500ms, client_body: 2s, keepalive: 1m, send: 30, drain: 1.5s }
+            upstream: { connect_timeout: 250ms, response_timeout: 5s, idle_timeout: 10s, max_connections: 8, queue_timeout: 1s }
+            pools:
+              zeta: { role: replica, region: eu-west, servers: [{ url: "http://10.0.0.2:80", weight: 3 }] }
+              alpha: { servers: ["http://api.internal"] }
+            """)
+        #expect(config.pools.map(\.name) == ["zeta", "alpha"])
+        #expect(config.pools[0].servers[0].weight == 3)
+        #expect(config.pools[1].servers[0].url == UpstreamURL(host: "api.internal", port: 80))
+        #expect(config.pools[1].role == .primary)
+        #expect(config.admin == ListenAddress(host: "::1", port: 9902))
+        #expect(config.listen == ListenAddress(host: "0.0.0.0", port: 8081))
+        #expect(config.limits.maxHeaderSize == ByteSize(16384))
+        #expect(config.timeouts.clientHeader == .milliseconds(500))
+        #expect(config.timeouts.send == .seconds(30))
+        #expect(config.timeouts.drain == .milliseconds(1500))
+        #expect(config.upstream.maxConnections == 8)
+        #expect(config.trustedProxies.count == 2)
+        #expect(config.eventLoops == 1)
+    }
+
+    @Test func unknownKeyNamesLineKeyAndSuggestion() throws {
+        let error = try #require(parseError("""
+            listen: 127.0.0.1:8080
+            pools:
+              primary:
+                role: primary
+                sevrers: [http://127.0.0.1:9000]
+            """))
+        #expect(error.line == 5)
+        #expect(error.key == "pools.primary.sevrers")
+        #expect(error.message.contains("unknown key 'sevrers'"))
+        #expect(error.message.contains("did you mean 'servers'"))
+        #expect(error.description.hasPrefix("gw.yaml:5:"))
+    }
+
+    @Test func badValuesAreLocated() throws {
+        let duration = try #require(parseError(minimal + "\ntimeouts:\n  keepalive: 5 minutes\n"))
+        #expect(duration.line == 5)
+        #expect(duration.key == "timeouts.keepalive")
+        #expect(duration.message.contains("expected a duration"))
+
+        let url = try #require(parseError("""
+            pools:
+              primary:
+                servers:
+                  - http://127.0.0.1:9000
+                  - htp://x
+            """))
+        #expect(url.line == 5)
+        #expect(url.key == "pools.primary.servers[1]")
+
+        let type = try #require(parseError(minimal + "\ndebug_headers: [1]\n"))
+        #expect(type.key == "debug_headers")
+        #expect(type.line == 4)
+    }
+
+    @Test func environmentExpansion() throws {
+        let yaml = """
+            listen: ${LISTEN:-127.0.0.1:8090}
+            pools:
+              primary: { servers: ["http://${API_HOST}:${API_PORT:-9000}"] }
+            """
+        let config = try ConfigLoader.parse(yaml: yaml, environment: ["API_HOST": "10.1.2.3"])
+        #expect(config.listen.port == 8090)
+        #expect(config.pools[0].servers[0].url == UpstreamURL(host: "10.1.2.3", port: 9000))
+        let unset = try #require(parseError(yaml))
+        #expect(unset.message.contains("API_HOST is not set"))
+        #expect(unset.key == "pools.primary.servers[0]")
+        #expect(unset.line == 3)
+        #expect(try EnvironmentExpansion(environment: [:]).expand("cost: $$5 and $x") == "cost: $5 and $x")
+    }
+
+    @Test func wholeFileRules() throws {
+        #expect(parseError("listen: 127.0.0.1:8080\n")?.message.contains("at least one pool") == true)
+        let admin = try #require(parseError(minimal + "\nadmin: 0.0.0.0:9901\n"))
+        #expect(admin.key == "admin_token")
+        #expect(parseError(minimal + "\nadmin: 0.0.0.0:9901\nadmin_token: s3cret\n") == nil)
+        let replicasOnly = try #require(parseError("pools:\n  r: { role: replica, servers: [http://127.0.0.1:1] }\n"))
+        #expect(replicasOnly.message.contains("no pool has role 'primary'"))
+    }
+
+    @Test func yamlSyntaxErrorsHaveALine() throws {
+        let error = try #require(parseError("listen: 127.0.0.1:8080\npools:\n  primary: { servers: [http://a:1\n"))
+        #expect(error.line != nil)
+        #expect(error.message.hasPrefix("YAML syntax"))
+        #expect(parseError("- a\n- b\n")?.message.contains("top level must be a mapping") == true)
+        #expect(parseError("")?.message == "the file is empty")
+    }
+}
