@@ -3,6 +3,12 @@ import PackageDescription
 
 // Dependencies point one way: Gateway → Cache → Router. Router is pure logic and imports nothing
 // of ours; Cache owns shared state (Redis client, cache, limits); Gateway does the I/O.
+/// Release builds skip dynamic exclusivity checks on the data path: each check is a thread-local
+/// lookup, and profiles showed them at ~3% of a proxied request. Debug builds (tests) keep them.
+let hotPathSettings: [SwiftSetting] = [
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))
+]
+
 let package = Package(
     name: "gateway",
     platforms: [.macOS(.v14)],
@@ -28,7 +34,7 @@ let package = Package(
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]
         ),
-        .target(name: "Router"),
+        .target(name: "Router", swiftSettings: hotPathSettings),
         .target(
             name: "Cache",
             dependencies: [
@@ -38,7 +44,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
-            ]
+            ],
+            swiftSettings: hotPathSettings
         ),
         .target(
             name: "Gateway",
@@ -49,12 +56,14 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
-            ]
+            ],
+            swiftSettings: hotPathSettings
         ),
         .executableTarget(
             name: "GatewayMain",

@@ -11,32 +11,29 @@ enum ASCII {
     static let slash: UInt8 = 47
     static let question: UInt8 = 63
 
-    /// `tchar` of RFC 9110 §5.6.2: the characters of a token (method, header name).
-    static let isTokenChar: [Bool] = {
-        var table = [Bool](repeating: false, count: 256)
-        for c in UInt8(ascii: "0")...UInt8(ascii: "9") { table[Int(c)] = true }
-        for c in UInt8(ascii: "a")...UInt8(ascii: "z") { table[Int(c)] = true }
-        for c in UInt8(ascii: "A")...UInt8(ascii: "Z") { table[Int(c)] = true }
-        for c in "!#$%&'*+-.^_`|~".utf8 { table[Int(c)] = true }
-        return table
-    }()
+    /// `tchar` of RFC 9110 §5.6.2 (the characters of a method or header name) as a 128-bit
+    /// bitmap: a constant, so a check is two shifts, with no table to initialise or bounds-check.
+    @inline(__always)
+    static func isTokenChar(_ byte: UInt8) -> Bool {
+        let low: UInt64 = 0x03FF_6CFA_0000_0000
+        let high: UInt64 = 0x57FF_FFFF_C7FF_FFFE
+        if byte < 64 { return (low >> UInt64(byte)) & 1 == 1 }
+        if byte < 128 { return (high >> UInt64(byte &- 64)) & 1 == 1 }
+        return false
+    }
 
     /// Bytes allowed in a field value: VCHAR, SP, HTAB and obs-text. CR, LF, NUL and the other
     /// controls are refused, because they are how header injection and smuggling start.
-    static let isFieldValueChar: [Bool] = {
-        var table = [Bool](repeating: false, count: 256)
-        for c in 0x20...0x7E { table[c] = true }
-        for c in 0x80...0xFF { table[c] = true }
-        table[Int(ASCII.tab)] = true
-        return table
-    }()
+    @inline(__always)
+    static func isFieldValueChar(_ byte: UInt8) -> Bool {
+        (byte >= 0x20 && byte != 0x7F) || byte == ASCII.tab
+    }
 
     /// Bytes allowed in a request-target: visible ASCII only (no spaces, controls or raw UTF-8).
-    static let isTargetChar: [Bool] = {
-        var table = [Bool](repeating: false, count: 256)
-        for c in 0x21...0x7E { table[c] = true }
-        return table
-    }()
+    @inline(__always)
+    static func isTargetChar(_ byte: UInt8) -> Bool {
+        byte > 0x20 && byte < 0x7F
+    }
 
     @inline(__always)
     static func lowercased(_ byte: UInt8) -> UInt8 {

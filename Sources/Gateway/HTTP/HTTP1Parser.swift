@@ -240,7 +240,7 @@ struct HTTP1Parser {
             while i < lineEnd, bytes[i] == ASCII.space || bytes[i] == ASCII.tab { i += 1 }
             if i < lineEnd {
                 guard bytes[i] == ASCII.semicolon else { return .some(nil) }
-                for j in i..<lineEnd where !ASCII.isFieldValueChar[Int(bytes[j])] { return .some(nil) }
+                for j in i..<lineEnd where !ASCII.isFieldValueChar(bytes[j]) { return .some(nil) }
             }
             return .some((size, lf + 1))
         }

@@ -12,7 +12,9 @@ enum BodyFraming: Equatable {
 
 /// A parsed request or response head. It keeps the bytes it was parsed from and refers to the
 /// start line and each field by offset, so forwarding copies bytes instead of building strings.
-struct HTTPHead {
+/// A class: a head is passed through the parser's events into an exchange and read many times;
+/// as a struct of this size every hand-over was a copy and a dozen retains.
+final class HTTPHead {
     /// The head's bytes, from the start line through the blank line, reader index 0.
     var raw: ByteBuffer
     var fields: ContiguousArray<HeaderField>
@@ -34,7 +36,24 @@ struct HTTPHead {
     /// Response heads only.
     var status: Int = 0
 
+    init(raw: ByteBuffer, fields: ContiguousArray<HeaderField>, part1: Range<Int>, part2: Range<Int>, part3: Range<Int>,
+         minorVersion: Int, framing: BodyFraming, keepAlive: Bool) {
+        self.raw = raw
+        self.fields = fields
+        self.part1 = part1
+        self.part2 = part2
+        self.part3 = part3
+        self.minorVersion = minorVersion
+        self.framing = framing
+        self.keepAlive = keepAlive
+    }
+
     var isRequest: Bool { status == 0 }
+
+    var contentLength: Int? {
+        if case .length(let length) = framing { return length }
+        return nil
+    }
 
     // MARK: Reading parts of the head
 

@@ -22,7 +22,7 @@ enum HTTPHeadParser {
         // Start line.
         guard let firstLF = memchrLF(bytes, from: 0, to: bytes.count) else { throw .malformedStartLine }
         let startLineEnd = try lineEnd(bytes, lf: firstLF, lineStart: 0)
-        var head: HTTPHead
+        let head: HTTPHead
         switch kind {
         case .request: head = try parseRequestLine(bytes, end: startLineEnd, raw: raw)
         case .response: head = try parseStatusLine(bytes, end: startLineEnd, raw: raw)
@@ -41,7 +41,7 @@ enum HTTPHeadParser {
             lineStart = lf + 1
         }
         head.fields = fields
-        try decideFraming(&head, bytes, kind: kind)
+        try decideFraming(head, bytes, kind: kind)
         return head
     }
 
@@ -53,18 +53,18 @@ enum HTTPHeadParser {
 
     private static func parseRequestLine(_ bytes: UnsafeRawBufferPointer, end: Int, raw: ByteBuffer) throws(HTTPParseError) -> HTTPHead {
         var i = 0
-        while i < end, ASCII.isTokenChar[Int(bytes[i])] { i += 1 }
+        while i < end, ASCII.isTokenChar(bytes[i]) { i += 1 }
         guard i > 0, i < end, bytes[i] == ASCII.space else { throw .malformedStartLine }
         let methodRange = 0..<i
         i += 1
         let targetStart = i
-        while i < end, ASCII.isTargetChar[Int(bytes[i])] { i += 1 }
+        while i < end, ASCII.isTargetChar(bytes[i]) { i += 1 }
         guard i > targetStart, i < end, bytes[i] == ASCII.space else { throw .malformedStartLine }
         let targetRange = targetStart..<i
         i += 1
         let minor = try parseVersion(bytes, start: i, end: end)
         guard i + 8 == end else { throw .malformedStartLine }
-        var head = HTTPHead(
+        let head = HTTPHead(
             raw: raw, fields: [], part1: methodRange, part2: targetRange, part3: i..<end,
             minorVersion: minor, framing: .none, keepAlive: minor == 1
         )
@@ -86,9 +86,9 @@ enum HTTPHeadParser {
         if end > 12 {
             guard bytes[12] == ASCII.space else { throw .malformedStartLine }
             reasonStart = 13
-            for j in reasonStart..<end where !ASCII.isFieldValueChar[Int(bytes[j])] { throw .malformedStartLine }
+            for j in reasonStart..<end where !ASCII.isFieldValueChar(bytes[j]) { throw .malformedStartLine }
         }
-        var head = HTTPHead(
+        let head = HTTPHead(
             raw: raw, fields: [], part1: 0..<8, part2: 9..<12, part3: reasonStart..<end,
             minorVersion: minor, framing: .none, keepAlive: minor == 1
         )
@@ -141,7 +141,7 @@ enum HTTPHeadParser {
     private static func parseField(_ bytes: UnsafeRawBufferPointer, start: Int, end: Int) throws(HTTPParseError) -> HeaderField {
         var i = start
         // A line starting with whitespace is obs-fold (RFC 9112 §5.2): refused.
-        while i < end, ASCII.isTokenChar[Int(bytes[i])] { i += 1 }
+        while i < end, ASCII.isTokenChar(bytes[i]) { i += 1 }
         // The name must end right at the colon: "Name :" is refused (RFC 9112 §5.1).
         guard i > start, i < end, bytes[i] == ASCII.colon else { throw .malformedHeader }
         let nameEnd = i
@@ -149,7 +149,7 @@ enum HTTPHeadParser {
         while i < end, bytes[i] == ASCII.space || bytes[i] == ASCII.tab { i += 1 }
         var valueEnd = end
         while valueEnd > i, bytes[valueEnd - 1] == ASCII.space || bytes[valueEnd - 1] == ASCII.tab { valueEnd -= 1 }
-        for j in i..<valueEnd where !ASCII.isFieldValueChar[Int(bytes[j])] { throw .malformedHeader }
+        for j in i..<valueEnd where !ASCII.isFieldValueChar(bytes[j]) { throw .malformedHeader }
         let kind = KnownHeader.classify(bytes, start, nameEnd - start)
         return HeaderField(
             nameStart: Int32(start), nameLength: Int32(nameEnd - start),
@@ -160,7 +160,7 @@ enum HTTPHeadParser {
 
     // MARK: Framing and persistence
 
-    private static func decideFraming(_ head: inout HTTPHead, _ bytes: UnsafeRawBufferPointer, kind: HTTP1Parser.Kind) throws(HTTPParseError) {
+    private static func decideFraming(_ head: HTTPHead, _ bytes: UnsafeRawBufferPointer, kind: HTTP1Parser.Kind) throws(HTTPParseError) {
         var contentLength: Int?
         var hasContentLength = false
         var hasTransferEncoding = false
@@ -213,7 +213,7 @@ enum HTTPHeadParser {
         }
 
         if !nominated.isEmpty {
-            markNominated(&head, bytes, nominated)
+            markNominated(head, bytes, nominated)
         }
 
         head.keepAlive = head.minorVersion == 1 ? !closeRequested : (keepAliveRequested && !closeRequested)
@@ -258,7 +258,7 @@ enum HTTPHeadParser {
 
     /// Marks the fields named by Connection as hop-by-hop, except the framing and routing fields
     /// a client must not be able to strip that way.
-    private static func markNominated(_ head: inout HTTPHead, _ bytes: UnsafeRawBufferPointer, _ names: [Range<Int>]) {
+    private static func markNominated(_ head: HTTPHead, _ bytes: UnsafeRawBufferPointer, _ names: [Range<Int>]) {
         for index in head.fields.indices {
             let field = head.fields[index]
             switch field.kind {

@@ -1,0 +1,43 @@
+/// Counts of one server's connections on one event loop, summed over loops for the admin API.
+struct UpstreamSnapshot: Sendable {
+    var serverID: Int
+    var open = 0
+    var idle = 0
+    var waiting = 0
+    var opened = 0
+    var connectFailures = 0
+
+    static func + (lhs: UpstreamSnapshot, rhs: UpstreamSnapshot) -> UpstreamSnapshot {
+        UpstreamSnapshot(serverID: lhs.serverID, open: lhs.open + rhs.open, idle: lhs.idle + rhs.idle,
+                         waiting: lhs.waiting + rhs.waiting, opened: lhs.opened + rhs.opened,
+                         connectFailures: lhs.connectFailures + rhs.connectFailures)
+    }
+}
+
+/// What the admin endpoints report, gathered from every event loop.
+struct GatewaySnapshot: Sendable {
+    var clientConnections = 0
+    var upstreams: [UpstreamSnapshot] = []
+}
+
+extension GatewayServer {
+    func snapshot() async -> GatewaySnapshot {
+        let perLoop = await contexts.collect { context -> GatewaySnapshot in
+            GatewaySnapshot(
+                clientConnections: context.clientConnections.count,
+                upstreams: context.pools.map { pool in
+                    UpstreamSnapshot(serverID: pool.server.id, open: pool.openCount, idle: pool.idleCount,
+                                     waiting: pool.waitingCount, opened: pool.connectionsOpened,
+                                     connectFailures: pool.connectFailures)
+                })
+        }
+        var total = GatewaySnapshot(upstreams: runtime.servers.map { UpstreamSnapshot(serverID: $0.id) })
+        for loop in perLoop {
+            total.clientConnections += loop.clientConnections
+            for upstream in loop.upstreams {
+                total.upstreams[upstream.serverID] = total.upstreams[upstream.serverID] + upstream
+            }
+        }
+        return total
+    }
+}

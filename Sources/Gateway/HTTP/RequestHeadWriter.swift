@@ -1,0 +1,100 @@
+import NIOCore
+
+/// What the gateway adds when it forwards a request.
+struct ForwardingContext {
+    /// The socket peer, appended to X-Forwarded-For.
+    var peerAddress: String
+    /// A trusted proxy's X-Forwarded-Proto and X-Forwarded-Host are kept; anyone else's replaced.
+    var peerIsTrusted: Bool
+    /// When the client sent it, it is already in the head and forwarded as is.
+    var requestID: RequestID
+    /// Routing headers (X-Gateway-Target, X-Gateway-Region, ...).
+    var extraHeaders: [(String, String)] = []
+}
+
+/// Writes the head of a request as the gateway forwards it upstream: origin-form target,
+/// HTTP/1.1, hop-by-hop fields removed, X-Forwarded-* and X-Request-Id set, body framing
+/// declared for what the gateway will actually send.
+enum RequestHeadWriter {
+    static func write(_ head: HTTPHead, context: ForwardingContext, chunkedBody: Bool, into out: inout ByteBuffer) {
+        let absoluteAuthority = head.absoluteFormAuthority
+        let keepProto = context.peerIsTrusted && head.firstField(.xForwardedProto) != nil
+        let keepHost = context.peerIsTrusted && head.firstField(.xForwardedHost) != nil
+        let forwardedHost = keepHost ? nil : head.host
+        let combinedForwardedFor = head.fields.lazy.filter { $0.kind == .xForwardedFor }.count > 1
+            ? head.combinedValue(.xForwardedFor) : nil
+        let originTarget: String? = absoluteAuthority == nil ? nil : head.path + (head.query.map { "?" + $0 } ?? "")
+
+        var bound = head.raw.readableBytes * 2 + 192 + context.peerAddress.utf8.count
+            + RawHeadWriter.length(of: context.requestID) + (forwardedHost?.utf8.count ?? 0)
+            + (combinedForwardedFor?.utf8.count ?? 0) + (absoluteAuthority?.utf8.count ?? 0) * 2
+        for (name, value) in context.extraHeaders { bound += name.utf8.count + value.utf8.count + 4 }
+
+        head.raw.withUnsafeReadableBytes { raw in
+            out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { memory in
+                var w = RawHeadWriter(memory)
+                w.write(UnsafeRawBufferPointer(rebasing: raw[head.part1]))
+                w.write(" ")
+                if let originTarget {
+                    w.write(originTarget)
+                } else {
+                    w.write(UnsafeRawBufferPointer(rebasing: raw[head.part2]))
+                }
+                w.write(" HTTP/1.1\r\n")
+
+                var forwardedFor: UnsafeRawBufferPointer?
+                for field in head.fields where !field.hopByHop {
+                    switch field.kind {
+                    case .xForwardedFor:
+                        // Several X-Forwarded-For fields are one list, written once below.
+                        if forwardedFor == nil { forwardedFor = field.value(in: raw) }
+                        continue
+                    case .xForwardedProto where !context.peerIsTrusted, .xForwardedHost where !context.peerIsTrusted:
+                        continue
+                    case .xRequestID where !context.requestID.fromClient:
+                        // A client ID that was refused is replaced by the generated one below.
+                        continue
+                    case .host where absoluteAuthority != nil:
+                        w.header("Host", absoluteAuthority!)
+                        continue
+                    default:
+                        w.header(field.name(in: raw), field.value(in: raw))
+                    }
+                }
+
+                w.write("X-Forwarded-For: ")
+                if let combinedForwardedFor {
+                    w.write(combinedForwardedFor)
+                    w.write(", ")
+                } else if let forwardedFor, forwardedFor.count > 0 {
+                    w.write(forwardedFor)
+                    w.write(", ")
+                }
+                w.write(context.peerAddress)
+                w.write("\r\n")
+                if let absoluteAuthority, head.firstField(.host) == nil {
+                    w.header("Host", absoluteAuthority)
+                }
+                if !keepProto {
+                    w.write("X-Forwarded-Proto: http\r\n")
+                }
+                if let forwardedHost {
+                    w.header("X-Forwarded-Host", forwardedHost)
+                }
+                if !context.requestID.fromClient {
+                    w.write("X-Request-Id: ")
+                    w.write(context.requestID)
+                    w.write("\r\n")
+                }
+                for (name, value) in context.extraHeaders {
+                    w.header(name, value)
+                }
+                if chunkedBody {
+                    w.write("Transfer-Encoding: chunked\r\n")
+                }
+                w.write("\r\n")
+                return w.count
+            }
+        }
+    }
+}

@@ -1,0 +1,56 @@
+import CoreMetrics
+import NIOConcurrencyHelpers
+import Prometheus
+
+/// The gateway's metrics, in its own Prometheus registry (so several gateways can live in one
+/// test process). The two per-request metrics are kept per event loop instead (`RequestStats`)
+/// and rendered next to the registry's output.
+final class GatewayMetrics: Sendable {
+    let registry: PrometheusCollectorRegistry
+    private let factory: PrometheusMetricsFactory
+    private let errorCounters = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
+    private let gauges = NIOLockedValueBox<[String: CoreMetrics.Gauge]>([:])
+
+    init() {
+        registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [
+            .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
+            .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
+            .seconds(1), .seconds(2), .seconds(5), .seconds(10),
+        ]
+        self.factory = factory
+    }
+
+    /// `gateway_errors_total{kind}`: bad requests, timeouts, upstream failures...
+    func countError(_ kind: String) {
+        let counter = errorCounters.withLockedValue { counters in
+            if let counter = counters[kind] { return counter }
+            let counter = CoreMetrics.Counter(label: "gateway_errors_total", dimensions: [("kind", kind)], factory: factory)
+            counters[kind] = counter
+            return counter
+        }
+        counter.increment()
+    }
+
+    /// Sets a gauge, creating it on first use (values computed when /metrics is scraped).
+    func setGauge(_ label: String, _ dimensions: [(String, String)], _ value: Double) {
+        let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
+        let gauge = gauges.withLockedValue { gauges in
+            if let gauge = gauges[key] { return gauge }
+            let gauge = CoreMetrics.Gauge(label: label, dimensions: dimensions, factory: factory)
+            gauges[key] = gauge
+            return gauge
+        }
+        gauge.record(value)
+    }
+
+    /// The Prometheus text exposition of everything.
+    func render(requestStats: [(pool: String, stats: RequestStats)]) -> [UInt8] {
+        var buffer: [UInt8] = []
+        registry.emit(into: &buffer)
+        buffer += RequestStats.render(requestStats)
+        return buffer
+    }
+}
+

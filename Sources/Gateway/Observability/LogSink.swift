@@ -1,0 +1,100 @@
+import NIOConcurrencyHelpers
+import Foundation
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Where log lines go: appended to a buffer under a lock and written to a file descriptor by a
+/// background thread, so an event loop never blocks on a slow terminal, pipe or disk. When the
+/// writer falls too far behind, lines are dropped and counted rather than growing memory.
+final class LogSink: @unchecked Sendable {
+    private let lock = NIOLock()
+    private var pending: [UInt8] = []
+    private var droppedLines = 0
+    private let fd: Int32
+    private let maxPending: Int
+    private var thread: Thread?
+    private let condition = ConditionLock(value: 0)
+    private var stopping = false
+
+    static let standardError = LogSink(fd: 2)
+    static let standardOutput = LogSink(fd: 1)
+
+    init(fd: Int32, maxPending: Int = 8 << 20) {
+        self.fd = fd
+        self.maxPending = maxPending
+        pending.reserveCapacity(64 * 1024)
+    }
+
+    var dropped: Int { lock.withLock { droppedLines } }
+
+    func write(_ line: [UInt8]) {
+        let wake: Bool = lock.withLock {
+            guard pending.count + line.count <= maxPending else {
+                droppedLines += 1
+                return false
+            }
+            let wasEmpty = pending.isEmpty
+            pending.append(contentsOf: line)
+            return wasEmpty
+        }
+        if wake { startIfNeeded(); condition.lock(); condition.unlock(withValue: 1) }
+    }
+
+    /// Writes whatever is pending now, on the caller's thread (used at exit).
+    func flush() {
+        let bytes: [UInt8] = lock.withLock {
+            defer { pending.removeAll(keepingCapacity: true) }
+            return pending
+        }
+        writeAll(bytes)
+    }
+
+    private func startIfNeeded() {
+        lock.withLock {
+            guard thread == nil else { return }
+            let thread = Thread { [self] in self.run() }
+            self.thread = thread
+            thread.start()
+        }
+    }
+
+    private func run() {
+        while true {
+            condition.lock(whenValue: 1)
+            condition.unlock(withValue: 0)
+            let bytes: [UInt8] = lock.withLock {
+                defer { pending.removeAll(keepingCapacity: true) }
+                return pending
+            }
+            writeAll(bytes)
+        }
+    }
+
+    private func writeAll(_ bytes: [UInt8]) {
+        var offset = 0
+        bytes.withUnsafeBytes { raw in
+            while offset < raw.count {
+                let n = systemWrite(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n <= 0 {
+                    if n < 0 && errno == EINTR { continue }
+                    return
+                }
+                offset += n
+            }
+        }
+    }
+}
+
+@inline(__always)
+private func systemWrite(_ fd: Int32, _ pointer: UnsafeRawPointer, _ count: Int) -> Int {
+    #if canImport(Glibc)
+    Glibc.write(fd, pointer, count)
+    #else
+    Darwin.write(fd, pointer, count)
+    #endif
+}

@@ -1,0 +1,137 @@
+import NIOCore
+
+/// The client-side handler that uses an upstream connection while it is leased.
+protocol UpstreamConnectionOwner: AnyObject {
+    func upstreamHasData(_ connection: UpstreamConnection)
+    func upstreamReadComplete(_ connection: UpstreamConnection)
+    func upstreamClosed(_ connection: UpstreamConnection)
+    func upstreamWritabilityChanged(_ connection: UpstreamConnection)
+}
+
+/// One keep-alive connection to an upstream server, and the handler of its channel. It parses
+/// responses for whichever client connection leased it, on the same event loop, and holds back
+/// socket reads while that client cannot take more bytes (the GlueHandler pattern).
+final class UpstreamConnection: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let server: UpstreamServer
+    unowned let pool: UpstreamConnectionPool
+    var parser: HTTP1Parser
+    /// The client connection using this one; nil while idle in the pool.
+    var owner: UpstreamConnectionOwner?
+    /// When it went back to the pool; idle connections past `idle_timeout` are closed.
+    var idleSince: NIODeadline = .now()
+    private(set) var requestsServed = 0
+    /// Reused for request heads (see `DownstreamHandler.responseHeadScratch`).
+    var headScratch = ByteBuffer()
+    /// Set once the pool has counted this connection as gone.
+    var closeAccounted = false
+
+    private var context: ChannelHandlerContext?
+    private var readingAllowed = true
+    private var pendingRead = false
+    private(set) var isActive = false
+
+    init(server: UpstreamServer, pool: UpstreamConnectionPool, maxHeadBytes: Int) {
+        self.server = server
+        self.pool = pool
+        self.parser = HTTP1Parser(kind: .response, maxHeadBytes: maxHeadBytes, maxHeaderCount: 256)
+    }
+
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    // MARK: Used by the owner
+
+    /// Prepares for the next request; `head` says whether its response has no body.
+    func beginRequest(respondingToHead: Bool) {
+        parser.respondingToHead = respondingToHead
+        requestsServed += 1
+    }
+
+    private var needsFlush = false
+
+    func write(_ buffer: ByteBuffer) {
+        context?.write(wrapOutboundOut(buffer), promise: nil)
+        needsFlush = true
+    }
+
+    func flush() {
+        needsFlush = false
+        context?.flush()
+    }
+
+    func flushIfNeeded() {
+        if needsFlush { flush() }
+    }
+
+    func pauseReading() {
+        readingAllowed = false
+    }
+
+    func resumeReading() {
+        readingAllowed = true
+        if pendingRead, let context {
+            pendingRead = false
+            context.read()
+        }
+    }
+
+    func close() {
+        guard let context, isActive else { return }
+        isActive = false
+        context.close(promise: nil)
+    }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        isActive = context.channel.isActive
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        isActive = true
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        parser.append(unwrapInboundIn(data))
+        if let owner {
+            owner.upstreamHasData(self)
+        } else {
+            // Bytes on an idle connection belong to no request: the connection is unusable.
+            close()
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        owner?.upstreamReadComplete(self)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        isActive = false
+        let owner = self.owner
+        self.owner = nil
+        pool.connectionClosed(self)
+        owner?.upstreamClosed(self)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        owner?.upstreamWritabilityChanged(self)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if readingAllowed {
+            context.read()
+        } else {
+            pendingRead = true
+        }
+    }
+}

@@ -1,0 +1,188 @@
+import NIOCore
+
+/// What waits for a connection from a pool (a client connection with a request to forward).
+protocol UpstreamLeaseRequester: AnyObject {
+    func leaseSucceeded(_ connection: UpstreamConnection)
+    func leaseFailed(_ failure: UpstreamFailure)
+}
+
+/// The keep-alive connections of one event loop to one upstream server. Only its own loop
+/// touches it, so the hot path takes no locks: a lease pops the most recently used idle
+/// connection (warm, and lets the others age out), else opens one while under the cap, else
+/// queues the requester until a connection comes back.
+final class UpstreamConnectionPool {
+    let server: UpstreamServer
+    let eventLoop: EventLoop
+    private let connector: UpstreamConnector
+    /// This loop's share of the server's `max_connections`.
+    let maxConnections: Int
+    private let maxHeadBytes: Int
+
+    private var idle: [UpstreamConnection] = []
+    /// Connecting, idle and leased connections.
+    private(set) var openCount = 0
+    private var waiters = CircularBuffer<UpstreamLeaseRequester>()
+    /// Connects started for a requester that may have gone away since.
+    private var connectsInFlight: [ObjectIdentifier: UpstreamLeaseRequester] = [:]
+    private var closed = false
+
+    private(set) var connectFailures = 0
+    private(set) var connectionsOpened = 0
+
+    init(server: UpstreamServer, eventLoop: EventLoop, connector: UpstreamConnector, maxConnections: Int, maxHeadBytes: Int) {
+        self.server = server
+        self.eventLoop = eventLoop
+        self.connector = connector
+        self.maxConnections = max(1, maxConnections)
+        self.maxHeadBytes = maxHeadBytes
+    }
+
+    var idleCount: Int { idle.count }
+    var waitingCount: Int { waiters.count }
+
+    enum LeaseResult {
+        case ready(UpstreamConnection)
+        /// The requester's `leaseSucceeded` or `leaseFailed` will be called later.
+        case pending
+    }
+
+    func lease(for requester: UpstreamLeaseRequester) -> LeaseResult {
+        while let connection = idle.popLast() {
+            if connection.isActive { return .ready(connection) }
+        }
+        guard !closed else {
+            return .pending.failing(requester, with: .noServer, on: eventLoop)
+        }
+        if openCount < maxConnections {
+            startConnect(for: requester)
+        } else {
+            waiters.append(requester)
+        }
+        return .pending
+    }
+
+    /// The requester no longer wants a connection (timed out, or its client left).
+    func cancel(_ requester: UpstreamLeaseRequester) {
+        if let index = waiters.firstIndex(where: { $0 === requester }) {
+            waiters.remove(at: index)
+        }
+        connectsInFlight.removeValue(forKey: ObjectIdentifier(requester))
+    }
+
+    /// A connection comes back after an exchange. Unless it can carry another request it is
+    /// closed; otherwise the first waiter gets it, or it goes idle.
+    func release(_ connection: UpstreamConnection, reusable: Bool) {
+        connection.owner = nil
+        connection.resumeReading()
+        guard reusable, connection.isActive, !closed, connection.parser.isIdle else {
+            connection.close()
+            return
+        }
+        if let waiter = waiters.popFirst() {
+            handOver(connection, to: waiter)
+            return
+        }
+        connection.idleSince = .now()
+        idle.append(connection)
+    }
+
+    /// Called once when a connection's channel goes inactive.
+    func connectionClosed(_ connection: UpstreamConnection) {
+        guard !connection.closeAccounted else { return }
+        connection.closeAccounted = true
+        openCount -= 1
+        if let index = idle.firstIndex(where: { $0 === connection }) {
+            idle.remove(at: index)
+        }
+        serveWaitersWithNewConnections()
+    }
+
+    /// Closes connections idle since before `cutoff`.
+    func closeIdle(before cutoff: NIODeadline) {
+        while let oldest = idle.first, oldest.idleSince < cutoff {
+            idle.removeFirst()
+            oldest.close()
+        }
+    }
+
+    /// Shutdown: idle connections close, waiters fail, leased ones close when released.
+    func close() {
+        closed = true
+        for connection in idle { connection.close() }
+        idle.removeAll()
+        while let waiter = waiters.popFirst() {
+            waiter.leaseFailed(.noServer)
+        }
+    }
+
+    // MARK: Connecting
+
+    private func startConnect(for requester: UpstreamLeaseRequester) {
+        openCount += 1
+        connectionsOpened += 1
+        let key = ObjectIdentifier(requester)
+        connectsInFlight[key] = requester
+        let connection = UpstreamConnection(server: server, pool: self, maxHeadBytes: maxHeadBytes)
+        connector.connect(to: server, on: eventLoop, handler: connection)
+            .assumeIsolated()
+            .whenComplete { result in
+                let waiting = self.connectsInFlight.removeValue(forKey: key)
+                switch result {
+                case .success:
+                    if let waiting, waiting === requester {
+                        requester.leaseSucceeded(connection)
+                    } else {
+                        // Its requester left: the connection serves the queue or goes idle.
+                        self.release(connection, reusable: true)
+                    }
+                case .failure(let error):
+                    if !connection.closeAccounted {
+                        connection.closeAccounted = true
+                        self.openCount -= 1
+                    }
+                    self.connectFailures += 1
+                    var failure = UpstreamFailure.connectRefused
+                    if let channelError = error as? ChannelError, case .connectTimeout = channelError {
+                        failure = .connectTimeout
+                    }
+                    waiting?.leaseFailed(failure)
+                    // Waiters queued behind a full pool fail the same way instead of waiting
+                    // for a connection that is not coming.
+                    if self.openCount == 0 {
+                        while let waiter = self.waiters.popFirst() { waiter.leaseFailed(failure) }
+                    }
+                }
+            }
+    }
+
+    private func serveWaitersWithNewConnections() {
+        while !closed, openCount < maxConnections, let waiter = waiters.popFirst() {
+            startConnect(for: waiter)
+        }
+    }
+
+    /// Hands a connection to a queued requester on the next loop tick, outside the releasing
+    /// client's call stack.
+    private func handOver(_ connection: UpstreamConnection, to waiter: UpstreamLeaseRequester) {
+        connection.owner = nil
+        eventLoop.assumeIsolated().execute {
+            if connection.isActive {
+                waiter.leaseSucceeded(connection)
+            } else {
+                // Lost meanwhile: the waiter asks again.
+                switch self.lease(for: waiter) {
+                case .ready(let other): waiter.leaseSucceeded(other)
+                case .pending: break
+                }
+            }
+        }
+    }
+}
+
+extension UpstreamConnectionPool.LeaseResult {
+    /// `.pending`, with the failure delivered on the next tick (never re-entrantly).
+    fileprivate func failing(_ requester: UpstreamLeaseRequester, with failure: UpstreamFailure, on eventLoop: EventLoop) -> Self {
+        eventLoop.assumeIsolated().execute { requester.leaseFailed(failure) }
+        return .pending
+    }
+}

@@ -1,0 +1,29 @@
+import NIOCore
+
+/// One upstream server of one pool, as the data path needs it: resolved once at start-up.
+final class UpstreamServer: Sendable {
+    /// Index into every per-loop array of connection pools.
+    let id: Int
+    let poolName: String
+    let url: UpstreamURL
+    let address: SocketAddress
+    let weight: Int
+    let settings: UpstreamSettings
+    /// `settings`' durations as `TimeAmount`s, converted once.
+    let responseTimeout: TimeAmount
+    let acquireTimeout: TimeAmount
+
+    init(id: Int, poolName: String, url: UpstreamURL, address: SocketAddress, weight: Int, settings: UpstreamSettings) {
+        self.id = id
+        self.poolName = poolName
+        self.url = url
+        self.address = address
+        self.weight = weight
+        self.settings = settings
+        self.responseTimeout = settings.responseTimeout.timeAmount
+        self.acquireTimeout = settings.queueTimeout.timeAmount + settings.connectTimeout.timeAmount
+    }
+
+    /// `host:port`, the server's name in metrics, logs and debug headers.
+    var authority: String { url.authority }
+}

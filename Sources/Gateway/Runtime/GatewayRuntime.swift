@@ -1,0 +1,93 @@
+import Logging
+import NIOCore
+import Router
+
+/// A pool as the data path sees it.
+final class PoolRuntime: Sendable {
+    let index: Int
+    let name: String
+    let role: PoolConfig.Role
+    let region: String?
+    let servers: [UpstreamServer]
+
+    init(index: Int, name: String, role: PoolConfig.Role, region: String?, servers: [UpstreamServer]) {
+        self.index = index
+        self.name = name
+        self.role = role
+        self.region = region
+        self.servers = servers
+    }
+}
+
+/// Everything the data path reads that comes from the configuration, compiled once: upstream
+/// addresses resolved, pools indexed, metric handles created. Immutable and shared by all
+/// event loops.
+final class GatewayRuntime: Sendable {
+    let config: GatewayConfig
+    let pools: [PoolRuntime]
+    let servers: [UpstreamServer]
+    /// Requests no rule sends elsewhere go here: the first pool with role primary.
+    let defaultPool: PoolRuntime
+    let trustedProxies: CIDRSet
+    let timeouts: ClientTimeouts
+    let metrics: GatewayMetrics
+    let logger: Logger
+    /// nil when `access_log: false`.
+    let accessLogger: Logger?
+
+    init(config: GatewayConfig, metrics: GatewayMetrics, logger: Logger, accessLogger: Logger?) throws {
+        self.config = config
+        self.metrics = metrics
+        self.logger = logger
+        self.accessLogger = config.accessLog ? accessLogger : nil
+        var servers: [UpstreamServer] = []
+        var pools: [PoolRuntime] = []
+        for (poolIndex, pool) in config.pools.enumerated() {
+            var poolServers: [UpstreamServer] = []
+            for server in pool.servers {
+                let address = try Self.resolve(server.url)
+                let upstream = UpstreamServer(
+                    id: servers.count, poolName: pool.name, url: server.url, address: address,
+                    weight: server.weight, settings: config.upstream)
+                servers.append(upstream)
+                poolServers.append(upstream)
+            }
+            pools.append(PoolRuntime(
+                index: poolIndex, name: pool.name, role: pool.role, region: pool.region,
+                servers: poolServers))
+        }
+        self.servers = servers
+        self.pools = pools
+        self.defaultPool = pools.first { $0.role == .primary } ?? pools[0]
+        self.trustedProxies = CIDRSet(config.trustedProxies)
+        self.timeouts = ClientTimeouts(config.timeouts)
+    }
+
+    /// Resolves a server's host once, at start-up, as nginx does for `server` lines.
+    private static func resolve(_ url: UpstreamURL) throws -> SocketAddress {
+        if let ip = IPAddress(url.host) {
+            return try SocketAddress(ipAddress: ip.description, port: url.port)
+        }
+        do {
+            return try SocketAddress.makeAddressResolvingHost(url.host, port: url.port)
+        } catch {
+            throw ConfigError(file: "", key: "pools", message: "cannot resolve upstream host '\(url.host)': \(error)")
+        }
+    }
+}
+
+/// Client timeouts converted once: turning a `Duration` into a `TimeAmount` is arithmetic the
+/// data path should not repeat on every request.
+struct ClientTimeouts: Sendable {
+    let clientHeader: TimeAmount
+    let clientBody: TimeAmount
+    let keepalive: TimeAmount
+    let send: TimeAmount
+
+    init(_ timeouts: Timeouts) {
+        clientHeader = timeouts.clientHeader.timeAmount
+        clientBody = timeouts.clientBody.timeAmount
+        keepalive = timeouts.keepalive.timeAmount
+        send = timeouts.send.timeAmount
+    }
+}

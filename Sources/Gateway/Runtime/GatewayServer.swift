@@ -1,0 +1,126 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// A running gateway: the event loops, the proxy listener and the admin listener. As a
+/// `Service` it runs until SIGTERM/SIGINT, then stops accepting, lets in-flight requests finish
+/// for up to `timeouts.drain`, closes what is left and returns.
+public final class GatewayServer: Service, Sendable {
+    public static let version = "0.1.0"
+
+    public struct BoundAddresses: Sendable {
+        public var proxy: SocketAddress
+        public var admin: SocketAddress
+        public var proxyPort: Int { proxy.port ?? 0 }
+        public var adminPort: Int { admin.port ?? 0 }
+    }
+
+    public let config: GatewayConfig
+    let group: MultiThreadedEventLoopGroup
+    let runtime: GatewayRuntime
+    let contexts: LoopContexts
+    let logger: Logger
+    let startedAt = NIODeadline.now()
+    private let channels = NIOLockedValueBox<[Channel]>([])
+    private let shutdownStarted = NIOLockedValueBox(false)
+
+    /// - Parameters:
+    ///   - eventLoops: overrides `event_loops` of the config (command line).
+    public convenience init(config: GatewayConfig, logger: Logger, accessLogger: Logger?, eventLoops: Int? = nil) throws {
+        try self.init(config: config, logger: logger, accessLogger: accessLogger, eventLoops: eventLoops,
+                      connector: TCPUpstreamConnector())
+    }
+
+    init(config: GatewayConfig, logger: Logger, accessLogger: Logger?, eventLoops: Int?, connector: UpstreamConnector & Sendable) throws {
+        self.config = config
+        self.logger = logger
+        let threads = eventLoops ?? config.eventLoops ?? System.coreCount
+        group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        do {
+            runtime = try GatewayRuntime(config: config, metrics: GatewayMetrics(), logger: logger, accessLogger: accessLogger)
+        } catch {
+            try? group.syncShutdownGracefully()
+            throw error
+        }
+        contexts = LoopContexts(group: group, runtime: runtime, connector: connector)
+    }
+
+    /// Binds both listeners and starts serving; returns the bound addresses (port 0 in the
+    /// config means "any free port").
+    @discardableResult
+    public func start() async throws -> BoundAddresses {
+        contexts.forEach { $0.start() }
+        let contexts = self.contexts
+        let proxy = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 4096)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelOption(.maxMessagesPerRead, value: 4)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let handler = DownstreamHandler(loop: contexts.context(for: channel.eventLoop))
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                }
+            }
+            .bind(host: config.listen.host, port: config.listen.port)
+            .get()
+        channels.withLockedValue { $0.append(proxy) }
+
+        let admin: Channel
+        do {
+            admin = try await AdminServer(gateway: self).bind(group: group)
+        } catch {
+            try? await proxy.close()
+            throw error
+        }
+        channels.withLockedValue { $0.append(admin) }
+        let bound = BoundAddresses(proxy: proxy.localAddress!, admin: admin.localAddress!)
+        logger.info("gateway started", metadata: [
+            "listen": "\(bound.proxy)", "admin": "\(bound.admin)", "event_loops": "\(contexts.ordered.count)",
+            "pools": "\(runtime.pools.map(\.name).joined(separator: ","))", "version": "\(Self.version)",
+        ])
+        return bound
+    }
+
+    public func run() async throws {
+        try await start()
+        // Returns on SIGTERM/SIGINT (through the ServiceGroup) or when the task is cancelled.
+        try? await gracefulShutdown()
+        await shutdown()
+    }
+
+    /// Stops accepting, drains in-flight requests for up to `timeouts.drain`, then closes
+    /// everything and stops the event loops.
+    public func shutdown() async {
+        let first = shutdownStarted.withLockedValue { started in
+            defer { started = true }
+            return !started
+        }
+        guard first else { return }
+        let drain = config.timeouts.drain
+        logger.info("draining", metadata: ["timeout": "\(drain)"])
+        for channel in channels.withLockedValue({ $0 }) {
+            try? await channel.close()
+        }
+        contexts.forEach { $0.beginDrain() }
+        let deadline = NIODeadline.now() + drain.timeAmount
+        while NIODeadline.now() < deadline {
+            let open = await contexts.collect { $0.clientConnections.count }.reduce(0, +)
+            if open == 0 { break }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        let left = await contexts.collect { $0.clientConnections.count }.reduce(0, +)
+        if left > 0 {
+            logger.warning("drain timeout: closing connections still open", metadata: ["connections": "\(left)"])
+        }
+        contexts.forEach { $0.closeEverything() }
+        try? await Task.sleep(for: .milliseconds(20))
+        try? await group.shutdownGracefully()
+        logger.info("stopped")
+    }
+
+    var isDraining: Bool { shutdownStarted.withLockedValue { $0 } }
+}

@@ -1,0 +1,104 @@
+import ArgumentParser
+import Gateway
+import Logging
+import ServiceLifecycle
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct GatewayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gateway",
+        abstract: "A read-replica-aware routing gateway and cache for HTTP APIs.",
+        discussion: """
+            Runs the gateway with a YAML configuration file (--config), or only checks one \
+            (--check): a valid file exits 0; an invalid one prints file:line:column, the key \
+            and what is wrong, and exits 1. See README.md for every configuration key.
+
+            SIGTERM or SIGINT stops accepting connections, lets requests in flight finish for \
+            up to timeouts.drain, and exits 0.
+            """,
+        version: GatewayServer.version
+    )
+
+    @Option(name: .long, help: ArgumentHelp("Run with this configuration file.", valueName: "file"))
+    var config: String?
+
+    @Option(name: .long, help: ArgumentHelp("Only validate this configuration file, then exit.", valueName: "file"))
+    var check: String?
+
+    @Option(name: .long, help: ArgumentHelp("Event loops of the data path (overrides event_loops).", valueName: "n"))
+    var eventLoops: Int?
+
+    @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        if (config == nil) == (check == nil) {
+            throw ValidationError("give exactly one of --config FILE or --check FILE")
+        }
+        if Logger.Level(rawValue: logLevel) == nil {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+        if let eventLoops, !(1...256).contains(eventLoops) {
+            throw ValidationError("--event-loops must be 1...256")
+        }
+    }
+
+    func run() async throws {
+        if let path = check {
+            do {
+                let loaded = try ConfigLoader.load(path: path)
+                print("\(path): OK (\(loaded.pools.count) pools, \(loaded.pools.reduce(0) { $0 + $1.servers.count }) servers)")
+            } catch {
+                printError(error.description)
+                throw ExitCode(1)
+            }
+            return
+        }
+
+        let level = Logger.Level(rawValue: logLevel)!
+        LoggingSystem.bootstrap { label in
+            LogfmtLogHandler.make(label: label, level: level)
+        }
+        let logger = Logger(label: "gateway")
+        let loaded: GatewayConfig
+        do {
+            loaded = try ConfigLoader.load(path: config!)
+        } catch {
+            printError(error.description)
+            throw ExitCode(1)
+        }
+        let server: GatewayServer
+        do {
+            server = try GatewayServer(config: loaded, logger: logger, accessLogger: Logger(label: "access"), eventLoops: eventLoops)
+        } catch {
+            printError("\(config!): \(error)")
+            throw ExitCode(1)
+        }
+        let group = ServiceGroup(
+            configuration: .init(services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            logger.error("gateway failed", metadata: ["error": "\(error)"])
+            LogfmtLogHandler.flushAll()
+            throw ExitCode(1)
+        }
+        LogfmtLogHandler.flushAll()
+    }
+
+    private func printError(_ message: String) {
+        var stderr = StandardError()
+        print("gateway: \(message)", to: &stderr)
+    }
+}
+
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) {
+        var bytes = Array(string.utf8)
+        _ = Glibc.write(2, &bytes, bytes.count)
+    }
+}

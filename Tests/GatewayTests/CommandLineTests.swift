@@ -1,0 +1,91 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// The `gateway` executable itself: `--check`, `--help`, and a clean exit on SIGTERM.
+@Suite(.timeLimit(.minutes(1)))
+struct CommandLineTests {
+    static let binary: String = {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/gateway").path
+    }()
+
+    func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    func temporaryFile(_ text: String) throws -> String {
+        let path = NSTemporaryDirectory() + "gateway-test-\(UUID().uuidString).yaml"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func binaryExists() {
+        #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "build the package first: swift build")
+    }
+
+    @Test func checkAcceptsAValidFile() throws {
+        let path = try temporaryFile("pools:\n  primary: { servers: [http://127.0.0.1:9000] }\n")
+        let result = try run(["--check", path])
+        #expect(result.status == 0)
+        #expect(result.output.contains("OK"))
+    }
+
+    @Test func checkNamesFileLineAndKey() throws {
+        let path = try temporaryFile("pools:\n  primary:\n    servers: [http://127.0.0.1:9000]\n    wieght: 3\n")
+        let result = try run(["--check", path])
+        #expect(result.status == 1)
+        #expect(result.output.contains("\(path):4:"))
+        #expect(result.output.contains("pools.primary.wieght"))
+        #expect(result.output.contains("unknown key"))
+    }
+
+    @Test func helpExplainsBothModes() throws {
+        let result = try run(["--help"])
+        #expect(result.status == 0)
+        #expect(result.output.contains("--config"))
+        #expect(result.output.contains("--check"))
+    }
+
+    @Test func sigtermDrainsAndExitsZero() async throws {
+        let upstream = TestUpstream()
+        try await upstream.start()
+        let port = try freePort()
+        let path = try temporaryFile("""
+            listen: 127.0.0.1:\(port)
+            admin: 127.0.0.1:0
+            pools:
+              primary: { servers: ["\(upstream.url)"] }
+            """)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["--config", path]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var client: RawClient?
+        for _ in 0..<100 where client == nil {
+            client = try? await RawClient.connect(port: port)
+            if client == nil { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        let connection = try #require(client)
+        try await connection.send("GET /delay/500 HTTP/1.1\r\nHost: t\r\n\r\n")
+        try await Task.sleep(for: .milliseconds(100))
+        process.terminate()  // SIGTERM
+        let response = try await connection.readResponse(timeout: .seconds(5))
+        #expect(response.status == 200)
+        while process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(process.terminationStatus == 0)
+        #expect(process.terminationReason == .exit)
+        await upstream.stop()
+    }
+}

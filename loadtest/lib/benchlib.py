@@ -1,0 +1,232 @@
+"""Shared pieces of the benchmark scripts: installing tools, starting peers, running wrk."""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def ensure_packages(commands):
+    """Installs the Debian package of every missing command ({command: package})."""
+    missing = sorted({pkg for cmd, pkg in commands.items() if shutil.which(cmd) is None
+                      and not os.path.exists(f"/usr/sbin/{cmd}")})
+    if not missing:
+        return
+    print(f"installing {' '.join(missing)} ...", file=sys.stderr)
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(sudo + ["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(sudo + ["apt-get", "install", "-y", "-qq"] + missing, check=True, env=env,
+                   stdout=subprocess.DEVNULL)
+
+
+def build_gateway(skip=False):
+    """Builds the release binary the way the README's release build does; returns its path."""
+    if not skip:
+        subprocess.run([os.path.join(ROOT, "scripts", "build-release")], check=True)
+    path = os.path.join(ROOT, ".build", "release", "gateway")
+    if not os.path.exists(path):
+        sys.exit("no release build at " + path)
+    return path
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listens on port {port} after {timeout}s")
+
+
+def write(directory, name, text):
+    path = os.path.join(directory, name)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o644)
+    return path
+
+
+class Processes:
+    """Child processes that are stopped (and waited for) whatever happens."""
+
+    def __init__(self):
+        self.procs = []
+
+    def start(self, name, command):
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        self.procs.append((name, proc))
+        time.sleep(0.2)
+        if proc.poll() is not None:
+            raise SystemExit(f"{name} exited at once: {proc.stderr.read().decode()[-2000:]}")
+        return proc
+
+    def stop_all(self):
+        for name, proc in reversed(self.procs):
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for name, proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def nginx_upstream(work, port, body):
+    conf = f"""
+worker_processes 1;
+daemon off;
+pid {work}/upstream.pid;
+error_log {work}/upstream-error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{ default_type application/json; return 200 '{body}'; }}
+  }}
+}}
+"""
+    return ["nginx", "-c", write(work, "upstream.conf", conf), "-p", work]
+
+
+def nginx_proxy(work, port, upstream_port, extra_http="", extra_location=""):
+    conf = f"""
+worker_processes 1;
+daemon off;
+pid {work}/nginx-{port}.pid;
+error_log {work}/nginx-{port}-error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  upstream api {{ server 127.0.0.1:{upstream_port}; keepalive 128; }}
+  {extra_http}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://api;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      {extra_location}
+    }}
+  }}
+}}
+"""
+    return ["nginx", "-c", write(work, f"nginx-{port}.conf", conf), "-p", work]
+
+
+def haproxy_proxy(work, port, upstream_port, extra_frontend=""):
+    conf = f"""
+global
+  nbthread 1
+  maxconn 4000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:{port}
+  {extra_frontend}
+  default_backend be
+backend be
+  server s1 127.0.0.1:{upstream_port} maxconn 4000
+"""
+    return ["haproxy", "-db", "-f", write(work, f"haproxy-{port}.cfg", conf)]
+
+
+def gateway_config(port, admin_port, upstream_port, extra=""):
+    return f"""
+listen: 127.0.0.1:{port}
+admin: 127.0.0.1:{admin_port}
+access_log: false
+pools:
+  primary: {{ role: primary, servers: ["http://127.0.0.1:{upstream_port}"] }}
+{extra}
+"""
+
+
+def rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _to_ms(text):
+    value = float(re.match(r"[\d.]+", text).group())
+    if text.endswith("us"):
+        return value / 1000
+    if text.endswith("ms"):
+        return value
+    if text.endswith("s"):
+        return value * 1000
+    return value
+
+
+def run_wrk(url, duration, connections, rss_pid=None, script=None, headers=()):
+    """Warms up, then one measured wrk run; returns req/s, p50/p99 (ms), errors, peak RSS."""
+    base = ["wrk", "-t1", f"-c{connections}"]
+    for header in headers:
+        base += ["-H", header]
+    if script:
+        base += ["-s", script]
+    subprocess.run(base + ["-d2s", url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(base + [f"-d{duration}s", "--latency", url], stdout=subprocess.PIPE, text=True)
+    peak = 0
+    while proc.poll() is None:
+        if rss_pid:
+            peak = max(peak, rss_kib(rss_pid) or 0)
+        time.sleep(0.25)
+    out = proc.stdout.read()
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = _to_ms(re.search(r"50%\s+(\S+)", out).group(1))
+    p99 = _to_ms(re.search(r"99%\s+(\S+)", out).group(1))
+    errors = 0
+    match = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if match:
+        errors += int(match.group(1))
+    match = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if match:
+        errors += sum(int(g) for g in match.groups())
+    return {"rps": rps, "p50": p50, "p99": p99, "errors": errors, "peak_rss_kib": peak or None}
+
+
+def print_table(title, results, baseline):
+    base = results.get(baseline)
+    print()
+    print(title)
+    print(f"{'target':<26}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'x ' + baseline:>10}{'p99 x':>8}{'RSS idle/load MiB':>20}")
+    for name, r in results.items():
+        ratio = r["rps"] / base["rps"] if base else float("nan")
+        p99_ratio = r["p99"] / base["p99"] if base else float("nan")
+        rss = ""
+        if r.get("idle_rss_kib") or r.get("peak_rss_kib"):
+            idle = (r.get("idle_rss_kib") or 0) / 1024
+            peak = (r.get("peak_rss_kib") or 0) / 1024
+            rss = f"{idle:.1f} / {peak:.1f}"
+        print(f"{name:<26}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['errors']:>8}{ratio:>10.2f}{p99_ratio:>8.2f}{rss:>20}")
+    print()
