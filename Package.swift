@@ -83,7 +83,6 @@ let package = Package(
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "RouterTests", dependencies: ["Router"]),
-        .testTarget(name: "CacheTests", dependencies: ["Cache", "TestSupport"]),
         .testTarget(
             name: "GatewayTests",
             dependencies: [

@@ -51,7 +51,7 @@ struct GatewayCommand: AsyncParsableCommand {
         if let path = check {
             do {
                 let loaded = try ConfigLoader.load(path: path)
-                print("\(path): OK (\(loaded.pools.count) pools, \(loaded.pools.reduce(0) { $0 + $1.servers.count }) servers)")
+                print("\(path): OK (pools: \(loaded.pools.count), servers: \(loaded.pools.reduce(0) { $0 + $1.servers.count }))")
             } catch {
                 printError(error.description)
                 throw ExitCode(1)
@@ -83,6 +83,7 @@ struct GatewayCommand: AsyncParsableCommand {
         do {
             try await group.run()
         } catch {
+            printError("\(config!): \(error)")
             logger.error("gateway failed", metadata: ["error": "\(error)"])
             LogfmtLogHandler.flushAll()
             throw ExitCode(1)

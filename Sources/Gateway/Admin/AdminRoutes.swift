@@ -11,6 +11,7 @@ struct AdminRoutes {
         var uptimeSeconds: Double
         var eventLoops: Int
         var clientConnections: Int
+        var libraries: [String: String]
         var pools: [Pool]
 
         struct Pool: Encodable {
@@ -64,6 +65,7 @@ struct AdminRoutes {
             uptimeSeconds: Double((NIODeadline.now() - gateway.startedAt).nanoseconds / 1_000_000) / 1000,
             eventLoops: gateway.contexts.ordered.count,
             clientConnections: snapshot.clientConnections,
+            libraries: NativeLibraries.all,
             pools: runtime.pools.map { pool in
                 Health.Pool(name: pool.name, role: pool.role.rawValue, region: pool.region,
                             servers: pool.servers.map(\.authority))

@@ -66,12 +66,15 @@ public final class GatewayServer: Service, Sendable {
                 }
             }
             .bind(host: config.listen.host, port: config.listen.port)
-            .get()
+            .mapListenError(address: config.listen, key: "listen")
         channels.withLockedValue { $0.append(proxy) }
 
         let admin: Channel
         do {
             admin = try await AdminServer(gateway: self).bind(group: group)
+        } catch let error as IOError {
+            try? await proxy.close()
+            throw ListenError(key: "admin", address: config.admin, reason: error.description)
         } catch {
             try? await proxy.close()
             throw error
@@ -79,8 +82,9 @@ public final class GatewayServer: Service, Sendable {
         channels.withLockedValue { $0.append(admin) }
         let bound = BoundAddresses(proxy: proxy.localAddress!, admin: admin.localAddress!)
         logger.info("gateway started", metadata: [
-            "listen": "\(bound.proxy)", "admin": "\(bound.admin)", "event_loops": "\(contexts.ordered.count)",
+            "listen": "\(Self.describe(bound.proxy))", "admin": "\(Self.describe(bound.admin))", "event_loops": "\(contexts.ordered.count)",
             "pools": "\(runtime.pools.map(\.name).joined(separator: ","))", "version": "\(Self.version)",
+            "hiredis": "\(NativeLibraries.all["hiredis"]!)", "libpq": "\(NativeLibraries.libpq)",
         ])
         return bound
     }
@@ -123,4 +127,36 @@ public final class GatewayServer: Service, Sendable {
     }
 
     var isDraining: Bool { shutdownStarted.withLockedValue { $0 } }
+
+    /// `127.0.0.1:8080` / `[::1]:8080` rather than NIO's `[IPv4]127.0.0.1/127.0.0.1:8080`.
+    static func describe(_ address: SocketAddress) -> String {
+        let ip = address.ipAddress ?? "?"
+        return ip.contains(":") ? "[\(ip)]:\(address.port ?? 0)" : "\(ip):\(address.port ?? 0)"
+    }
+}
+
+/// A listener that could not be opened, said in the config's terms.
+public struct ListenError: Error, CustomStringConvertible {
+    public var key: String
+    public var address: ListenAddress
+    public var reason: String
+
+    public var description: String {
+        let cause = reason.contains("errno: 98") ? "the address is already in use"
+            : reason.contains("errno: 13") ? "permission denied (ports below 1024 need privileges)"
+            : reason.contains("errno: 99") ? "no interface has that address"
+            : reason
+        return "cannot listen on \(address) (\(key)): \(cause)"
+    }
+}
+
+extension EventLoopFuture where Value == Channel {
+    /// Awaits a bind, turning socket errors into a `ListenError` naming the config key.
+    func mapListenError(address: ListenAddress, key: String) async throws -> Channel {
+        do {
+            return try await get()
+        } catch let error as IOError {
+            throw ListenError(key: key, address: address, reason: error.description)
+        }
+    }
 }

@@ -1,2 +1,0 @@
-import CLibpq
-import Cache

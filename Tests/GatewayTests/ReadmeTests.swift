@@ -1,0 +1,45 @@
+import Foundation
+import Testing
+
+@testable import Gateway
+
+/// The README's configuration reference must be a file the gateway accepts, with the defaults
+/// it claims.
+@Suite struct ReadmeTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    func yamlBlock(after heading: String) throws -> String {
+        let readme = try String(contentsOf: Self.root.appendingPathComponent("README.md"), encoding: .utf8)
+        let section = try #require(readme.range(of: heading))
+        let start = try #require(readme.range(of: "```yaml\n", range: section.upperBound..<readme.endIndex))
+        let end = try #require(readme.range(of: "```", range: start.upperBound..<readme.endIndex))
+        return String(readme[start.upperBound..<end.lowerBound])
+    }
+
+    @Test func configurationReferenceIsValidAndShowsTheDefaults() throws {
+        let config = try ConfigLoader.parse(yaml: try yamlBlock(after: "## Configuration reference"), file: "README.md")
+        let defaults = try ConfigLoader.parse(yaml: "pools:\n  primary: { servers: [http://10.0.0.1:8000] }\n")
+        #expect(config.listen == defaults.listen)
+        #expect(config.admin == defaults.admin)
+        #expect(config.eventLoops == defaults.eventLoops)
+        #expect(config.debugHeaders == defaults.debugHeaders)
+        #expect(config.accessLog == defaults.accessLog)
+        #expect(config.limits.maxHeaderSize == defaults.limits.maxHeaderSize)
+        #expect(config.limits.maxHeaders == defaults.limits.maxHeaders)
+        #expect(config.limits.maxBodySize == defaults.limits.maxBodySize)
+        #expect(config.timeouts.clientHeader == defaults.timeouts.clientHeader)
+        #expect(config.timeouts.clientBody == defaults.timeouts.clientBody)
+        #expect(config.timeouts.keepalive == defaults.timeouts.keepalive)
+        #expect(config.timeouts.send == defaults.timeouts.send)
+        #expect(config.timeouts.drain == defaults.timeouts.drain)
+        #expect(config.upstream.connectTimeout == defaults.upstream.connectTimeout)
+        #expect(config.upstream.responseTimeout == defaults.upstream.responseTimeout)
+        #expect(config.upstream.idleTimeout == defaults.upstream.idleTimeout)
+        #expect(config.upstream.maxConnections == defaults.upstream.maxConnections)
+        #expect(config.upstream.queueTimeout == defaults.upstream.queueTimeout)
+    }
+
+    @Test func demoConfigIsValid() throws {
+        _ = try ConfigLoader.load(path: Self.root.appendingPathComponent("config/demo.yaml").path, environment: [:])
+    }
+}
