@@ -77,17 +77,18 @@ struct ProxyIntegrationTests {
     }
 
     @Test func slowReaderIsNotBufferedInMemory() async throws {
-        try await withGateway { gateway, _ in
+        try await withGateway { gateway, upstream in
             let total = 96 << 20
             let client = try await RawClient.connect(port: gateway.proxyPort, autoRead: false, receiveBuffer: 64 * 1024)
             try await client.send("GET /bytes/\(total) HTTP/1.1\r\nHost: t\r\n\r\n")
             client.readMore()
-            try await Task.sleep(for: .milliseconds(800))
-            let before = residentMemory()
-            try await Task.sleep(for: .milliseconds(800))
-            // The client reads nothing: the gateway must hold back, not buffer 96 MiB.
-            let grown = residentMemory() - before
-            #expect(grown < 24 << 20, "resident memory grew by \(grown >> 20) MiB while the client was not reading")
+            try await Task.sleep(for: .milliseconds(1500))
+            // The client reads nothing. A gateway that buffered would let the upstream write all
+            // 96 MiB; with backpressure only the socket buffers on the way fill (a few MiB each).
+            let writtenWhileStalled = upstream.stats.bodyBytesWritten
+            #expect(writtenWhileStalled < 24 << 20, "the upstream wrote \(writtenWhileStalled >> 20) MiB to a client that reads nothing")
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(upstream.stats.bodyBytesWritten - writtenWhileStalled < 1 << 20, "the upstream kept writing")
             var received = client.receivedCount
             #expect(received < 8 << 20)
             // Now read it all: every byte arrives.
@@ -98,6 +99,7 @@ struct ProxyIntegrationTests {
                 received = client.receivedCount
             }
             #expect(received > total)
+            #expect(upstream.stats.bodyBytesWritten == total)
             await client.close()
         }
     }
@@ -236,12 +238,4 @@ struct ProxyIntegrationTests {
             #expect(entry.metadata["bytes_out"].map { "\($0)" } == "0")
         }
     }
-}
-
-/// Resident set size of this process, in bytes.
-func residentMemory() -> Int {
-    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8),
-          let pages = text.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
-    else { return 0 }
-    return pages * 4096
 }

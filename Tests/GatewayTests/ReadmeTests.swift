@@ -40,6 +40,11 @@ import Testing
     }
 
     @Test func demoConfigIsValid() throws {
-        _ = try ConfigLoader.load(path: Self.root.appendingPathComponent("config/demo.yaml").path, environment: [:])
+        let environment = [
+            "API_US_EAST_URL": "http://127.0.0.1:8001", "API_EU_WEST_URL": "http://127.0.0.1:8002",
+            "API_AP_SOUTHEAST_URL": "http://127.0.0.1:8003",
+        ]
+        let config = try ConfigLoader.load(path: Self.root.appendingPathComponent("config/demo.yaml").path, environment: environment)
+        #expect(config.pools.map(\.name) == ["primary", "eu-west", "ap-southeast"])
     }
 }

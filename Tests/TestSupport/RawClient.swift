@@ -149,6 +149,27 @@ public final class RawClient: @unchecked Sendable {
     }
 }
 
+extension RawClient {
+    /// One request on a new connection to `url` (`http://127.0.0.1:PORT/path`).
+    public static func request(
+        _ method: String, _ url: String, headers: [String] = [], body: String? = nil, timeout: Duration = .seconds(10)
+    ) async throws -> TestResponse {
+        guard url.hasPrefix("http://"), let rest = Optional(url.dropFirst(7)),
+              let slash = rest.firstIndex(of: "/") ?? Optional(rest.endIndex),
+              let colon = rest[..<slash].lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)..<slash])
+        else { throw TestClientError("cannot parse \(url)") }
+        let host = String(rest[..<colon])
+        let target = slash == rest.endIndex ? "/" : String(rest[slash...])
+        let client = try await RawClient.connect(port: port, host: host)
+        defer { Task { await client.close() } }
+        var text = "\(method) \(target) HTTP/1.1\r\nHost: \(host):\(port)\r\nConnection: close\r\n"
+        for header in headers { text += header + "\r\n" }
+        if let body { text += "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n" }
+        try await client.send(text + "\r\n" + (body ?? ""))
+        return try await client.readResponse(head: method == "HEAD", timeout: timeout)
+    }
+}
+
 /// A deliberately simple response parser for tests (no shared code with the gateway's).
 enum ResponseParser {
     static func parse(_ bytes: [UInt8], head isHead: Bool, closed: Bool) -> (TestResponse, Int)? {

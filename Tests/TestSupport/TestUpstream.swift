@@ -32,6 +32,8 @@ public final class TestUpstream: @unchecked Sendable {
     public struct Counters: Sendable {
         public var connections = 0
         public var requests = 0
+        /// Body bytes written by generated responses (`/bytes`, `/chunked`, `/until-close`).
+        public var bodyBytesWritten = 0
         public var requestsByPath: [String: Int] = [:]
         public var lastHeaders: [String: [String]] = [:]
     }
@@ -253,6 +255,7 @@ final class TestUpstreamHandler: ChannelInboundHandler {
             if chunked { buffer.writeString("\r\n") }
             written += size
             remaining -= size
+            counters.withLockedValue { $0.bodyBytesWritten += size }
             context.write(wrapOutboundOut(buffer), promise: nil)
         }
         context.flush()
