@@ -72,6 +72,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Micro-benchmarks of the pure logic: swift run -c release gateway-bench
+        .executableTarget(name: "gateway-bench", dependencies: ["Router"], path: "Benchmarks/Micro", swiftSettings: hotPathSettings),
         // Real servers for tests (HTTP upstreams on loopback; later PostgreSQL, Redis, the sample API).
         .target(
             name: "TestSupport",

@@ -128,3 +128,71 @@ import Testing
         #expect(parseError("")?.message == "the file is empty")
     }
 }
+
+@Suite struct RoutingConfigTests {
+    func parseError(_ yaml: String) -> ConfigError? {
+        do {
+            _ = try ConfigLoader.parse(yaml: yaml, file: "gw.yaml")
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    let pools = """
+        pools:
+          primary: { role: primary, region: us-east, servers: [http://127.0.0.1:9000] }
+          eu: { role: replica, region: eu-west, servers: [http://127.0.0.1:9001] }
+
+        """
+
+    @Test func fullRoutingSection() throws {
+        let config = try ConfigLoader.parse(yaml: pools + """
+            read_methods: [GET, HEAD, OPTIONS, search]
+            regions:
+              default: eu-west
+              header: { name: CloudFront-Viewer-Country, map: { DE: eu-west } }
+              cidrs: { 10.1.0.0/16: eu-west, "2001:db8::/32": us-east }
+              fallback: { eu-west: [us-east] }
+            cors:
+              web: { allow_origins: [https://app.example.com], allow_credentials: true, max_age: 1h }
+            routes:
+              - { name: auth, match: { path: /api/auth/**, methods: [post, GET], host: api.example.com }, to: primary }
+              - { match: { path: "/api/users/{id}", headers: { X-Client: mobile, X-Beta: "*" } }, to: eu, cors: web }
+            """)
+        #expect(config.readMethods == ["GET", "HEAD", "OPTIONS", "SEARCH"])
+        #expect(config.routes.count == 2)
+        #expect(config.routes[0].methods == ["POST", "GET"])
+        #expect(config.routes[0].hosts == ["api.example.com"])
+        #expect(config.routes[1].headers.map(\.value) == ["mobile", nil])
+        let runtime = try GatewayRuntime(config: config, metrics: GatewayMetrics(), logger: .init(label: "t"), accessLogger: nil)
+        #expect(runtime.router.regions.names == ["us-east", "eu-west"])
+        #expect(runtime.router.regions.defaultRegion == 1)
+        #expect(runtime.router.readOrder == [[], [1]])
+        #expect(runtime.router.corsPolicies.first?.maxAgeSeconds == 3600)
+        #expect(runtime.router.routes[1].target == .pool(1))
+    }
+
+    @Test func referencesMustExist() throws {
+        let badPool = try #require(parseError(pools + "routes:\n  - { match: { path: /x }, to: nowhere }\n"))
+        #expect(badPool.key == "routes[0].to")
+        #expect(badPool.line == 5)
+        #expect(badPool.message.contains("neither auto, primary nor a pool"))
+        #expect(parseError(pools + "routes:\n  - { match: { path: /x }, cors: web }\n")?.key == "routes[0].cors")
+        #expect(parseError(pools + "regions: { default: mars }\n")?.key == "regions.default")
+        #expect(parseError(pools + "regions: { fallback: { eu-west: [mars] } }\n")?.key == "regions.fallback.eu-west")
+        #expect(parseError(pools + "regions: { cidrs: { 10.0.0.0/8: mars } }\n")?.message.contains("unknown region 'mars'") == true)
+        #expect(parseError(pools + "regions: { cidrs: { not-a-block: eu-west } }\n")?.message.contains("not an address block") == true)
+        #expect(parseError("pools:\n  r: { role: replica, servers: [http://a:1] }\n  p: { servers: [http://b:1] }\n")?.key == "pools.r.region")
+    }
+
+    @Test func badPatternsAndPolicies() throws {
+        let pattern = try #require(parseError(pools + "routes:\n  - match: { path: /a/**/b }\n"))
+        #expect(pattern.key == "routes[0].match.path")
+        #expect(pattern.message.contains("'**' may only be the last segment"))
+        #expect(parseError(pools + "routes:\n  - match: { path: /a, metods: [GET] }\n")?.message.contains("did you mean 'methods'") == true)
+        #expect(parseError(pools + "cors:\n  web: { allow_origins: ['*'], allow_credentials: true }\n")?.message.contains("cannot be combined") == true)
+        #expect(parseError(pools.replacingOccurrences(of: "region: eu-west,", with: "region: eu-west, balancer: random,"))?.message
+            .contains("least_request or round_robin") == true)
+    }
+}

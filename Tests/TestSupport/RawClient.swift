@@ -41,14 +41,18 @@ public final class RawClient: @unchecked Sendable {
     }
 
     /// - Parameter autoRead: false makes a client that reads nothing until `readMore`.
+    /// - Parameter localAddress: the source address (any 127.x.y.z works on loopback).
     public static func connect(port: Int, host: String = "127.0.0.1", autoRead: Bool = true,
-                               receiveBuffer: Int? = nil) async throws -> RawClient {
+                               receiveBuffer: Int? = nil, localAddress: String? = nil) async throws -> RawClient {
         let state = NIOLockedValueBox(State())
         var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.autoRead, value: autoRead)
             .channelOption(.allowRemoteHalfClosure, value: true)
         if let receiveBuffer {
             bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(receiveBuffer))
+        }
+        if let localAddress {
+            bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: localAddress, port: 0))
         }
         let channel = try await bootstrap
             .channelInitializer { channel in
@@ -152,7 +156,8 @@ public final class RawClient: @unchecked Sendable {
 extension RawClient {
     /// One request on a new connection to `url` (`http://127.0.0.1:PORT/path`).
     public static func request(
-        _ method: String, _ url: String, headers: [String] = [], body: String? = nil, timeout: Duration = .seconds(10)
+        _ method: String, _ url: String, headers: [String] = [], body: String? = nil, timeout: Duration = .seconds(10),
+        from localAddress: String? = nil
     ) async throws -> TestResponse {
         guard url.hasPrefix("http://"), let rest = Optional(url.dropFirst(7)),
               let slash = rest.firstIndex(of: "/") ?? Optional(rest.endIndex),
@@ -160,7 +165,7 @@ extension RawClient {
         else { throw TestClientError("cannot parse \(url)") }
         let host = String(rest[..<colon])
         let target = slash == rest.endIndex ? "/" : String(rest[slash...])
-        let client = try await RawClient.connect(port: port, host: host)
+        let client = try await RawClient.connect(port: port, host: host, localAddress: localAddress)
         defer { Task { await client.close() } }
         var text = "\(method) \(target) HTTP/1.1\r\nHost: \(host):\(port)\r\nConnection: close\r\n"
         for header in headers { text += header + "\r\n" }

@@ -18,7 +18,10 @@ struct AdminRoutes {
             var name: String
             var role: String
             var region: String?
+            var balancer: String
             var servers: [String]
+            /// Servers that may take requests now.
+            var available: Int
         }
     }
 
@@ -26,6 +29,10 @@ struct AdminRoutes {
         var pool: String
         var server: String
         var weight: Int
+        /// ready | maintenance
+        var state: String
+        /// Whether the Router may send it new requests now.
+        var available: Bool
         var connectionsOpen: Int
         var connectionsIdle: Int
         var requestsWaiting: Int
@@ -39,10 +46,13 @@ struct AdminRoutes {
                 return .error(.unauthorized, "a bearer token is required (Authorization: Bearer ...)")
             }
         }
-        guard head.method == .GET || head.method == .HEAD else {
-            return .error(.methodNotAllowed, "only GET")
-        }
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        if head.method == .POST, path.hasPrefix("/admin/upstreams/") {
+            return setServerState(path)
+        }
+        guard head.method == .GET || head.method == .HEAD else {
+            return .error(.methodNotAllowed, "GET, or POST /admin/upstreams/POOL/SERVER/(maintenance|ready)")
+        }
         switch path {
         case "/health":
             return await health()
@@ -58,6 +68,7 @@ struct AdminRoutes {
     private func health() async -> AdminResponse {
         let snapshot = await gateway.snapshot()
         let runtime = gateway.runtime
+        let routing = gateway.routing.state()
         let draining = gateway.isDraining
         let health = Health(
             status: draining ? "draining" : "ok",
@@ -67,18 +78,38 @@ struct AdminRoutes {
             clientConnections: snapshot.clientConnections,
             libraries: NativeLibraries.all,
             pools: runtime.pools.map { pool in
-                Health.Pool(name: pool.name, role: pool.role.rawValue, region: pool.region,
-                            servers: pool.servers.map(\.authority))
+                Health.Pool(name: pool.name, role: pool.role.rawValue, region: pool.region, balancer: pool.balancer.rawValue,
+                            servers: pool.servers.map(\.authority),
+                            available: pool.servers.filter { routing.serverAvailable[$0.id] }.count)
             })
         return .json(health, status: draining ? .serviceUnavailable : .ok)
     }
 
+    /// `POST /admin/upstreams/POOL/HOST:PORT/maintenance` takes a server out of rotation (its
+    /// requests in flight finish); `.../ready` puts it back.
+    private func setServerState(_ path: String) -> AdminResponse {
+        let parts = path.split(separator: "/").map(String.init)
+        guard parts.count == 5, ["maintenance", "ready"].contains(parts[4]) else {
+            return .error(.notFound, "use POST /admin/upstreams/POOL/HOST:PORT/maintenance or .../ready")
+        }
+        guard let server = gateway.runtime.servers.first(where: { $0.poolName == parts[2] && $0.authority == parts[3] }) else {
+            return .error(.notFound, "no server \(parts[3]) in pool \(parts[2])")
+        }
+        gateway.routing.setMaintenance(server: server.id, parts[4] == "maintenance")
+        gateway.logger.notice("server state changed", metadata: ["pool": "\(server.poolName)", "server": "\(server.authority)", "state": "\(parts[4])"])
+        return .json(["pool": server.poolName, "server": server.authority, "state": parts[4]])
+    }
+
     private func upstreams() async -> AdminResponse {
         let snapshot = await gateway.snapshot()
+        let routing = gateway.routing.state()
+        let maintenance = gateway.routing.current.maintenance
         let list = gateway.runtime.servers.map { server in
             let stats = snapshot.upstreams[server.id]
             return Upstream(
                 pool: server.poolName, server: server.authority, weight: server.weight,
+                state: maintenance.contains(server.id) ? "maintenance" : "ready",
+                available: routing.serverAvailable[server.id],
                 connectionsOpen: stats.open, connectionsIdle: stats.idle, requestsWaiting: stats.waiting,
                 connectionsOpenedTotal: stats.opened, connectFailuresTotal: stats.connectFailures)
         }

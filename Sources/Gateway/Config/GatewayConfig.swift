@@ -17,8 +17,14 @@ public struct GatewayConfig: Decodable, Sendable {
     public var limits: Limits
     public var timeouts: Timeouts
     public var upstream: UpstreamSettings
-    /// In file order: the first primary pool takes requests no rule sends elsewhere.
+    /// In file order: the first primary pool takes writes until the databases say otherwise.
     public var pools: [PoolConfig]
+    /// Methods that read (go to replicas); every other method writes.
+    public var readMethods: [String]
+    public var regions: RegionsConfig
+    /// Named CORS policies, referenced by routes.
+    public var cors: [(name: String, policy: CORSConfig)]
+    public var routes: [RouteConfig]
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case listen, admin
@@ -27,7 +33,8 @@ public struct GatewayConfig: Decodable, Sendable {
         case debugHeaders = "debug_headers"
         case accessLog = "access_log"
         case trustedProxies = "trusted_proxies"
-        case limits, timeouts, upstream, pools
+        case limits, timeouts, upstream, pools, regions, cors, routes
+        case readMethods = "read_methods"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -44,6 +51,16 @@ public struct GatewayConfig: Decodable, Sendable {
         timeouts = try c.decode(.timeouts, default: Timeouts())
         upstream = try c.decode(.upstream, default: UpstreamSettings())
         pools = try PoolConfig.decodeAll(c, key: .pools)
+        readMethods = try c.decode(.readMethods, default: ["GET", "HEAD", "OPTIONS"]).map { $0.uppercased() }
+        regions = try c.decode(.regions, default: RegionsConfig())
+        cors = []
+        if c.contains(.cors) {
+            let map = try c.nestedContainer(keyedBy: AnyCodingKey.self, forKey: .cors)
+            for key in map.allKeys {
+                cors.append((key.stringValue, try map.decode(CORSConfig.self, forKey: key)))
+            }
+        }
+        routes = try c.decode(.routes, default: [])
     }
 
     private static func decodeEventLoops(_ c: KeyedDecodingContainer<CodingKeys>) throws -> Int? {
@@ -71,6 +88,56 @@ public struct GatewayConfig: Decodable, Sendable {
         if !pools.contains(where: { $0.role == .primary }) {
             throw ConfigValidationError(["pools"], "no pool has role 'primary': writes would have nowhere to go")
         }
+        try validateRouting()
+    }
+
+    /// Every region, pool and CORS policy a key refers to must exist.
+    private func validateRouting() throws(ConfigValidationError) {
+        let regionNames = Set(knownRegions)
+        for pool in pools {
+            if pool.role == .replica && pool.region == nil {
+                throw ConfigValidationError(["pools", .key(pool.name), "region"], "a replica pool needs a region (reads are routed by region)")
+            }
+        }
+        if let name = regions.defaultRegion, !regionNames.contains(name) {
+            throw ConfigValidationError(["regions", "default"], "unknown region '\(name)'; regions are named by pools: \(knownRegions.joined(separator: ", "))")
+        }
+        for (key, region) in regions.header?.map ?? [:] where !regionNames.contains(region) {
+            throw ConfigValidationError(["regions", "header", "map", .key(key)], "unknown region '\(region)'")
+        }
+        for entry in regions.cidrs where !regionNames.contains(entry.region) {
+            throw ConfigValidationError(["regions", "cidrs", .key(entry.block.description)], "unknown region '\(entry.region)'")
+        }
+        for entry in regions.fallback {
+            for name in [entry.region] + entry.next where !regionNames.contains(name) {
+                throw ConfigValidationError(["regions", "fallback", .key(entry.region)], "unknown region '\(name)'")
+            }
+        }
+        for method in readMethods where !method.allSatisfy({ $0.isLetter || $0 == "-" }) {
+            throw ConfigValidationError(["read_methods"], "'\(method)' is not a method")
+        }
+        for (index, route) in routes.enumerated() {
+            if route.to != "auto" && route.to != "primary" && !pools.contains(where: { $0.name == route.to }) {
+                throw ConfigValidationError(["routes", .index(index), "to"],
+                    "'\(route.to)' is neither auto, primary nor a pool (\(pools.map(\.name).joined(separator: ", ")))")
+            }
+            if let cors = route.cors, !self.cors.contains(where: { $0.name == cors }) {
+                throw ConfigValidationError(["routes", .index(index), "cors"], "no CORS policy named '\(cors)' under cors:")
+            }
+            for method in route.methods ?? [] where !method.allSatisfy({ $0.isLetter || $0 == "-" }) {
+                throw ConfigValidationError(["routes", .index(index), "match", "methods"], "'\(method)' is not a method")
+            }
+        }
+    }
+
+    /// Region names, in first-mention order: pools, then the regions section.
+    var knownRegions: [String] {
+        var names: [String] = []
+        func add(_ name: String?) {
+            if let name, !names.contains(name) { names.append(name) }
+        }
+        for pool in pools { add(pool.region) }
+        return names
     }
 }
 

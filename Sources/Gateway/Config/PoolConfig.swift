@@ -1,3 +1,5 @@
+import Router
+
 /// A named group of interchangeable upstream servers (API servers in front of one database).
 public struct PoolConfig: Sendable {
     public enum Role: String, Decodable, Sendable {
@@ -8,9 +10,10 @@ public struct PoolConfig: Sendable {
     public var role: Role
     public var region: String?
     public var servers: [ServerConfig]
+    public var balancer: BalancerKind
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case role, region, servers
+        case role, region, servers, balancer
     }
 
     init(name: String, decoder: any Decoder) throws {
@@ -20,6 +23,12 @@ public struct PoolConfig: Sendable {
         role = try c.decode(.role, default: .primary)
         region = try c.decodeIfPresent(String.self, forKey: .region)
         servers = try c.decode([ServerConfig].self, forKey: .servers)
+        let balancerName = try c.decode(.balancer, default: BalancerKind.leastRequest.rawValue)
+        guard let balancer = BalancerKind(rawValue: balancerName) else {
+            throw DecodingError.dataCorruptedError(forKey: .balancer, in: c,
+                debugDescription: "expected \(BalancerKind.allCases.map(\.rawValue).joined(separator: " or ")); got '\(balancerName)'")
+        }
+        self.balancer = balancer
         if servers.isEmpty {
             throw DecodingError.dataCorruptedError(forKey: .servers, in: c, debugDescription: "a pool needs at least one server")
         }

@@ -122,18 +122,20 @@ final class HTTPHead {
 
     /// The first value of a header, by case-insensitive name.
     func firstValue(named name: String) -> String? {
-        let nameBytes = Array(name.utf8)
-        return raw.withUnsafeReadableBytes { bytes -> String? in
-            for field in fields where Int(field.nameLength) == nameBytes.count {
-                var equal = true
-                for i in 0..<nameBytes.count
-                where ASCII.lowercased(bytes[Int(field.nameStart) + i]) != ASCII.lowercased(nameBytes[i]) {
-                    equal = false
-                    break
+        var name = name
+        return name.withUTF8 { nameBytes -> String? in
+            raw.withUnsafeReadableBytes { bytes -> String? in
+                for field in fields where Int(field.nameLength) == nameBytes.count {
+                    var equal = true
+                    for i in 0..<nameBytes.count
+                    where ASCII.lowercased(bytes[Int(field.nameStart) + i]) != ASCII.lowercased(nameBytes[i]) {
+                        equal = false
+                        break
+                    }
+                    if equal { return value(of: field) }
                 }
-                if equal { return value(of: field) }
+                return nil
             }
-            return nil
         }
     }
 
@@ -152,6 +154,8 @@ final class HTTPHead {
         absoluteFormAuthority ?? firstValue(.host)
     }
 }
+
+extension HTTPHead: RequestHeaders {}
 
 extension HTTPHead: CustomStringConvertible {
     var description: String { raw.getString(at: 0, length: raw.readableBytes) ?? "<binary head>" }

@@ -21,6 +21,10 @@ enum KnownHeader: UInt8 {
     case cacheControl
     case etag
     case age
+    /// Set by the gateway for the upstream; a client's own values are dropped.
+    case xGatewayTarget
+    case xGatewayRegion
+    case origin
 
     /// Hop-by-hop headers of RFC 9110 §7.6.1 (plus the legacy Proxy-Connection and Keep-Alive):
     /// meaningful for one connection only, never forwarded.
@@ -45,7 +49,10 @@ enum KnownHeader: UInt8 {
             if eq("date") { return .date }
             if eq("etag") { return .etag }
             return .other
-        case 6: return eq("expect") ? .expect : .other
+        case 6:
+            if eq("expect") { return .expect }
+            if eq("origin") { return .origin }
+            return .other
         case 7:
             if eq("trailer") { return .trailer }
             if eq("upgrade") { return .upgrade }
@@ -62,6 +69,8 @@ enum KnownHeader: UInt8 {
         case 16:
             if eq("x-forwarded-host") { return .xForwardedHost }
             if eq("proxy-connection") { return .proxyConnection }
+            if eq("x-gateway-target") { return .xGatewayTarget }
+            if eq("x-gateway-region") { return .xGatewayRegion }
             return .other
         case 17:
             if eq("transfer-encoding") { return .transferEncoding }

@@ -54,6 +54,9 @@ enum RequestHeadWriter {
                     case .xRequestID where !context.requestID.fromClient:
                         // A client ID that was refused is replaced by the generated one below.
                         continue
+                    case .xGatewayTarget, .xGatewayRegion:
+                        // The gateway's own routing headers: a client cannot set them.
+                        continue
                     case .host where absoluteAuthority != nil:
                         w.header("Host", absoluteAuthority!)
                         continue

@@ -30,7 +30,7 @@ enum ResponseHeadWriter {
 
     static func write(
         _ head: HTTPHead, framing: ClientFraming, persistence: Persistence, requestID: RequestID,
-        extraHeaders: [(String, String)], into out: inout ByteBuffer
+        extraHeaders: [(String, String)], replaceCORS: Bool = false, into out: inout ByteBuffer
     ) {
         var bound = head.raw.readableBytes + head.fields.count + 160 + RawHeadWriter.length(of: requestID)
         for (name, value) in extraHeaders { bound += name.utf8.count + value.utf8.count + 4 }
@@ -45,7 +45,10 @@ enum ResponseHeadWriter {
                 var hasRequestID = false
                 for field in head.fields where !field.hopByHop {
                     if field.kind == .xRequestID { hasRequestID = true }
-                    w.header(field.name(in: raw), field.value(in: raw))
+                    let name = field.name(in: raw)
+                    // Where the gateway applies a CORS policy, the upstream's own CORS headers go.
+                    if replaceCORS, Self.isCORSHeader(name) { continue }
+                    w.header(name, field.value(in: raw))
                 }
                 if framing == .chunked {
                     w.write("Transfer-Encoding: chunked\r\n")
@@ -67,5 +70,13 @@ enum ResponseHeadWriter {
                 return w.count
             }
         }
+    }
+
+    /// `Access-Control-Allow-*`, `Access-Control-Expose-Headers`, `Access-Control-Max-Age`.
+    static func isCORSHeader(_ name: UnsafeRawBufferPointer) -> Bool {
+        let prefix: StaticString = "access-control-"
+        guard name.count > prefix.utf8CodeUnitCount else { return false }
+        for i in 0..<prefix.utf8CodeUnitCount where ASCII.lowercased(name[i]) != prefix.utf8Start[i] { return false }
+        return true
     }
 }

@@ -14,8 +14,8 @@ extension DownstreamHandler: TimedConnection {
     }
 
     /// Answers a request that never became an exchange (refused at its head).
-    func respondLocally(_ response: LocalResponse, head: HTTPHead?, requestID: RequestID, errorKind: String, linger: Bool) {
-        runtime.metrics.countError(errorKind)
+    func respondLocally(_ response: LocalResponse, head: HTTPHead?, requestID: RequestID, errorKind: String?, linger: Bool) {
+        if let errorKind { runtime.metrics.countError(errorKind) }
         writeLocal(response, head: head, requestID: requestID)
         recordLocal(head: head, status: response.status, requestID: requestID, bytes: response.body.readableBytes)
         if response.close {
@@ -83,9 +83,11 @@ extension DownstreamHandler: TimedConnection {
 
     // MARK: Access log and metrics
 
+    /// Called exactly once per exchange, when it ends however it ends.
     func record(_ exchange: Exchange, status: Int, now: NIODeadline = .now()) {
         let nanoseconds = (now - exchange.start).nanoseconds
         loop.requestStats[exchange.pool.index].record(status: status, nanoseconds: nanoseconds)
+        loop.balancer.inFlight[exchange.server.id] -= 1
         guard let logger = runtime.accessLogger else { return }
         logger.info("request", metadata: [
             "method": .string(exchange.head.method.description),
@@ -93,6 +95,8 @@ extension DownstreamHandler: TimedConnection {
             "status": .stringConvertible(status),
             "pool": .string(exchange.pool.name),
             "server": .string(exchange.server.authority),
+            "route": .string(exchange.decision.isRead ? "read" : "write"),
+            "region": .string(runtime.router.regions.names[exchange.decision.region]),
             "duration_ms": .string(Self.milliseconds(nanoseconds)),
             "bytes_in": .stringConvertible(exchange.requestBodyBytes),
             "bytes_out": .stringConvertible(exchange.responseBodyBytes),

@@ -103,13 +103,17 @@ extension DownstreamHandler: UpstreamLeaseRequester, UpstreamConnectionOwner {
         case .dropInterim:
             break
         case .forward(let framing, let persistence):
-            var debug: [(String, String)] = []
+            var extra = exchange.corsHeaders
             if runtime.config.debugHeaders {
-                debug = [("X-Gateway-Pool", exchange.pool.name), ("X-Gateway-Server", exchange.server.authority)]
+                extra += [
+                    ("X-Gateway-Route", exchange.decision.isRead ? "read" : "write"),
+                    ("X-Gateway-Region", runtime.router.regions.names[exchange.decision.region]),
+                    ("X-Gateway-Pool", exchange.pool.name), ("X-Gateway-Server", exchange.server.authority),
+                ]
             }
             beginClientWrite(minimumCapacity: head.raw.readableBytes + 256 + min(head.contentLength ?? 0, Self.coalesceLimit))
-            ResponseHeadWriter.write(head, framing: framing, persistence: persistence,
-                                     requestID: exchange.requestID, extraHeaders: debug, into: &clientPending)
+            ResponseHeadWriter.write(head, framing: framing, persistence: persistence, requestID: exchange.requestID,
+                                     extraHeaders: extra, replaceCORS: exchange.appliesCORS, into: &clientPending)
         case .fail(let failure):
             failExchange(failure)
         }
@@ -164,7 +168,8 @@ extension DownstreamHandler: UpstreamLeaseRequester, UpstreamConnectionOwner {
         runtime.metrics.countError(failure.metricKind)
         switch action {
         case .respond(let status, let close):
-            let response = LocalResponse.error(status, failure.description, requestID: failed.requestID, close: close)
+            let response = LocalResponse.error(status, failure.description, requestID: failed.requestID, close: close,
+                                               extraHeaders: failed.corsHeaders)
             failed.responseBodyBytes = response.body.readableBytes
             writeLocal(response, head: failed.head, requestID: failed.requestID)
             record(failed, status: status)

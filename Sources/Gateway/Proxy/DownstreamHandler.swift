@@ -48,21 +48,29 @@ final class DownstreamHandler: ChannelDuplexHandler {
         let start: NIODeadline
         let pool: PoolRuntime
         let server: UpstreamServer
+        let decision: Router.Decision
         var upstream: UpstreamConnection?
         let chunkedToUpstream: Bool
+        /// Headers of the route's CORS policy for this origin (empty when none applies).
+        let corsHeaders: [(String, String)]
+        let appliesCORS: Bool
         var requestBodyBytes = 0
         var responseBodyBytes = 0
         var upstreamEOF = false
 
         init(machine: ExchangeStateMachine, head: HTTPHead, requestID: RequestID, start: NIODeadline,
-             pool: PoolRuntime, server: UpstreamServer, chunkedToUpstream: Bool) {
+             pool: PoolRuntime, server: UpstreamServer, decision: Router.Decision, chunkedToUpstream: Bool,
+             corsHeaders: [(String, String)], appliesCORS: Bool) {
             self.machine = machine
             self.head = head
             self.requestID = requestID
             self.start = start
             self.pool = pool
             self.server = server
+            self.decision = decision
             self.chunkedToUpstream = chunkedToUpstream
+            self.corsHeaders = corsHeaders
+            self.appliesCORS = appliesCORS
         }
     }
 
@@ -77,6 +85,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
     var inputClosed = false
     var deadline = NIODeadline.distantFuture
     var deadlineKind = DeadlineKind.none
+    var peer: IPAddress?
     var peerText = "-"
     /// Response bytes held back to go out in one write with what follows (a small body behind
     /// its head): each NIO write costs more than copying a few KiB. The buffer is reused: once
@@ -107,6 +116,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         if let remote = context.channel.remoteAddress, let address = IPAddress(socketAddress: remote) {
+            peer = address
             peerText = address.description
             peerTrusted = runtime.trustedProxies.contains(address)
         }
@@ -333,20 +343,42 @@ final class DownstreamHandler: ChannelDuplexHandler {
         }
 
         let now = NIODeadline.now()
-        let pool = runtime.defaultPool
-        guard let server = loop.pickServer(pool) else {
-            respondLocally(LocalResponse.error(503, UpstreamFailure.noServer.description, requestID: requestID, close: hasBody),
-                           head: head, requestID: requestID, errorKind: UpstreamFailure.noServer.metricKind, linger: hasBody)
+        let client = peerTrusted && peer != nil
+            ? ClientAddress.resolve(peer: peer!, trusted: runtime.trustedProxies,
+                                    forwardedFor: head.combinedValue(.xForwardedFor), forwarded: head.firstValue(named: "forwarded"))
+            : peer
+        let router = runtime.router
+        let routed = Router.Request(method: head.method, path: NormalizedPath(head.path), host: head.host,
+                                    client: client, headerTrusted: peerTrusted)
+        let decision = router.decide(routed, headers: head, state: loop.routingState, balancer: &loop.balancer)
+
+        var corsHeaders: [(String, String)] = []
+        var appliesCORS = false
+        if let policy = router.cors(for: decision), let origin = head.firstValue(.origin) {
+            if head.method == .options, let requested = head.firstValue(named: "access-control-request-method") {
+                answerPreflight(policy, origin: origin, requestedMethod: requested, head: head, requestID: requestID, hasBody: hasBody)
+                return
+            }
+            corsHeaders = policy.responseHeaders(origin: origin)
+            appliesCORS = true
+        }
+        guard let poolIndex = decision.pool, let serverIndex = decision.server else {
+            let message = decision.noWritePool ? "no primary database is available for writes" : UpstreamFailure.noServer.description
+            respondLocally(LocalResponse.error(503, message, requestID: requestID, close: hasBody, extraHeaders: [("Retry-After", "1")]),
+                           head: head, requestID: requestID, errorKind: decision.noWritePool ? "no_primary" : UpstreamFailure.noServer.metricKind,
+                           linger: hasBody)
             return
         }
+        let server = runtime.servers[serverIndex]
         let exchange = Exchange(
             machine: ExchangeStateMachine(
                 method: head.method, clientMinorVersion: head.minorVersion,
                 clientKeepAlive: head.keepAlive && !inputClosed, requestHasBody: hasBody),
-            head: head, requestID: requestID, start: now,
-            pool: pool, server: server, chunkedToUpstream: head.framing == .chunked)
+            head: head, requestID: requestID, start: now, pool: runtime.pools[poolIndex], server: server,
+            decision: decision, chunkedToUpstream: head.framing == .chunked, corsHeaders: corsHeaders, appliesCORS: appliesCORS)
         if loop.draining { exchange.machine.closeClientAfterResponse() }
         self.exchange = exchange
+        loop.balancer.inFlight[serverIndex] += 1
 
         arm(.acquire, server.acquireTimeout, now: now)
         switch loop.connectionPool(for: server).lease(for: self) {
@@ -355,6 +387,18 @@ final class DownstreamHandler: ChannelDuplexHandler {
         case .pending:
             break
         }
+    }
+
+    /// A CORS preflight on a route with a policy: answered here, never forwarded.
+    private func answerPreflight(_ policy: CORSPolicy, origin: String, requestedMethod: String, head: HTTPHead,
+                                 requestID: RequestID, hasBody: Bool) {
+        var headers: [(String, String)] = []
+        if case .allowed(let allowed) = policy.preflight(
+            origin: origin, requestMethod: requestedMethod, requestHeaders: head.firstValue(named: "access-control-request-headers")) {
+            headers = allowed
+        }
+        let response = LocalResponse(status: 204, headers: headers, body: ByteBuffer(), close: hasBody || !head.keepAlive)
+        respondLocally(response, head: head, requestID: requestID, errorKind: nil, linger: hasBody)
     }
 
     /// An upstream connection is ours: send the head, then the body as it comes.
@@ -366,7 +410,9 @@ final class DownstreamHandler: ChannelDuplexHandler {
         exchange.upstream = connection
         let bodyFollows = exchange.machine.upstreamAttached()
 
-        let forwarding = ForwardingContext(peerAddress: peerText, peerIsTrusted: peerTrusted, requestID: exchange.requestID)
+        let forwarding = ForwardingContext(
+            peerAddress: peerText, peerIsTrusted: peerTrusted, requestID: exchange.requestID,
+            extraHeaders: runtime.routingHeaders[exchange.decision.region][exchange.decision.toWritePool ? 1 : 0])
         connection.headScratch.clear()
         RequestHeadWriter.write(head, context: forwarding, chunkedBody: exchange.chunkedToUpstream, into: &connection.headScratch)
         connection.write(connection.headScratch)

@@ -14,8 +14,10 @@ final class LoopContext {
     var requestIDs = RequestIDGenerator()
     /// Per pool (by index), then one slot for requests refused before routing.
     var requestStats: [RequestStats]
-    /// Round-robin position per pool.
-    var nextServer: [Int]
+    /// This loop's balancing state (requests in flight per server, round-robin weights).
+    var balancer: BalancerState
+    /// This loop's copy of which servers and pools may serve; replaced when health changes.
+    var routingState: RoutingState
     private(set) var draining = false
     /// Client connections on this loop (for drain and the connection gauge).
     private(set) var clientConnections: [ObjectIdentifier: DownstreamHandler] = [:]
@@ -30,7 +32,9 @@ final class LoopContext {
                 maxConnections: (server.settings.maxConnections + loopCount - 1) / loopCount,
                 maxHeadBytes: max(maxHead, 64 * 1024))
         }
-        nextServer = Array(repeating: 0, count: runtime.pools.count)
+        balancer = BalancerState(servers: runtime.servers.count)
+        routingState = .allUp(servers: runtime.servers.count, pools: runtime.pools.count,
+                              writePool: runtime.router.configuredWritePool)
         requestStats = Array(repeating: RequestStats(), count: runtime.pools.count + 1)
     }
 
@@ -64,15 +68,6 @@ final class LoopContext {
         for handler in clientConnections.values { handler.forceClose() }
         for pool in pools { pool.close() }
         sweeper.stop()
-    }
-
-    /// The next server of a pool (round robin on this loop); the Router issue replaces this
-    /// with its balancers.
-    func pickServer(_ pool: PoolRuntime) -> UpstreamServer? {
-        guard !pool.servers.isEmpty else { return nil }
-        let index = nextServer[pool.index] % pool.servers.count
-        nextServer[pool.index] = index + 1
-        return pool.servers[index]
     }
 
     func connectionPool(for server: UpstreamServer) -> UpstreamConnectionPool {

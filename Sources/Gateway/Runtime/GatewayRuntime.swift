@@ -9,13 +9,15 @@ final class PoolRuntime: Sendable {
     let role: PoolConfig.Role
     let region: String?
     let servers: [UpstreamServer]
+    let balancer: BalancerKind
 
-    init(index: Int, name: String, role: PoolConfig.Role, region: String?, servers: [UpstreamServer]) {
+    init(index: Int, name: String, role: PoolConfig.Role, region: String?, servers: [UpstreamServer], balancer: BalancerKind) {
         self.index = index
         self.name = name
         self.role = role
         self.region = region
         self.servers = servers
+        self.balancer = balancer
     }
 }
 
@@ -26,8 +28,10 @@ final class GatewayRuntime: Sendable {
     let config: GatewayConfig
     let pools: [PoolRuntime]
     let servers: [UpstreamServer]
-    /// Requests no rule sends elsewhere go here: the first pool with role primary.
-    let defaultPool: PoolRuntime
+    let router: Router
+    /// Per region, the headers that tell the upstream where a request was routed:
+    /// `[replica, primary]` variants of X-Gateway-Target and X-Gateway-Region.
+    let routingHeaders: [[[(String, String)]]]
     let trustedProxies: CIDRSet
     let timeouts: ClientTimeouts
     let metrics: GatewayMetrics
@@ -54,11 +58,15 @@ final class GatewayRuntime: Sendable {
             }
             pools.append(PoolRuntime(
                 index: poolIndex, name: pool.name, role: pool.role, region: pool.region,
-                servers: poolServers))
+                servers: poolServers, balancer: pool.balancer))
         }
         self.servers = servers
         self.pools = pools
-        self.defaultPool = pools.first { $0.role == .primary } ?? pools[0]
+        self.router = try RouterCompiler.compile(config, pools: pools)
+        self.routingHeaders = router.regions.names.map { region in
+            [[("X-Gateway-Target", "replica"), ("X-Gateway-Region", region)],
+             [("X-Gateway-Target", "primary"), ("X-Gateway-Region", region)]]
+        }
         self.trustedProxies = CIDRSet(config.trustedProxies)
         self.timeouts = ClientTimeouts(config.timeouts)
     }

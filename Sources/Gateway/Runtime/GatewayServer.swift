@@ -21,6 +21,7 @@ public final class GatewayServer: Service, Sendable {
     let group: MultiThreadedEventLoopGroup
     let runtime: GatewayRuntime
     let contexts: LoopContexts
+    let routing: RoutingControl
     let logger: Logger
     let startedAt = NIODeadline.now()
     private let channels = NIOLockedValueBox<[Channel]>([])
@@ -45,6 +46,7 @@ public final class GatewayServer: Service, Sendable {
             throw error
         }
         contexts = LoopContexts(group: group, runtime: runtime, connector: connector)
+        routing = RoutingControl(router: runtime.router, serverCount: runtime.servers.count, contexts: contexts)
     }
 
     /// Binds both listeners and starts serving; returns the bound addresses (port 0 in the

@@ -1,0 +1,206 @@
+/// A pool as the Router sees it.
+public struct PoolDefinition: Sendable {
+    public enum Role: Sendable, Equatable { case primary, replica }
+
+    public let name: String
+    public let role: Role
+    /// Index into the region list; replica pools always have one.
+    public let region: Int?
+    /// Global server indices.
+    public let servers: [Int]
+    public let balancer: BalancerKind
+
+    public init(name: String, role: Role, region: Int?, servers: [Int], balancer: BalancerKind) {
+        self.name = name
+        self.role = role
+        self.region = region
+        self.servers = servers
+        self.balancer = balancer
+    }
+}
+
+/// Where a route sends requests.
+public enum RouteTarget: Sendable, Equatable {
+    /// Reads to the client's region's replicas (then fallbacks, then the primary); writes to
+    /// the primary.
+    case auto
+    /// Everything to the pool that takes writes (sessions, logins, anything that must not read
+    /// stale data).
+    case primary
+    /// Everything to this pool.
+    case pool(Int)
+}
+
+public struct RouteDefinition: Sendable {
+    public let entry: RouteTable.Entry
+    public let target: RouteTarget
+    /// Index into `Router.corsPolicies`.
+    public let cors: Int?
+
+    public init(entry: RouteTable.Entry, target: RouteTarget, cors: Int?) {
+        self.entry = entry
+        self.target = target
+        self.cors = cors
+    }
+}
+
+/// The routing decision for one request, with no I/O: which route matched, read or write, the
+/// client's region, and the pools to try in order; then a server by the pool's balancer.
+/// Everything is compiled at configuration time; a decision allocates only for the captured
+/// path parameters.
+public final class Router: Sendable {
+    public let pools: [PoolDefinition]
+    public let serverWeights: [Int]
+    public let routes: [RouteDefinition]
+    public let table: RouteTable
+    public let regions: RegionResolver
+    public let readMethods: MethodSet
+    public let corsPolicies: [CORSPolicy]
+    /// Per region: the replica pools a read tries, the region's own first, then its fallback
+    /// regions' in order. The pool taking writes is tried after these.
+    public let readOrder: [[Int]]
+
+    public struct Request {
+        public var method: RequestMethod
+        public var path: NormalizedPath
+        public var host: String?
+        public var client: IPAddress?
+        /// Region headers are believed only from trusted proxies.
+        public var headerTrusted: Bool
+
+        public init(method: RequestMethod, path: NormalizedPath, host: String?, client: IPAddress?, headerTrusted: Bool) {
+            self.method = method
+            self.path = path
+            self.host = host
+            self.client = client
+            self.headerTrusted = headerTrusted
+        }
+    }
+
+    public struct Decision: Sendable {
+        public var route: Int?
+        public var isRead: Bool
+        public var region: Int
+        public var target: RouteTarget
+        /// The chosen pool and server; nil when no candidate had an available server.
+        public var pool: Int?
+        public var server: Int?
+        /// The chosen pool is the one taking writes (what `X-Gateway-Target: primary` says).
+        public var toWritePool: Bool
+        /// A write (or primary-bound request) found no pool taking writes.
+        public var noWritePool: Bool
+        /// Position of `pool` in the candidate order, for trying the next one.
+        public var candidatePosition: Int
+    }
+
+    public init(pools: [PoolDefinition], serverWeights: [Int], routes: [RouteDefinition], regions: RegionResolver,
+                readMethods: Set<RequestMethod>, corsPolicies: [CORSPolicy], fallback: [[Int]]) {
+        self.pools = pools
+        self.serverWeights = serverWeights
+        self.routes = routes
+        self.table = RouteTable(routes.map(\.entry))
+        self.regions = regions
+        self.readMethods = MethodSet(readMethods)
+        self.corsPolicies = corsPolicies
+        var order: [[Int]] = []
+        for region in regions.names.indices {
+            var list: [Int] = []
+            for candidate in [region] + (region < fallback.count ? fallback[region] : []) {
+                for (index, pool) in pools.enumerated() where pool.role == .replica && pool.region == candidate && !list.contains(index) {
+                    list.append(index)
+                }
+            }
+            order.append(list)
+        }
+        self.readOrder = order
+    }
+
+    /// The first pool with role primary: who takes writes until the databases say otherwise.
+    public var configuredWritePool: Int? { pools.firstIndex { $0.role == .primary } }
+
+    public func decide(
+        _ request: Request, headers: some RequestHeaders, state: RoutingState, balancer: inout BalancerState
+    ) -> Decision {
+        let match = table.match(path: request.path, method: request.method, host: request.host, headers: headers)
+        let target = match.map { routes[$0.index].target } ?? .auto
+        let isRead = readMethods.contains(request.method)
+        let region = regions.resolve(client: request.client, headerTrusted: request.headerTrusted, headers: headers)
+        var decision = Decision(
+            route: match?.index, isRead: isRead, region: region, target: target,
+            pool: nil, server: nil, toWritePool: false, noWritePool: false, candidatePosition: -1)
+        advance(&decision, state: state, balancer: &balancer)
+        return decision
+    }
+
+    /// Moves `decision` to the next candidate pool with an available server (a retry after the
+    /// chosen one failed); leaves `pool`/`server` nil when none is left.
+    public func advance(_ decision: inout Decision, state: RoutingState, balancer: inout BalancerState, excluding: Int? = nil) {
+        decision.pool = nil
+        decision.server = nil
+        var position = decision.candidatePosition + 1
+        while let pool = candidate(decision, at: position, state: state) {
+            if let pool {
+                let definition = pools[pool]
+                if let server = pickServer(in: definition, state: state, balancer: &balancer, excluding: excluding) {
+                    decision.pool = pool
+                    decision.server = server
+                    decision.toWritePool = pool == state.writePool
+                    decision.candidatePosition = position
+                    return
+                }
+            }
+            position += 1
+        }
+        decision.candidatePosition = position
+        if state.writePool == nil {
+            switch decision.target {
+            case .primary: decision.noWritePool = true
+            case .auto: decision.noWritePool = !decision.isRead
+            case .pool: break
+            }
+        }
+    }
+
+    /// The pool at `position` of a decision's candidate order: `.some(nil)` for a skipped slot
+    /// (a stale replica), nil past the end.
+    private func candidate(_ decision: Decision, at position: Int, state: RoutingState) -> Int?? {
+        switch decision.target {
+        case .pool(let pool):
+            return position == 0 ? .some(pool) : nil
+        case .primary:
+            return position == 0 ? .some(state.writePool) : nil
+        case .auto:
+            guard decision.isRead else { return position == 0 ? .some(state.writePool) : nil }
+            let replicas = readOrder[decision.region]
+            if position < replicas.count {
+                let pool = replicas[position]
+                // A replica pool too far behind (or not probed) gets no reads.
+                return .some(state.poolFresh[pool] && pool != state.writePool ? pool : nil)
+            }
+            return position == replicas.count ? .some(state.writePool) : nil
+        }
+    }
+
+    private func pickServer(in pool: PoolDefinition, state: RoutingState, balancer: inout BalancerState, excluding: Int?) -> Int? {
+        guard let excluding, pool.servers.contains(excluding) else {
+            return LoadBalancer.pick(pool.balancer, servers: pool.servers, weights: serverWeights,
+                                     available: state.serverAvailable, state: &balancer)
+        }
+        var available = state.serverAvailable
+        available[excluding] = false
+        return LoadBalancer.pick(pool.balancer, servers: pool.servers, weights: serverWeights, available: available, state: &balancer)
+    }
+
+    /// The `{name}` segments the decision's route captured (computed on demand: most requests
+    /// never need them).
+    public func parameters(of decision: Decision, path: NormalizedPath) -> [Substring] {
+        guard let route = decision.route else { return [] }
+        return table.parameters(of: RouteTable.Match(index: route), path: path)
+    }
+
+    /// The CORS policy of a matched route.
+    public func cors(for decision: Decision) -> CORSPolicy? {
+        guard let route = decision.route, let index = routes[route].cors else { return nil }
+        return corsPolicies[index]
+    }
+}

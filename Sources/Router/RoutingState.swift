@@ -1,0 +1,24 @@
+/// What the Router needs to know about the world, as a value: which servers may take requests
+/// and which pools are fresh enough for reads. Health checks, outlier detection, replica lag
+/// probes and the admin API produce new values; each event loop reads its own copy.
+public struct RoutingState: Sendable, Equatable {
+    /// Per server (global index): may take new requests.
+    public var serverAvailable: [Bool]
+    /// Per pool: its database is fresh enough to serve reads (replica lag within bounds, or
+    /// unknown-but-tolerated).
+    public var poolFresh: [Bool]
+    /// The pool that takes writes now; nil when no database is primary (writes then fail fast).
+    public var writePool: Int?
+
+    public init(serverAvailable: [Bool], poolFresh: [Bool], writePool: Int?) {
+        self.serverAvailable = serverAvailable
+        self.poolFresh = poolFresh
+        self.writePool = writePool
+    }
+
+    /// Everything up, every pool fresh, writes to `writePool`.
+    public static func allUp(servers: Int, pools: Int, writePool: Int?) -> RoutingState {
+        RoutingState(serverAvailable: Array(repeating: true, count: servers),
+                     poolFresh: Array(repeating: true, count: pools), writePool: writePool)
+    }
+}
