@@ -21,11 +21,20 @@ struct LifecycleAndAdminTests {
         try await busy.send("GET /delay/700 HTTP/1.1\r\nHost: t\r\n\r\n")
         try await Task.sleep(for: .milliseconds(100))
         let stopping = Task { await gateway.stop() }
-        try await Task.sleep(for: .milliseconds(100))
-        // New connections are refused once shutdown began.
-        await #expect(throws: (any Error).self) { _ = try await RawClient.connect(port: gateway.proxyPort) }
+        // New connections are refused once shutdown began (soon after, on a busy machine).
+        var refused = false
+        for _ in 0..<100 where !refused {
+            do {
+                let late = try await RawClient.connect(port: gateway.proxyPort)
+                await late.close()
+                try await Task.sleep(for: .milliseconds(20))
+            } catch {
+                refused = true
+            }
+        }
+        #expect(refused)
         // The idle keep-alive connection is closed at once.
-        #expect(await idle.waitForClose(timeout: .seconds(1)))
+        #expect(await idle.waitForClose(timeout: .seconds(2)))
         // The in-flight request completes, told that the connection ends.
         let response = try await busy.readResponse(timeout: .seconds(5))
         #expect(response.status == 200)

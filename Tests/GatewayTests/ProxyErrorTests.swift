@@ -66,14 +66,19 @@ struct ProxyErrorTests {
     }
 
     @Test func slowHeadersAre408() async throws {
-        try await withGateway("timeouts: { client_header: 300ms }") { gateway, _ in
+        try await withGateway("timeouts: { client_header: 500ms }") { gateway, _ in
             let client = try await gateway.client()
+            let started = ContinuousClock.now
             try await client.send("GET / HTTP/1.1\r\nHost: t\r\n")
-            // Dribbling bytes does not extend the deadline.
-            try await Task.sleep(for: .milliseconds(150))
-            try await client.send("X-A: 1\r\n")
+            // Dribble a header line every 100 ms for up to 2 s (slowloris): it must not extend
+            // the deadline, which runs from the first byte of the head.
+            while ContinuousClock.now - started < .seconds(2), !client.isClosed {
+                try await Task.sleep(for: .milliseconds(100))
+                do { try await client.send("X-A: 1\r\n") } catch { break }
+            }
             let response = try await client.readResponse(timeout: .seconds(3))
             expectJSONError(response, 408)
+            #expect(ContinuousClock.now - started < .milliseconds(1500), "the 408 came only after the dribbling stopped")
             #expect(await client.waitForClose())
 
             // An idle connection with nothing sent is just closed.
