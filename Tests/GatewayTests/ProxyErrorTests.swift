@@ -80,6 +80,7 @@ struct ProxyErrorTests {
             expectJSONError(response, 408)
             #expect(ContinuousClock.now - started < .milliseconds(1500), "the 408 came only after the dribbling stopped")
             #expect(await client.waitForClose())
+            await client.close()
 
             // An idle connection with nothing sent is just closed.
             let idle = try await gateway.client()

@@ -65,8 +65,10 @@ extension DownstreamHandler: TimedConnection {
                 closeNow()
             } else {
                 let requestID = loop.requestIDs.make()
+                // Lingering: the client is still sending, and closing on unread bytes would reset
+                // the connection and destroy the 408 before the client reads it.
                 respondLocally(LocalResponse.error(408, "timed out reading the request header", requestID: requestID, close: true),
-                               head: nil, requestID: requestID, errorKind: "client_timeout", linger: false)
+                               head: nil, requestID: requestID, errorKind: "client_timeout", linger: true)
             }
         case .clientBody:
             requestBodyFailed(status: 408, message: "timed out reading the request body", errorKind: "client_timeout")
