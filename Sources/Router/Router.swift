@@ -161,6 +161,17 @@ public final class Router: Sendable {
         }
     }
 
+    /// After `failed` could not serve: another server of the same pool first, else the next
+    /// candidate pool (leaving `pool`/`server` nil when nothing is left).
+    public func retry(_ decision: inout Decision, failed: Int, state: RoutingState, balancer: inout BalancerState) {
+        if let pool = decision.pool,
+           let server = pickServer(in: pools[pool], state: state, balancer: &balancer, excluding: failed) {
+            decision.server = server
+            return
+        }
+        advance(&decision, state: state, balancer: &balancer, excluding: failed)
+    }
+
     /// The pool at `position` of a decision's candidate order: `.some(nil)` for a skipped slot
     /// (a stale replica), nil past the end.
     private func candidate(_ decision: Decision, at position: Int, state: RoutingState) -> Int?? {

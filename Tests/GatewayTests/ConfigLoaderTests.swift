@@ -196,3 +196,53 @@ import Testing
             .contains("least_request or round_robin") == true)
     }
 }
+
+@Suite struct HealthConfigTests {
+    func parseError(_ yaml: String) -> ConfigError? {
+        do {
+            _ = try ConfigLoader.parse(yaml: yaml, file: "gw.yaml")
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    let base = """
+        databases:
+          main: "postgresql://postgres@127.0.0.1:5432/app?sslmode=disable&connect_timeout=2"
+          eu: postgresql://postgres@127.0.0.1:5433/app
+        pools:
+          primary: { role: primary, region: us-east, database: main, servers: [http://127.0.0.1:9000] }
+          eu: { role: replica, region: eu-west, database: eu, servers: [http://127.0.0.1:9001] }
+
+        """
+
+    @Test func sections() throws {
+        let config = try ConfigLoader.parse(yaml: base + """
+            health: { path: /healthz, interval: 5s, timeout: 2s, rise: 3, fall: 4, expected_status: [200, 3xx],
+                      jitter: 0.2, max_lag: 10s, max_lag_bytes: 64MiB, database_interval: 500ms, database_timeout: 1s, database_fall: 3 }
+            outlier_detection: { consecutive_errors: 7, base_ejection_time: 10s, max_ejection_time: 1m, max_ejected_percent: 30 }
+            retries: { attempts: 1, budget_percent: 10, min_per_second: 5 }
+            """)
+        #expect(config.databases.map(\.name) == ["main", "eu"])
+        #expect(config.databases[0].url.hasSuffix("connect_timeout=2"))
+        #expect(config.pools[1].database == "eu")
+        #expect(config.health.path == "/healthz")
+        #expect(config.health.isExpected(200) && config.health.isExpected(302) && !config.health.isExpected(204))
+        #expect(config.health.maxLagBytes == ByteSize(64 << 20))
+        #expect(config.outlierDetection.consecutiveErrors == 7)
+        #expect(config.retries.budgetPercent == 10)
+        // Defaults: no active checks without a path.
+        #expect(try ConfigLoader.parse(yaml: base).health.path == nil)
+    }
+
+    @Test func mistakes() throws {
+        #expect(parseError(base + "health: { interval: 1s, timeout: 2s }\n")?.key == "health.timeout")
+        #expect(parseError(base + "health: { expected_status: [6xx] }\n")?.message.contains("2xx") == true)
+        #expect(parseError(base + "health: { path: healthz }\n")?.key == "health.path")
+        #expect(parseError(base.replacingOccurrences(of: "database: eu,", with: "database: mars,"))?.key == "pools.eu.database")
+        #expect(parseError(base.replacingOccurrences(of: "database: main,", with: ""))?.key == "pools.primary.database")
+        #expect(parseError(base.replacingOccurrences(of: "postgresql://postgres@127.0.0.1:5433/app", with: "mysql://x"))?.key == "databases.eu")
+        #expect(parseError(base + "retries: { attempts: 11 }\n")?.key == "retries.attempts")
+    }
+}

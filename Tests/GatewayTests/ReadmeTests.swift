@@ -43,6 +43,9 @@ import Testing
         let environment = [
             "API_US_EAST_URL": "http://127.0.0.1:8001", "API_EU_WEST_URL": "http://127.0.0.1:8002",
             "API_AP_SOUTHEAST_URL": "http://127.0.0.1:8003",
+            "PRIMARY_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/app",
+            "EU_WEST_DATABASE_URL": "postgresql://postgres@127.0.0.1:5433/app",
+            "AP_SOUTHEAST_DATABASE_URL": "postgresql://postgres@127.0.0.1:5434/app",
         ]
         let config = try ConfigLoader.load(path: Self.root.appendingPathComponent("config/demo.yaml").path, environment: environment)
         #expect(config.pools.map(\.name) == ["primary", "eu-west", "ap-southeast"])

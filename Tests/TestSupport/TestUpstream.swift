@@ -3,6 +3,10 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A real HTTP/1.1 server on loopback for proxy tests. Requests are parsed by NIOHTTP1 (an
 /// implementation independent of the gateway's); responses are written as raw bytes so tests
 /// can shape them exactly: lengths, chunking, close-delimited bodies, resets, delays.
@@ -24,6 +28,8 @@ import NIOPosix
 /// - anything else: 200 `{"ok":true}`
 public final class TestUpstream: @unchecked Sendable {
     public let name: String
+    /// Reset every request after reading it (a server that dies mid-request, every time).
+    public let resetEverything: Bool
     public private(set) var port: Int = 0
     private let group: EventLoopGroup
     private var channel: Channel?
@@ -40,8 +46,9 @@ public final class TestUpstream: @unchecked Sendable {
 
     public var stats: Counters { counters.withLockedValue { $0 } }
 
-    public init(name: String = "upstream", group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+    public init(name: String = "upstream", resetEverything: Bool = false, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
         self.name = name
+        self.resetEverything = resetEverything
         self.group = group
     }
 
@@ -49,13 +56,14 @@ public final class TestUpstream: @unchecked Sendable {
     public func start(port: Int = 0) async throws -> Int {
         let counters = self.counters
         let name = self.name
+        let resetEverything = self.resetEverything
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 counters.withLockedValue { $0.connections += 1 }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
-                    try channel.pipeline.syncOperations.addHandler(TestUpstreamHandler(name: name, counters: counters))
+                    try channel.pipeline.syncOperations.addHandler(TestUpstreamHandler(name: name, counters: counters, resetEverything: resetEverything))
                 }
             }
             .bind(host: "127.0.0.1", port: port)
@@ -125,9 +133,12 @@ final class TestUpstreamHandler: ChannelInboundHandler {
     private var busy = false
     private var queued: [HTTPServerRequestPart] = []
 
-    init(name: String, counters: NIOLockedValueBox<TestUpstream.Counters>) {
+    private let resetEverything: Bool
+
+    init(name: String, counters: NIOLockedValueBox<TestUpstream.Counters>, resetEverything: Bool) {
         self.name = name
         self.counters = counters
+        self.resetEverything = resetEverything
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -169,6 +180,15 @@ final class TestUpstreamHandler: ChannelInboundHandler {
     }
 
     private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
+        if resetEverything {
+            // SO_LINGER 0: a real reset (RST), as a crashing server's kernel sends.
+            if let provider = context.channel as? SocketOptionProvider {
+                provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in context.close(promise: nil) }
+            } else {
+                context.close(promise: nil)
+            }
+            return
+        }
         let path = head.uri.split(separator: "?").first.map(String.init) ?? head.uri
         let parts = path.split(separator: "/").map(String.init)
         let first = parts.first ?? ""

@@ -11,7 +11,8 @@ answered and whether it was in recovery, so tests and load tests can see where a
 Endpoints: GET /api/health/, POST /api/auth/login, GET /api/users/{id},
 GET|PUT|PATCH /api/subscriptions/{user_id}, POST /api/activities.
 
-Environment: DATABASE_URL, API_NAME, API_REGION, SESSION_SECRET, POOL_MIN (2), POOL_MAX (10).
+Environment: DATABASE_URL, API_NAME, API_REGION, SESSION_SECRET, POOL_MIN (2), POOL_MAX (10),
+POOL_TIMEOUT (seconds to wait for a connection, 30).
 """
 import base64
 import hashlib
@@ -34,6 +35,7 @@ API_REGION = os.environ.get("API_REGION", "local")
 SECRET = os.environ.get("SESSION_SECRET", "sample-api-secret").encode()
 POOL_MIN = int(os.environ.get("POOL_MIN", "2"))
 POOL_MAX = int(os.environ.get("POOL_MAX", "10"))
+POOL_TIMEOUT = float(os.environ.get("POOL_TIMEOUT", "30"))
 
 _pool = None
 _pool_lock = threading.Lock()
@@ -45,7 +47,7 @@ def pool():
     with _pool_lock:
         if _pool is None:
             _pool = ConnectionPool(
-                DATABASE_URL, min_size=POOL_MIN, max_size=POOL_MAX, timeout=30, max_idle=10,
+                DATABASE_URL, min_size=POOL_MIN, max_size=POOL_MAX, timeout=POOL_TIMEOUT, max_idle=10,
                 kwargs={"autocommit": True, "connect_timeout": 3}, open=True,
             )
         return _pool

@@ -38,6 +38,45 @@ struct AdminRoutes {
         var requestsWaiting: Int
         var connectionsOpenedTotal: Int
         var connectFailuresTotal: Int
+        /// Active checks: up | down | unchecked (no `health.path`).
+        var health: String
+        var lastCheck: Check?
+        /// Ejected by passive outlier detection on at least one event loop.
+        var ejected: Bool
+        var ejections: Int
+        var requestsInFlight: Int
+
+        struct Check: Encodable {
+            var secondsAgo: Double
+            var milliseconds: Double?
+            var status: Int?
+            var error: String?
+        }
+    }
+
+    struct Database: Encodable {
+        var name: String
+        var reachable: Bool
+        /// primary | replica | unknown
+        var role: String
+        var lsn: String?
+        var lagBytes: UInt64?
+        var lagSeconds: Double?
+        /// fresh | stale | unknown (replicas get reads only while fresh)
+        var freshness: String
+        var replayPaused: Bool?
+        var lastProbeMilliseconds: Double?
+        var lastError: String?
+        var probes: Int
+        var probeFailures: Int
+    }
+
+    struct Upstreams: Encodable {
+        var upstreams: [Upstream]
+        var databases: [Database]
+        /// The pool taking writes now, or null when none does.
+        var writePool: String?
+        var writeProblem: String?
     }
 
     func respond(to head: HTTPRequestHead) async -> AdminResponse {
@@ -103,28 +142,75 @@ struct AdminRoutes {
     private func upstreams() async -> AdminResponse {
         let snapshot = await gateway.snapshot()
         let routing = gateway.routing.state()
-        let maintenance = gateway.routing.current.maintenance
+        let inputs = gateway.routing.current
+        let checks = gateway.healthChecker.current
+        let now = NIODeadline.now()
+        let checked = gateway.config.health.path != nil
         let list = gateway.runtime.servers.map { server in
             let stats = snapshot.upstreams[server.id]
+            let check = checks[server.id]
             return Upstream(
                 pool: server.poolName, server: server.authority, weight: server.weight,
-                state: maintenance.contains(server.id) ? "maintenance" : "ready",
+                state: inputs.maintenance.contains(server.id) ? "maintenance" : "ready",
                 available: routing.serverAvailable[server.id],
                 connectionsOpen: stats.open, connectionsIdle: stats.idle, requestsWaiting: stats.waiting,
-                connectionsOpenedTotal: stats.opened, connectFailuresTotal: stats.connectFailures)
+                connectionsOpenedTotal: stats.opened, connectFailuresTotal: stats.connectFailures,
+                health: !checked ? "unchecked" : (check.state.isUp ? "up" : "down"),
+                lastCheck: check.lastProbe.map { probe in
+                    Upstream.Check(secondsAgo: Double((now - probe).nanoseconds / 1_000_000) / 1000,
+                                   milliseconds: check.lastMilliseconds, status: check.lastStatus, error: check.lastError)
+                },
+                ejected: stats.ejectedOnLoops > 0, ejections: stats.ejections, requestsInFlight: stats.inFlight)
         }
-        return .json(["upstreams": list])
+        let write = gateway.routing.writePool(inputs)
+        return .json(Upstreams(
+            upstreams: list, databases: databaseReport(),
+            writePool: routing.writePool.map { gateway.runtime.pools[$0].name },
+            writeProblem: write.problem.map { problem in
+                switch problem {
+                case .noPrimary: "no database is primary"
+                case .splitBrain(let databases):
+                    "split brain: \(databases.map { gateway.config.databases[$0].name }.joined(separator: " and ")) both claim to be primary"
+                }
+            }))
+    }
+
+    private func databaseReport() -> [Database] {
+        gateway.databaseMonitor.current.map { status in
+            Database(
+                name: status.name, reachable: status.reachable,
+                role: status.observation.map { $0.inRecovery ? "replica" : "primary" } ?? "unknown",
+                lsn: status.observation?.lsn?.description, lagBytes: status.lag?.bytes, lagSeconds: status.lag?.seconds,
+                freshness: status.freshness.state.rawValue, replayPaused: status.observation?.replayPaused,
+                lastProbeMilliseconds: status.lastProbeMilliseconds, lastError: status.lastError,
+                probes: status.probes, probeFailures: status.probeFailures)
+        }
     }
 
     private func metrics() async -> AdminResponse {
         let snapshot = await gateway.snapshot()
         let metrics = gateway.runtime.metrics
         metrics.setGauge("gateway_client_connections", [], Double(snapshot.clientConnections))
+        let routing = gateway.routing.state()
         for server in gateway.runtime.servers {
             let stats = snapshot.upstreams[server.id]
             let labels = [("pool", server.poolName), ("server", server.authority)]
             metrics.setGauge("gateway_upstream_connections", labels + [("state", "open")], Double(stats.open))
             metrics.setGauge("gateway_upstream_connections", labels + [("state", "idle")], Double(stats.idle))
+            metrics.setGauge("gateway_upstream_available", labels, routing.serverAvailable[server.id] ? 1 : 0)
+            metrics.setGauge("gateway_upstream_ejected", labels, stats.ejectedOnLoops > 0 ? 1 : 0)
+        }
+        for (index, pool) in gateway.runtime.pools.enumerated() {
+            metrics.setGauge("gateway_pool_fresh", [("pool", pool.name)], routing.poolFresh[index] ? 1 : 0)
+            metrics.setGauge("gateway_pool_takes_writes", [("pool", pool.name)], routing.writePool == index ? 1 : 0)
+        }
+        for database in databaseReport() {
+            let labels = [("database", database.name)]
+            metrics.setGauge("gateway_database_reachable", labels, database.reachable ? 1 : 0)
+            metrics.setGauge("gateway_database_in_recovery", labels, database.role == "replica" ? 1 : 0)
+            metrics.setGauge("gateway_database_replay_lag_bytes", labels, Double(database.lagBytes ?? 0))
+            metrics.setGauge("gateway_database_replay_lag_seconds", labels, database.lagSeconds ?? 0)
+            metrics.setGauge("gateway_database_fresh", labels, database.freshness == "fresh" ? 1 : 0)
         }
         let pools = gateway.runtime.pools.map(\.name) + ["-"]
         let perLoop = await gateway.contexts.collect { $0.requestStats }

@@ -6,11 +6,17 @@ struct UpstreamSnapshot: Sendable {
     var waiting = 0
     var opened = 0
     var connectFailures = 0
+    /// Event loops on which the server is ejected now, and ejections over all loops.
+    var ejectedOnLoops = 0
+    var ejections = 0
+    var inFlight = 0
 
     static func + (lhs: UpstreamSnapshot, rhs: UpstreamSnapshot) -> UpstreamSnapshot {
         UpstreamSnapshot(serverID: lhs.serverID, open: lhs.open + rhs.open, idle: lhs.idle + rhs.idle,
                          waiting: lhs.waiting + rhs.waiting, opened: lhs.opened + rhs.opened,
-                         connectFailures: lhs.connectFailures + rhs.connectFailures)
+                         connectFailures: lhs.connectFailures + rhs.connectFailures,
+                         ejectedOnLoops: lhs.ejectedOnLoops + rhs.ejectedOnLoops, ejections: lhs.ejections + rhs.ejections,
+                         inFlight: lhs.inFlight + rhs.inFlight)
     }
 }
 
@@ -26,9 +32,12 @@ extension GatewayServer {
             GatewaySnapshot(
                 clientConnections: context.clientConnections.count,
                 upstreams: context.pools.map { pool in
-                    UpstreamSnapshot(serverID: pool.server.id, open: pool.openCount, idle: pool.idleCount,
-                                     waiting: pool.waitingCount, opened: pool.connectionsOpened,
-                                     connectFailures: pool.connectFailures)
+                    let id = pool.server.id
+                    return UpstreamSnapshot(serverID: id, open: pool.openCount, idle: pool.idleCount,
+                                            waiting: pool.waitingCount, opened: pool.connectionsOpened,
+                                            connectFailures: pool.connectFailures,
+                                            ejectedOnLoops: context.outliers.isEjected(id) ? 1 : 0,
+                                            ejections: context.outliers.timesEjected[id], inFlight: context.balancer.inFlight[id])
                 })
         }
         var total = GatewaySnapshot(upstreams: runtime.servers.map { UpstreamSnapshot(serverID: $0.id) })

@@ -25,6 +25,11 @@ public struct GatewayConfig: Decodable, Sendable {
     /// Named CORS policies, referenced by routes.
     public var cors: [(name: String, policy: CORSConfig)]
     public var routes: [RouteConfig]
+    /// PostgreSQL nodes behind the pools, by name: libpq connection URLs.
+    public var databases: [(name: String, url: String)]
+    public var health: HealthConfig
+    public var outlierDetection: OutlierDetectionConfig
+    public var retries: RetriesConfig
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case listen, admin
@@ -33,8 +38,9 @@ public struct GatewayConfig: Decodable, Sendable {
         case debugHeaders = "debug_headers"
         case accessLog = "access_log"
         case trustedProxies = "trusted_proxies"
-        case limits, timeouts, upstream, pools, regions, cors, routes
+        case limits, timeouts, upstream, pools, regions, cors, routes, databases, health, retries
         case readMethods = "read_methods"
+        case outlierDetection = "outlier_detection"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -61,6 +67,21 @@ public struct GatewayConfig: Decodable, Sendable {
             }
         }
         routes = try c.decode(.routes, default: [])
+        databases = []
+        if c.contains(.databases) {
+            let map = try c.nestedContainer(keyedBy: AnyCodingKey.self, forKey: .databases)
+            for key in map.allKeys {
+                let url = try map.decode(String.self, forKey: key)
+                guard url.hasPrefix("postgresql://") || url.hasPrefix("postgres://") || url.contains("=") else {
+                    throw DecodingError.dataCorruptedError(forKey: key, in: map,
+                        debugDescription: "expected a libpq URL such as postgresql://user@host:5432/db?sslmode=require")
+                }
+                databases.append((key.stringValue, url))
+            }
+        }
+        health = try c.decode(.health, default: HealthConfig())
+        outlierDetection = try c.decode(.outlierDetection, default: OutlierDetectionConfig())
+        retries = try c.decode(.retries, default: RetriesConfig())
     }
 
     private static func decodeEventLoops(_ c: KeyedDecodingContainer<CodingKeys>) throws -> Int? {
@@ -115,6 +136,16 @@ public struct GatewayConfig: Decodable, Sendable {
         }
         for method in readMethods where !method.allSatisfy({ $0.isLetter || $0 == "-" }) {
             throw ConfigValidationError(["read_methods"], "'\(method)' is not a method")
+        }
+        for pool in pools {
+            if pool.role == .primary, pool.database == nil, !databases.isEmpty {
+                throw ConfigValidationError(["pools", .key(pool.name), "database"],
+                    "with databases: configured, a primary pool names its database (writes follow the database that is primary)")
+            }
+            if let database = pool.database, !databases.contains(where: { $0.name == database }) {
+                throw ConfigValidationError(["pools", .key(pool.name), "database"],
+                    "no database named '\(database)' under databases: (\(databases.map(\.name).joined(separator: ", ")))")
+            }
         }
         for (index, route) in routes.enumerated() {
             if route.to != "auto" && route.to != "primary" && !pools.contains(where: { $0.name == route.to }) {

@@ -11,9 +11,12 @@ public struct PoolConfig: Sendable {
     public var region: String?
     public var servers: [ServerConfig]
     public var balancer: BalancerKind
+    /// The entry of `databases:` these servers use: its role decides where writes go and its
+    /// lag whether the pool gets reads.
+    public var database: String?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case role, region, servers, balancer
+        case role, region, servers, balancer, database
     }
 
     init(name: String, decoder: any Decoder) throws {
@@ -22,6 +25,7 @@ public struct PoolConfig: Sendable {
         self.name = name
         role = try c.decode(.role, default: .primary)
         region = try c.decodeIfPresent(String.self, forKey: .region)
+        database = try c.decodeIfPresent(String.self, forKey: .database)
         servers = try c.decode([ServerConfig].self, forKey: .servers)
         let balancerName = try c.decode(.balancer, default: BalancerKind.leastRequest.rawValue)
         guard let balancer = BalancerKind(rawValue: balancerName) else {

@@ -24,10 +24,16 @@ final class GatewayMetrics: Sendable {
 
     /// `gateway_errors_total{kind}`: bad requests, timeouts, upstream failures...
     func countError(_ kind: String) {
+        countEvent("gateway_errors_total", [("kind", kind)])
+    }
+
+    /// Increments a counter, created on first use (for events rarer than requests).
+    func countEvent(_ label: String, _ dimensions: [(String, String)]) {
+        let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
         let counter = errorCounters.withLockedValue { counters in
-            if let counter = counters[kind] { return counter }
-            let counter = CoreMetrics.Counter(label: "gateway_errors_total", dimensions: [("kind", kind)], factory: factory)
-            counters[kind] = counter
+            if let counter = counters[key] { return counter }
+            let counter = CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory)
+            counters[key] = counter
             return counter
         }
         counter.increment()

@@ -85,11 +85,25 @@ extension DownstreamHandler: TimedConnection {
 
     // MARK: Access log and metrics
 
+    /// What an exchange says about its server, for passive outlier detection.
+    enum Outcome {
+        case success
+        /// A 5xx answer, or a connection that failed after it was made.
+        case failure
+        /// The connection could not be made at all.
+        case connectFailure
+        /// Nothing about the server (the client left, timed out, sent too much).
+        case neutral
+    }
+
     /// Called exactly once per exchange, when it ends however it ends.
-    func record(_ exchange: Exchange, status: Int, now: NIODeadline = .now()) {
+    func record(_ exchange: Exchange, status: Int, now: NIODeadline = .now(), outcome: Outcome) {
         let nanoseconds = (now - exchange.start).nanoseconds
         loop.requestStats[exchange.pool.index].record(status: status, nanoseconds: nanoseconds)
         loop.balancer.inFlight[exchange.server.id] -= 1
+        if outcome != .neutral {
+            loop.recordOutcome(server: exchange.server.id, failed: outcome != .success, connectFailure: outcome == .connectFailure, now: now)
+        }
         guard let logger = runtime.accessLogger else { return }
         logger.info("request", metadata: [
             "method": .string(exchange.head.method.description),
@@ -104,6 +118,7 @@ extension DownstreamHandler: TimedConnection {
             "bytes_out": .stringConvertible(exchange.responseBodyBytes),
             "client": .string(peerText),
             "request_id": .stringConvertible(exchange.requestID),
+            "retries": .stringConvertible(exchange.retries),
         ])
     }
 

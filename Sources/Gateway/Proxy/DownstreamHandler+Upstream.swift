@@ -145,7 +145,7 @@ extension DownstreamHandler: UpstreamLeaseRequester, UpstreamConnectionOwner {
             loop.connectionPool(for: connection.server).release(connection, reusable: completion.reuseUpstream)
         }
         let now = NIODeadline.now()
-        record(finished, status: finished.machine.status, now: now)
+        record(finished, status: finished.machine.status, now: now, outcome: finished.machine.status >= 500 ? .failure : .success)
         if completion.closeClient {
             closeAfterResponse(linger: finished.machine.requestBodyUnread)
             return
@@ -162,17 +162,23 @@ extension DownstreamHandler: UpstreamLeaseRequester, UpstreamConnectionOwner {
     /// after, the connection is cut, which is how HTTP/1.1 says "this response is incomplete".
     func failExchange(_ failure: UpstreamFailure) {
         guard let failed = exchange else { return }
+        if retry(failed, after: failure) { return }
         let action = failed.machine.upstreamFailed(failure)
         releaseUpstream(of: failed)
         exchange = nil
         runtime.metrics.countError(failure.metricKind)
+        let outcome: Outcome = switch failure {
+        case .queueTimeout, .noServer: .neutral
+        case .connectRefused, .connectTimeout: .connectFailure
+        default: .failure
+        }
         switch action {
         case .respond(let status, let close):
             let response = LocalResponse.error(status, failure.description, requestID: failed.requestID, close: close,
                                                extraHeaders: failed.corsHeaders)
             failed.responseBodyBytes = response.body.readableBytes
             writeLocal(response, head: failed.head, requestID: failed.requestID)
-            record(failed, status: status)
+            record(failed, status: status, outcome: outcome)
             if close {
                 closeAfterResponse(linger: failed.machine.requestBodyUnread)
             } else {
@@ -180,9 +186,52 @@ extension DownstreamHandler: UpstreamLeaseRequester, UpstreamConnectionOwner {
                 pumpRequest()
             }
         case .abortClient:
-            record(failed, status: failed.machine.status)
+            record(failed, status: failed.machine.status, outcome: outcome)
             closeNow()
         }
+    }
+
+    /// Tries the request on another server when that is safe: it never reached an upstream
+    /// (connect refused or timed out: any method), or it is an idempotent read without a body
+    /// that was reset before any response byte. A request whose body was sent, or whose method
+    /// may change state, is never sent twice. Retries also need the budget's leave.
+    private func retry(_ exchange: Exchange, after failure: UpstreamFailure) -> Bool {
+        let settings = runtime.config.retries
+        guard !exchange.machine.responseStarted, exchange.retries < settings.attempts, state == .open else { return false }
+        let neverReached = failure == .connectRefused || failure == .connectTimeout
+        let safeAfterReset = failure == .reset && exchange.head.method.isIdempotentRead
+            && !exchange.machine.requestHasBody && exchange.requestBodyBytes == 0
+        guard neverReached || safeAfterReset else { return false }
+        let now = NIODeadline.now()
+        let failedServer = exchange.server.id
+        var decision = exchange.decision
+        runtime.router.retry(&decision, failed: failedServer, state: loop.routingState, balancer: &loop.balancer)
+        // Nowhere else to go: the failure stands, and is answered and recorded as usual.
+        guard let pool = decision.pool, let server = decision.server else { return false }
+        guard loop.retryBudget.tryRetry(now: Int64(now.uptimeNanoseconds)) else {
+            runtime.metrics.countEvent("gateway_retries_total", [("result", "budget_exhausted")])
+            return false
+        }
+        releaseUpstream(of: exchange)
+        loop.balancer.inFlight[failedServer] -= 1
+        loop.recordOutcome(server: failedServer, failed: true, connectFailure: neverReached, now: now)
+        runtime.metrics.countError(failure.metricKind)
+        runtime.metrics.countEvent("gateway_retries_total", [("result", "retried"), ("reason", failure.metricKind)])
+        exchange.decision = decision
+        exchange.pool = runtime.pools[pool]
+        exchange.server = runtime.servers[server]
+        exchange.upstream = nil
+        exchange.retries += 1
+        exchange.machine.restartAttempt()
+        loop.balancer.inFlight[server] += 1
+        arm(.acquire, exchange.server.acquireTimeout, now: now)
+        switch loop.connectionPool(for: exchange.server).lease(for: self) {
+        case .ready(let connection):
+            attach(connection, now: now)
+        case .pending:
+            break
+        }
+        return true
     }
 
     /// The client side failed in the middle of its request body (too large, malformed, gone).
@@ -192,13 +241,13 @@ extension DownstreamHandler: UpstreamLeaseRequester, UpstreamConnectionOwner {
         exchange = nil
         runtime.metrics.countError(errorKind)
         if failed.machine.responseStarted {
-            record(failed, status: failed.machine.status)
+            record(failed, status: failed.machine.status, outcome: .neutral)
             closeNow()
             return
         }
         writeLocal(LocalResponse.error(status, message, requestID: failed.requestID, close: true),
                    head: failed.head, requestID: failed.requestID)
-        record(failed, status: status)
+        record(failed, status: status, outcome: .neutral)
         closeAfterResponse(linger: true)
     }
 
@@ -208,7 +257,7 @@ extension DownstreamHandler: UpstreamLeaseRequester, UpstreamConnectionOwner {
         releaseUpstream(of: abandoned)
         exchange = nil
         runtime.metrics.countError(errorKind)
-        record(abandoned, status: status)
+        record(abandoned, status: status, outcome: .neutral)
     }
 
     /// Gives the upstream connection back, unusable (a half-done exchange leaves it in an

@@ -46,10 +46,12 @@ final class DownstreamHandler: ChannelDuplexHandler {
         let head: HTTPHead
         let requestID: RequestID
         let start: NIODeadline
-        let pool: PoolRuntime
-        let server: UpstreamServer
-        let decision: Router.Decision
+        var pool: PoolRuntime
+        var server: UpstreamServer
+        var decision: Router.Decision
         var upstream: UpstreamConnection?
+        /// Retries made so far.
+        var retries = 0
         let chunkedToUpstream: Bool
         /// Headers of the route's CORS policy for this origin (empty when none applies).
         let corsHeaders: [(String, String)]
@@ -379,6 +381,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
         if loop.draining { exchange.machine.closeClientAfterResponse() }
         self.exchange = exchange
         loop.balancer.inFlight[serverIndex] += 1
+        loop.retryBudget.recordRequest(now: Int64(now.uptimeNanoseconds))
 
         arm(.acquire, server.acquireTimeout, now: now)
         switch loop.connectionPool(for: server).lease(for: self) {

@@ -125,6 +125,16 @@ struct ExchangeStateMachine {
         request = .complete
     }
 
+    /// Another attempt on another server, after a failure that left nothing on the client side:
+    /// back to waiting for an upstream.
+    mutating func restartAttempt() {
+        precondition(!responseStarted, "a response already went out")
+        request = .waitingForUpstream
+        response = .awaitingHead
+        upstreamKeepAlive = true
+        status = 0
+    }
+
     /// Shutdown or an error elsewhere: the client connection ends after this exchange.
     mutating func closeClientAfterResponse() {
         closeClient = true

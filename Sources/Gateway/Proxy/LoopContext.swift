@@ -16,8 +16,15 @@ final class LoopContext {
     var requestStats: [RequestStats]
     /// This loop's balancing state (requests in flight per server, round-robin weights).
     var balancer: BalancerState
-    /// This loop's copy of which servers and pools may serve; replaced when health changes.
-    var routingState: RoutingState
+    /// What the control plane says may serve (health, maintenance, databases).
+    var publishedRoutingState: RoutingState {
+        didSet { refreshRoutingState() }
+    }
+    /// The state the Router reads: the published one minus this loop's outlier ejections.
+    private(set) var routingState: RoutingState
+    /// Passive outlier detection on this loop's own requests.
+    var outliers: OutlierDetector
+    var retryBudget: RetryBudget
     private(set) var draining = false
     /// Client connections on this loop (for drain and the connection gauge).
     private(set) var clientConnections: [ObjectIdentifier: DownstreamHandler] = [:]
@@ -33,8 +40,17 @@ final class LoopContext {
                 maxHeadBytes: max(maxHead, 64 * 1024))
         }
         balancer = BalancerState(servers: runtime.servers.count)
-        routingState = .allUp(servers: runtime.servers.count, pools: runtime.pools.count,
-                              writePool: runtime.router.configuredWritePool)
+        let initial = RoutingState.allUp(servers: runtime.servers.count, pools: runtime.pools.count,
+                                         writePool: runtime.router.configuredWritePool)
+        publishedRoutingState = initial
+        routingState = initial
+        let outlier = runtime.config.outlierDetection
+        outliers = OutlierDetector(
+            settings: .init(consecutiveErrors: outlier.consecutiveErrors, baseEjectionNanoseconds: outlier.baseEjectionTime.nanoseconds,
+                            maxEjectionNanoseconds: outlier.maxEjectionTime.nanoseconds, maxEjectedPercent: outlier.maxEjectedPercent),
+            poolOfServer: runtime.servers.map { server in runtime.pools.firstIndex { $0.name == server.poolName }! },
+            serversOfPool: runtime.pools.map { $0.servers.map(\.id) })
+        retryBudget = RetryBudget(percent: runtime.config.retries.budgetPercent, minimumPerSecond: runtime.config.retries.minPerSecond)
         requestStats = Array(repeating: RequestStats(), count: runtime.pools.count + 1)
     }
 
@@ -42,6 +58,14 @@ final class LoopContext {
         sweeper.onTick = { [unowned self] now in
             for pool in self.pools {
                 pool.closeIdle(before: now - pool.server.settings.idleTimeout.timeAmount)
+            }
+            let returned = self.outliers.expire(now: Int64(now.uptimeNanoseconds))
+            if !returned.isEmpty {
+                self.refreshRoutingState()
+                for server in returned {
+                    self.runtime.logger.info("outlier ejection ended", metadata: [
+                        "pool": "\(self.runtime.servers[server].poolName)", "server": "\(self.runtime.servers[server].authority)"])
+                }
             }
         }
         sweeper.start(on: eventLoop, interval: .milliseconds(100))
@@ -72,5 +96,38 @@ final class LoopContext {
 
     func connectionPool(for server: UpstreamServer) -> UpstreamConnectionPool {
         pools[server.id]
+    }
+
+    private func refreshRoutingState() {
+        var state = publishedRoutingState
+        for server in state.serverAvailable.indices where outliers.isUnavailable(server) {
+            state.serverAvailable[server] = false
+        }
+        routingState = state
+    }
+
+    /// An exchange's outcome for passive outlier detection: 5xx answers and connection failures
+    /// count against the server, anything else clears its streak. A failed connect also makes
+    /// this loop skip the server for a short backoff.
+    func recordOutcome(server: Int, failed: Bool, connectFailure: Bool = false, now: NIODeadline) {
+        guard failed else {
+            outliers.recordSuccess(server)
+            return
+        }
+        let clock = Int64(now.uptimeNanoseconds)
+        if connectFailure {
+            let ejected = outliers.recordConnectFailure(server, now: clock)
+            refreshRoutingState()
+            if !ejected { return }
+        } else if !outliers.recordFailure(server, now: clock) {
+            return
+        }
+        refreshRoutingState()
+        let upstream = runtime.servers[server]
+        runtime.logger.warning("outlier ejected", metadata: [
+            "pool": "\(upstream.poolName)", "server": "\(upstream.authority)",
+            "times": "\(outliers.timesEjected[server])",
+            "until_ms": "\((outliers.ejectedUntil[server]! - clock) / 1_000_000)"])
+        runtime.metrics.countEvent("gateway_outlier_ejections_total", [("pool", upstream.poolName), ("server", upstream.authority)])
     }
 }

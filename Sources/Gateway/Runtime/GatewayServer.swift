@@ -22,7 +22,10 @@ public final class GatewayServer: Service, Sendable {
     let runtime: GatewayRuntime
     let contexts: LoopContexts
     let routing: RoutingControl
+    let healthChecker: HealthChecker
+    let databaseMonitor: DatabaseMonitor
     let logger: Logger
+    private let controlPlane = NIOLockedValueBox<Task<Void, Never>?>(nil)
     let startedAt = NIODeadline.now()
     private let channels = NIOLockedValueBox<[Channel]>([])
     private let shutdownStarted = NIOLockedValueBox(false)
@@ -46,7 +49,14 @@ public final class GatewayServer: Service, Sendable {
             throw error
         }
         contexts = LoopContexts(group: group, runtime: runtime, connector: connector)
-        routing = RoutingControl(router: runtime.router, serverCount: runtime.servers.count, contexts: contexts)
+        routing = RoutingControl(
+            router: runtime.router, serverCount: runtime.servers.count,
+            poolDatabase: config.pools.map { pool in pool.database.flatMap { name in config.databases.firstIndex { $0.name == name } } },
+            contexts: contexts, metrics: runtime.metrics, logger: logger)
+        healthChecker = HealthChecker(servers: runtime.servers, settings: config.health, group: group, routing: routing,
+                                      metrics: runtime.metrics, logger: logger)
+        databaseMonitor = DatabaseMonitor(databases: config.databases, settings: config.health, routing: routing,
+                                          metrics: runtime.metrics, logger: logger)
     }
 
     /// Binds both listeners and starts serving; returns the bound addresses (port 0 in the
@@ -82,6 +92,16 @@ public final class GatewayServer: Service, Sendable {
             throw error
         }
         channels.withLockedValue { $0.append(admin) }
+        // The control plane: health checks and database probes, until shutdown cancels them.
+        let healthChecker = self.healthChecker, databaseMonitor = self.databaseMonitor
+        controlPlane.withLockedValue { task in
+            task = Task {
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask { await healthChecker.run() }
+                    group.addTask { await databaseMonitor.run() }
+                }
+            }
+        }
         let bound = BoundAddresses(proxy: proxy.localAddress!, admin: admin.localAddress!)
         logger.info("gateway started", metadata: [
             "listen": "\(Self.describe(bound.proxy))", "admin": "\(Self.describe(bound.admin))", "event_loops": "\(contexts.ordered.count)",
@@ -121,6 +141,10 @@ public final class GatewayServer: Service, Sendable {
         let left = await contexts.collect { $0.clientConnections.count }.reduce(0, +)
         if left > 0 {
             logger.warning("drain timeout: closing connections still open", metadata: ["connections": "\(left)"])
+        }
+        if let task = controlPlane.withLockedValue({ $0 }) {
+            task.cancel()
+            await task.value
         }
         contexts.forEach { $0.closeEverything() }
         try? await Task.sleep(for: .milliseconds(20))

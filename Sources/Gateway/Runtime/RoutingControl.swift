@@ -1,24 +1,43 @@
+import Logging
 import NIOConcurrencyHelpers
 import Router
 
-/// The control plane's view of what may serve, and the one writer of `RoutingState`: operators
-/// (maintenance), and later health checks and database probes, change its inputs; every change
-/// publishes a fresh state to each event loop, which reads its own copy without locks.
+/// The control plane's view of what may serve, and the one writer of `RoutingState`.
+/// Operators (maintenance), active health checks and database probes change its inputs; every
+/// change publishes a fresh state to each event loop, which reads its own copy without locks.
 final class RoutingControl: Sendable {
+    struct DatabaseInput: Sendable, Equatable {
+        var probed: Bool
+        var observation: WriteTargetElection.Observation
+        var freshness: ReplicaFreshness.State
+    }
+
     struct Inputs: Sendable {
         /// Servers an operator took out of rotation.
         var maintenance: Set<Int> = []
+        /// Servers failing their active health check.
+        var healthDown: Set<Int> = []
+        /// Per database, once probed.
+        var databases: [DatabaseInput] = []
     }
 
     private let inputs = NIOLockedValueBox(Inputs())
+    private let published = NIOLockedValueBox<RoutingState?>(nil)
     private let router: Router
     private let serverCount: Int
+    /// Per pool, the index of its database in `databases:`.
+    private let poolDatabase: [Int?]
     private let contexts: LoopContexts
+    private let metrics: GatewayMetrics
+    private let logger: Logger
 
-    init(router: Router, serverCount: Int, contexts: LoopContexts) {
+    init(router: Router, serverCount: Int, poolDatabase: [Int?], contexts: LoopContexts, metrics: GatewayMetrics, logger: Logger) {
         self.router = router
         self.serverCount = serverCount
+        self.poolDatabase = poolDatabase
         self.contexts = contexts
+        self.metrics = metrics
+        self.logger = logger
     }
 
     var current: Inputs { inputs.withLockedValue { $0 } }
@@ -30,16 +49,84 @@ final class RoutingControl: Sendable {
         publish()
     }
 
+    func setHealth(server: Int, up: Bool) {
+        inputs.withLockedValue { inputs in
+            if up { inputs.healthDown.remove(server) } else { inputs.healthDown.insert(server) }
+        }
+        publish()
+    }
+
+    func updateDatabases(_ databases: [DatabaseInput]) {
+        let changed = inputs.withLockedValue { inputs -> Bool in
+            defer { inputs.databases = databases }
+            return inputs.databases != databases
+        }
+        if changed { publish() }
+    }
+
+    /// Why writes currently have nowhere to go, if they don't.
+    enum WriteProblem: Sendable, Equatable {
+        case noPrimary
+        case splitBrain([Int])
+    }
+
+    /// The write pool the databases imply: the pool of the one database out of recovery (a
+    /// promoted replica's pool after a failover). Before any database has been probed, and
+    /// without `databases:`, the configured primary pool.
+    func writePool(_ inputs: Inputs) -> (pool: Int?, problem: WriteProblem?) {
+        guard poolDatabase.contains(where: { $0 != nil }), !inputs.databases.isEmpty,
+              inputs.databases.allSatisfy(\.probed)
+        else { return (router.configuredWritePool, nil) }
+        switch WriteTargetElection.elect(inputs.databases.map(\.observation)) {
+        case .primary(let database):
+            let pools = poolDatabase.indices.filter { poolDatabase[$0] == database }
+            let pool = pools.first { router.pools[$0].role == .primary } ?? pools.first
+            return (pool, pool == nil ? .noPrimary : nil)
+        case .none:
+            return (nil, .noPrimary)
+        case .splitBrain(let databases):
+            return (nil, .splitBrain(databases))
+        }
+    }
+
     /// The routing state the inputs imply.
     func state() -> RoutingState {
         let inputs = self.inputs.withLockedValue { $0 }
-        var state = RoutingState.allUp(servers: serverCount, pools: router.pools.count, writePool: router.configuredWritePool)
-        for server in inputs.maintenance { state.serverAvailable[server] = false }
+        let write = writePool(inputs)
+        var state = RoutingState.allUp(servers: serverCount, pools: router.pools.count, writePool: write.pool)
+        for server in inputs.maintenance.union(inputs.healthDown) { state.serverAvailable[server] = false }
+        for pool in router.pools.indices {
+            guard router.pools[pool].role == .replica, let database = poolDatabase[pool], database < inputs.databases.count else { continue }
+            // A replica pool reads only while its database is known to be fresh enough; the
+            // pool taking writes (a promoted replica's) is the primary and always fresh.
+            state.poolFresh[pool] = pool == write.pool || inputs.databases[database].freshness == .fresh
+        }
         return state
     }
 
-    private func publish() {
+    func publish() {
         let state = self.state()
-        contexts.forEach { $0.routingState = state }
+        let previous = published.withLockedValue { published -> RoutingState? in
+            defer { published = state }
+            return published
+        }
+        guard previous != state else { return }
+        if let previous, previous.writePool != state.writePool {
+            let from = previous.writePool.map { router.pools[$0].name } ?? "none"
+            let to = state.writePool.map { router.pools[$0].name } ?? "none"
+            let problem = writePool(current).problem
+            logger.warning("write pool changed", metadata: [
+                "from": "\(from)", "to": "\(to)",
+                "reason": "\(problem.map { "\($0)" } ?? "a database became primary")",
+            ])
+            metrics.countEvent("gateway_write_pool_changes_total", [("to", to)])
+        }
+        if let previous {
+            for pool in router.pools.indices where previous.poolFresh[pool] != state.poolFresh[pool] {
+                logger.notice("pool freshness changed", metadata: ["pool": "\(router.pools[pool].name)", "fresh": "\(state.poolFresh[pool])"])
+                metrics.countEvent("gateway_pool_freshness_changes_total", [("pool", router.pools[pool].name), ("fresh", "\(state.poolFresh[pool])")])
+            }
+        }
+        contexts.forEach { $0.publishedRoutingState = state }
     }
 }

@@ -1,0 +1,145 @@
+/// `health:` — active checks of upstream servers and the databases' role and lag.
+public struct HealthConfig: Decodable, Sendable {
+    /// HTTP path of the active check; nil turns active HTTP checks off.
+    public var path: String?
+    public var interval = ConfigDuration.seconds(2)
+    public var timeout = ConfigDuration.seconds(1)
+    public var rise = 2
+    public var fall = 3
+    /// Statuses counted as healthy (default 200–399, as HAProxy's httpchk).
+    public var expectedStatuses: [ClosedRange<Int>] = [200...399]
+    /// Each interval is shortened or lengthened by up to this fraction, so checks of many
+    /// servers (and of many gateways) do not fall into step.
+    public var jitter = 0.1
+    /// A replica further behind than this gets no reads (then comes back under 80% of it).
+    public var maxLag = ConfigDuration.seconds(5)
+    public var maxLagBytes: ByteSize?
+    /// How often each database is probed, and how long a probe may take.
+    public var databaseInterval = ConfigDuration.seconds(1)
+    public var databaseTimeout = ConfigDuration.seconds(2)
+    /// Consecutive failed probes before a database counts as unreachable.
+    public var databaseFall = 2
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case path, interval, timeout, rise, fall, jitter
+        case expectedStatus = "expected_status"
+        case maxLag = "max_lag"
+        case maxLagBytes = "max_lag_bytes"
+        case databaseInterval = "database_interval"
+        case databaseTimeout = "database_timeout"
+        case databaseFall = "database_fall"
+    }
+
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        path = try c.decodeIfPresent(String.self, forKey: .path)
+        interval = try c.decode(.interval, default: interval)
+        timeout = try c.decode(.timeout, default: timeout)
+        rise = try c.decode(.rise, default: rise)
+        fall = try c.decode(.fall, default: fall)
+        jitter = try c.decode(.jitter, default: jitter)
+        maxLag = try c.decode(.maxLag, default: maxLag)
+        maxLagBytes = try c.decodeIfPresent(ByteSize.self, forKey: .maxLagBytes)
+        databaseInterval = try c.decode(.databaseInterval, default: databaseInterval)
+        databaseTimeout = try c.decode(.databaseTimeout, default: databaseTimeout)
+        databaseFall = try c.decode(.databaseFall, default: databaseFall)
+        if c.contains(.expectedStatus) {
+            expectedStatuses = []
+            for item in try c.decode([StatusSpec].self, forKey: .expectedStatus) { expectedStatuses.append(item.range) }
+        }
+        if let path, !path.hasPrefix("/") {
+            throw DecodingError.dataCorruptedError(forKey: .path, in: c, debugDescription: "a path starts with '/'")
+        }
+        for (key, value) in [(CodingKeys.rise, rise), (.fall, fall), (.databaseFall, databaseFall)] where value < 1 {
+            throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "must be at least 1")
+        }
+        if !(0...0.5).contains(jitter) {
+            throw DecodingError.dataCorruptedError(forKey: .jitter, in: c, debugDescription: "a fraction between 0 and 0.5")
+        }
+        if timeout >= interval {
+            throw DecodingError.dataCorruptedError(forKey: .timeout, in: c, debugDescription: "must be shorter than interval (\(interval))")
+        }
+    }
+
+    /// `200`, or `2xx`.
+    struct StatusSpec: Decodable {
+        let range: ClosedRange<Int>
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let code = try? c.decode(Int.self), (100...599).contains(code) {
+                range = code...code
+                return
+            }
+            let text = try c.decode(String.self)
+            guard text.count == 3, text.hasSuffix("xx"), let hundreds = Int(text.prefix(1)), (1...5).contains(hundreds) else {
+                throw decoder.invalidValue("expected a status such as 200 or a class such as 2xx; got '\(text)'")
+            }
+            range = hundreds * 100...hundreds * 100 + 99
+        }
+    }
+
+    func isExpected(_ status: Int) -> Bool { expectedStatuses.contains { $0.contains(status) } }
+}
+
+/// `outlier_detection:` — passive ejection of servers that keep failing requests.
+public struct OutlierDetectionConfig: Decodable, Sendable {
+    /// Consecutive 5xx answers or connection failures that eject a server; 0 turns it off.
+    public var consecutiveErrors = 5
+    public var baseEjectionTime = ConfigDuration.seconds(30)
+    public var maxEjectionTime = ConfigDuration.seconds(300)
+    public var maxEjectedPercent = 50
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case consecutiveErrors = "consecutive_errors"
+        case baseEjectionTime = "base_ejection_time"
+        case maxEjectionTime = "max_ejection_time"
+        case maxEjectedPercent = "max_ejected_percent"
+    }
+
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        consecutiveErrors = try c.decode(.consecutiveErrors, default: consecutiveErrors)
+        baseEjectionTime = try c.decode(.baseEjectionTime, default: baseEjectionTime)
+        maxEjectionTime = try c.decode(.maxEjectionTime, default: maxEjectionTime)
+        maxEjectedPercent = try c.decode(.maxEjectedPercent, default: maxEjectedPercent)
+        if !(0...100).contains(maxEjectedPercent) {
+            throw DecodingError.dataCorruptedError(forKey: .maxEjectedPercent, in: c, debugDescription: "0...100")
+        }
+    }
+}
+
+/// `retries:` — which failed requests may try another server, and how many.
+public struct RetriesConfig: Decodable, Sendable {
+    /// Further attempts per request (0 turns retries off).
+    public var attempts = 2
+    /// Retries may be at most this share of requests (over 10 s) ...
+    public var budgetPercent = 20.0
+    /// ... or this many per second, whichever is more.
+    public var minPerSecond = 3
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case attempts
+        case budgetPercent = "budget_percent"
+        case minPerSecond = "min_per_second"
+    }
+
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        attempts = try c.decode(.attempts, default: attempts)
+        budgetPercent = try c.decode(.budgetPercent, default: budgetPercent)
+        minPerSecond = try c.decode(.minPerSecond, default: minPerSecond)
+        if attempts < 0 || attempts > 10 {
+            throw DecodingError.dataCorruptedError(forKey: .attempts, in: c, debugDescription: "0...10")
+        }
+    }
+}

@@ -1,0 +1,142 @@
+import CLibpq
+import Router
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What one probe of a database saw.
+struct DatabaseObservation: Sendable, Equatable {
+    var inRecovery: Bool
+    /// The primary's current WAL position, or a replica's last replayed one.
+    var lsn: LSN?
+    /// Seconds since the last replayed transaction (replicas; nil on a primary or when none yet).
+    var secondsSinceReplay: Double?
+    var replayPaused: Bool
+}
+
+struct ProbeError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// One probe connection to one PostgreSQL node, driven with libpq's non-blocking API and
+/// `poll(2)` against a deadline: a node that stops answering mid-query cannot hold a thread
+/// beyond the probe timeout (a blocking `PQexec` would wait for TCP to give up, minutes).
+/// Used from a thread-pool thread, one call at a time; the connection is kept between probes
+/// and made again after any failure. Connection strings are libpq's, with all their parameters
+/// (`sslmode=require`, `application_name`, ...).
+final class PostgresProbeConnection: @unchecked Sendable {
+    let connectionString: String
+    private var connection: OpaquePointer?
+
+    /// Role, WAL position, replay age and pause state in one round trip.
+    static let query = """
+        SELECT pg_is_in_recovery(),
+               (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text,
+               extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8,
+               CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END
+        """
+
+    init(connectionString: String) {
+        self.connectionString = connectionString
+    }
+
+    deinit {
+        if let connection { PQfinish(connection) }
+    }
+
+    func close() {
+        if let connection { PQfinish(connection) }
+        connection = nil
+    }
+
+    func probe(timeoutNanoseconds: Int64) throws -> DatabaseObservation {
+        let deadline = Self.now() + timeoutNanoseconds
+        do {
+            if connection == nil || PQstatus(connection) != CONNECTION_OK {
+                close()
+                try connect(deadline: deadline)
+            }
+            return try runProbe(deadline: deadline)
+        } catch {
+            close()
+            throw error
+        }
+    }
+
+    private func connect(deadline: Int64) throws {
+        guard let started = PQconnectStart(connectionString) else { throw ProbeError(description: "out of memory") }
+        connection = started
+        guard PQstatus(started) != CONNECTION_BAD else { throw ProbeError(description: message(started)) }
+        var status = PGRES_POLLING_WRITING
+        while true {
+            switch status {
+            case PGRES_POLLING_OK:
+                guard PQsetnonblocking(started, 1) == 0 else { throw ProbeError(description: message(started)) }
+                return
+            case PGRES_POLLING_FAILED:
+                throw ProbeError(description: message(started))
+            case PGRES_POLLING_READING:
+                try wait(started, events: Int16(POLLIN), deadline: deadline, doing: "connecting")
+            default:
+                try wait(started, events: Int16(POLLOUT), deadline: deadline, doing: "connecting")
+            }
+            status = PQconnectPoll(started)
+        }
+    }
+
+    private func runProbe(deadline: Int64) throws -> DatabaseObservation {
+        guard let connection else { throw ProbeError(description: "not connected") }
+        guard PQsendQuery(connection, Self.query) == 1 else { throw ProbeError(description: message(connection)) }
+        while true {
+            let flushed = PQflush(connection)
+            if flushed == 0 { break }
+            if flushed < 0 { throw ProbeError(description: message(connection)) }
+            try wait(connection, events: Int16(POLLOUT | POLLIN), deadline: deadline, doing: "sending the probe")
+            guard PQconsumeInput(connection) == 1 else { throw ProbeError(description: message(connection)) }
+        }
+        while PQisBusy(connection) == 1 {
+            try wait(connection, events: Int16(POLLIN), deadline: deadline, doing: "waiting for the probe's answer")
+            guard PQconsumeInput(connection) == 1 else { throw ProbeError(description: message(connection)) }
+        }
+        var observation: DatabaseObservation?
+        var failure: String?
+        while let result = PQgetResult(connection) {
+            defer { PQclear(result) }
+            if PQresultStatus(result) == PGRES_TUPLES_OK, PQntuples(result) == 1, PQnfields(result) == 4 {
+                func text(_ column: Int32) -> String? {
+                    PQgetisnull(result, 0, column) == 1 ? nil : String(cString: PQgetvalue(result, 0, column))
+                }
+                observation = DatabaseObservation(
+                    inRecovery: text(0) == "t", lsn: text(1).flatMap { LSN($0) },
+                    secondsSinceReplay: text(2).flatMap(Double.init), replayPaused: text(3) == "t")
+            } else {
+                failure = String(cString: PQresultErrorMessage(result)).trimmed("\n")
+            }
+        }
+        guard let observation else { throw ProbeError(description: failure ?? "the probe returned nothing") }
+        return observation
+    }
+
+    private func wait(_ connection: OpaquePointer, events: Int16, deadline: Int64, doing: String) throws {
+        let remaining = deadline - Self.now()
+        guard remaining > 0 else { throw ProbeError(description: "timed out \(doing)") }
+        var descriptor = pollfd(fd: PQsocket(connection), events: events, revents: 0)
+        guard descriptor.fd >= 0 else { throw ProbeError(description: message(connection)) }
+        let ready = poll(&descriptor, 1, Int32(min(remaining / 1_000_000 + 1, Int64(Int32.max))))
+        if ready == 0 { throw ProbeError(description: "timed out \(doing)") }
+        if ready < 0 && errno != EINTR { throw ProbeError(description: "poll failed (errno \(errno))") }
+    }
+
+    private func message(_ connection: OpaquePointer?) -> String {
+        guard let connection, let text = PQerrorMessage(connection) else { return "unknown libpq error" }
+        let message = String(cString: text).trimmed("\n")
+        return message.isEmpty ? "connection failed" : message
+    }
+
+    static func now() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
+    }
+}

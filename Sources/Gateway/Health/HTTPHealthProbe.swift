@@ -1,0 +1,74 @@
+import NIOCore
+import NIOPosix
+
+/// One active check: a new connection, `GET path`, the status of the answer, within `timeout`
+/// (connect included). A new connection each time, as HAProxy's `httpchk` does: the check
+/// proves that the server accepts connections, not just that an old one still works.
+enum HTTPHealthProbe {
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func check(_ server: UpstreamServer, path: String, timeout: TimeAmount, on eventLoop: EventLoop) -> EventLoopFuture<Int> {
+        let promise = eventLoop.makePromise(of: Int.self)
+        let request = "GET \(path) HTTP/1.1\r\nHost: \(server.authority)\r\nUser-Agent: gateway-health-check\r\nConnection: close\r\n\r\n"
+        let timer = eventLoop.scheduleTask(in: timeout) {
+            promise.fail(Failure(description: "timed out after \(timeout.nanoseconds / 1_000_000) ms"))
+        }
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(timeout)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ProbeHandler(promise: promise))
+                }
+            }
+            .connect(to: server.address)
+            .whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    channel.writeAndFlush(ByteBuffer(string: request), promise: nil)
+                    promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
+                case .failure(let error):
+                    promise.fail(Failure(description: "connect: \(error)"))
+                }
+            }
+        promise.futureResult.whenComplete { _ in timer.cancel() }
+        return promise.futureResult
+    }
+
+    final class ProbeHandler: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        private var parser = HTTP1Parser(kind: .response, maxHeadBytes: 64 * 1024, maxHeaderCount: 256)
+        private let promise: EventLoopPromise<Int>
+
+        init(promise: EventLoopPromise<Int>) { self.promise = promise }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            parser.append(unwrapInboundIn(data))
+            do {
+                while true {
+                    switch try parser.next() {
+                    case .head(let head) where head.status >= 200:
+                        promise.succeed(head.status)
+                        return
+                    case .head, .body, .end:
+                        continue
+                    case .needMoreData:
+                        return
+                    }
+                }
+            } catch {
+                promise.fail(Failure(description: "invalid response: \(error)"))
+            }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            promise.fail(Failure(description: "closed before answering"))
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: Error) {
+            promise.fail(Failure(description: "\(error)"))
+            context.close(promise: nil)
+        }
+    }
+}

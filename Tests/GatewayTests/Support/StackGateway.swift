@@ -1,0 +1,79 @@
+import Foundation
+import Testing
+import TestSupport
+
+@testable import Gateway
+
+/// A gateway in front of a real stack: a pool per region, each with its database.
+func withStackGateway(
+    regions: [String] = ["us-east", "eu-west", "ap-southeast"], extraYAML: String = "",
+    _ body: (Stack, TestGateway) async throws -> Void
+) async throws {
+    try await withStack(regions: regions, redis: false) { stack in
+        var pools = ""
+        var databases = ""
+        for (index, region) in regions.enumerated() {
+            let name = index == 0 ? "primary" : region
+            pools += "  \(name): { role: \(index == 0 ? "primary" : "replica"), region: \(region), database: \(region), servers: [\"\(stack.api(region).url)\"] }\n"
+            databases += "  \(region): \"\(stack.node(region).url)?application_name=gateway-probe\"\n"
+        }
+        let fallback = regions.dropFirst().map { region in
+            "\(region): [\(regions.dropFirst().filter { $0 != region }.joined(separator: ", "))]"
+        }.joined(separator: ", ")
+        let gateway = try await TestGateway.start("""
+            listen: 127.0.0.1:0
+            admin: 127.0.0.1:0
+            debug_headers: true
+            trusted_proxies: [127.0.0.1/32]
+            regions:
+              default: \(regions[0])
+              header: { name: X-Region }
+              fallback: { \(fallback) }
+            databases:
+            \(databases)
+            pools:
+            \(pools)
+            \(extraYAML)
+            """)
+        do {
+            try await body(stack, gateway)
+        } catch {
+            await gateway.stop()
+            throw error
+        }
+        await gateway.stop()
+    }
+}
+
+extension TestGateway {
+    func send(_ method: String, _ path: String, region: String? = nil, body: String? = nil) async throws -> TestResponse {
+        try await RawClient.request(method, "http://127.0.0.1:\(proxyPort)\(path)",
+                                    headers: region.map { ["X-Region: \($0)"] } ?? [], body: body, timeout: .seconds(15))
+    }
+
+    /// The admin API's view of upstreams and databases.
+    func upstreamsReport() async throws -> [String: Any] {
+        let response = try await admin("/admin/upstreams")
+        return try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] ?? [:]
+    }
+
+    func serverHealth(_ pool: String) async throws -> String? {
+        let list = try await upstreamsReport()["upstreams"] as? [[String: Any]] ?? []
+        return list.first { $0["pool"] as? String == pool }?["health"] as? String
+    }
+
+    func database(_ name: String) async throws -> [String: Any]? {
+        let list = try await upstreamsReport()["databases"] as? [[String: Any]] ?? []
+        return list.first { $0["name"] as? String == name }
+    }
+}
+
+/// Polls until `condition` holds or `timeout` passes; returns how long it took, or nil.
+func waitUntil(_ timeout: Duration, _ condition: () async throws -> Bool) async throws -> Duration? {
+    let start = ContinuousClock.now
+    while ContinuousClock.now - start < timeout {
+        if try await condition() { return ContinuousClock.now - start }
+        try await Task.sleep(for: .milliseconds(25))
+    }
+    return try await condition() ? ContinuousClock.now - start : nil
+}
