@@ -10,17 +10,9 @@ struct CommandLineTests {
         return root.appendingPathComponent(".build/debug/gateway").path
     }()
 
-    func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        let result = try await runProcessCapturing(Self.binary, arguments)
+        return (result.status, result.output + result.errors)
     }
 
     func temporaryFile(_ text: String) throws -> String {
@@ -33,24 +25,24 @@ struct CommandLineTests {
         #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "build the package first: swift build")
     }
 
-    @Test func checkAcceptsAValidFile() throws {
+    @Test func checkAcceptsAValidFile() async throws {
         let path = try temporaryFile("pools:\n  primary: { servers: [http://127.0.0.1:9000] }\n")
-        let result = try run(["--check", path])
+        let result = try await run(["--check", path])
         #expect(result.status == 0)
         #expect(result.output.contains("OK"))
     }
 
-    @Test func checkNamesFileLineAndKey() throws {
+    @Test func checkNamesFileLineAndKey() async throws {
         let path = try temporaryFile("pools:\n  primary:\n    servers: [http://127.0.0.1:9000]\n    wieght: 3\n")
-        let result = try run(["--check", path])
+        let result = try await run(["--check", path])
         #expect(result.status == 1)
         #expect(result.output.contains("\(path):4:"))
         #expect(result.output.contains("pools.primary.wieght"))
         #expect(result.output.contains("unknown key"))
     }
 
-    @Test func helpExplainsBothModes() throws {
-        let result = try run(["--help"])
+    @Test func helpExplainsBothModes() async throws {
+        let result = try await run(["--help"])
         #expect(result.status == 0)
         #expect(result.output.contains("--config"))
         #expect(result.output.contains("--check"))

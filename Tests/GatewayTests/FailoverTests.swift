@@ -62,8 +62,8 @@ struct FailoverTests {
     @Test func aKilledReplicaServerCostsNoReadsAndComesBack() async throws {
         try await withStackGateway(extraYAML: Self.health) { stack, gateway in
             let load = ReadLoad(gateway: gateway, region: "eu-west")
-            try await Task.sleep(for: .milliseconds(500))
-            #expect(load.snapshot.byNode["pg-eu-west", default: 0] > 0)
+            let served = try await waitUntil(.seconds(5)) { load.snapshot.byNode["pg-eu-west", default: 0] > 0 }
+            #expect(served != nil, "eu-west served no reads before the kill")
 
             try await stack.kill("api-eu-west")
             let down = try await waitUntil(.seconds(5)) { try await gateway.serverHealth("eu-west") == "down" }
@@ -80,9 +80,9 @@ struct FailoverTests {
             let cameUp = try #require(up, "the restarted server never came back")
             print("failover: eu-west server down after \(wentDown), back \(cameUp) after its restart (\(ContinuousClock.now - restarted) since the restart began)")
             let beforeReturn = load.snapshot.byNode["pg-eu-west", default: 0]
-            try await Task.sleep(for: .milliseconds(500))
+            let returned = try await waitUntil(.seconds(5)) { load.snapshot.byNode["pg-eu-west", default: 0] > beforeReturn }
             let tally = await load.stop()
-            #expect(tally.byNode["pg-eu-west", default: 0] > beforeReturn, "reads did not return to eu-west")
+            #expect(returned != nil, "reads did not return to eu-west")
             // Not one read failed: the requests caught by the kill were retried elsewhere.
             #expect(tally.failed.isEmpty, "failed reads: \(tally.failed.prefix(5))")
             #expect(tally.ok > 50)

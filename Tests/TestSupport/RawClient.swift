@@ -33,6 +33,8 @@ public final class RawClient: @unchecked Sendable {
     struct State {
         var received: [UInt8] = []
         var closed = false
+        var connectedAt: ContinuousClock.Instant?
+        var firstByteAt: ContinuousClock.Instant?
     }
 
     private init(channel: Channel, state: NIOLockedValueBox<State>) {
@@ -42,8 +44,10 @@ public final class RawClient: @unchecked Sendable {
 
     /// - Parameter autoRead: false makes a client that reads nothing until `readMore`.
     /// - Parameter localAddress: the source address (any 127.x.y.z works on loopback).
+    /// - Parameter sending: bytes written the moment the connection is up, by the channel
+    ///   itself: a test whose task is slow to be scheduled cannot look like an idle client.
     public static func connect(port: Int, host: String = "127.0.0.1", autoRead: Bool = true,
-                               receiveBuffer: Int? = nil, localAddress: String? = nil) async throws -> RawClient {
+                               receiveBuffer: Int? = nil, localAddress: String? = nil, sending: String? = nil) async throws -> RawClient {
         let state = NIOLockedValueBox(State())
         var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.autoRead, value: autoRead)
@@ -57,7 +61,7 @@ public final class RawClient: @unchecked Sendable {
         let channel = try await bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(Collector(state: state))
+                    try channel.pipeline.syncOperations.addHandler(Collector(state: state, initial: sending.map { Array($0.utf8) }))
                 }
             }
             .connect(host: host, port: port)
@@ -68,11 +72,24 @@ public final class RawClient: @unchecked Sendable {
     final class Collector: ChannelInboundHandler {
         typealias InboundIn = ByteBuffer
         let state: NIOLockedValueBox<State>
-        init(state: NIOLockedValueBox<State>) { self.state = state }
+        let initial: [UInt8]?
+        init(state: NIOLockedValueBox<State>, initial: [UInt8]?) {
+            self.state = state
+            self.initial = initial
+        }
+
+        func channelActive(context: ChannelHandlerContext) {
+            state.withLockedValue { $0.connectedAt = .now }
+            if let initial { context.writeAndFlush(NIOAny(ByteBuffer(bytes: initial)), promise: nil) }
+            context.fireChannelActive()
+        }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let buffer = unwrapInboundIn(data)
-            state.withLockedValue { $0.received += buffer.readableBytesView }
+            state.withLockedValue { state in
+                if state.firstByteAt == nil { state.firstByteAt = .now }
+                state.received += buffer.readableBytesView
+            }
         }
 
         func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -114,6 +131,14 @@ public final class RawClient: @unchecked Sendable {
     }
 
     public var receivedCount: Int { state.withLockedValue { $0.received.count } }
+    /// From the connection being up to the first byte received (nil before any), measured on
+    /// the channel's event loop: test-task scheduling delays are not in it.
+    public var timeToFirstByte: Duration? {
+        state.withLockedValue { state in
+            guard let connected = state.connectedAt, let first = state.firstByteAt else { return nil }
+            return first - connected
+        }
+    }
     public var isClosed: Bool { state.withLockedValue { $0.closed } }
 
     /// Waits until the server closed the connection (or the timeout).

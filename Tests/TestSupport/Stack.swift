@@ -151,9 +151,20 @@ public func withStack<T>(
 }
 
 /// Runs a program and returns its standard output; throws with its output when it fails.
-/// Both pipes are drained on background threads, so a chatty program cannot fill a pipe and
-/// block while we wait for it to exit.
 public func runProcess(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) async throws -> String {
+    let result = try await runProcessCapturing(executable, arguments, environment: environment)
+    guard result.status == 0 else {
+        throw TestClientError("\(executable) \(arguments.joined(separator: " ")) exited \(result.status):\n\(result.output)\(result.errors)")
+    }
+    return result.output
+}
+
+/// Runs a program to its end without blocking a thread of the concurrency pool (a test that
+/// blocks one starves every other test running at the same time). Both pipes are drained on
+/// background threads, so a chatty program cannot fill a pipe and block while we wait for it.
+public func runProcessCapturing(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) async throws
+    -> (status: Int32, output: String, errors: String)
+{
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
@@ -183,9 +194,5 @@ public func runProcess(_ executable: String, _ arguments: [String], environment:
             continuation.resume(throwing: error)
         }
     }
-    let stdout = String(decoding: out, as: UTF8.self)
-    guard status == 0 else {
-        throw TestClientError("\(executable) \(arguments.joined(separator: " ")) exited \(status):\n\(stdout)\(String(decoding: err, as: UTF8.self))")
-    }
-    return stdout
+    return (status, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
 }

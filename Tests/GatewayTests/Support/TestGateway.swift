@@ -61,8 +61,8 @@ final class TestGateway: @unchecked Sendable {
         await server.shutdown()
     }
 
-    func client() async throws -> RawClient {
-        try await RawClient.connect(port: proxyPort)
+    func client(sending initial: String? = nil) async throws -> RawClient {
+        try await RawClient.connect(port: proxyPort, sending: initial)
     }
 
     /// One request on a new connection.
