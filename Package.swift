@@ -29,6 +29,7 @@ let package = Package(
         // hiredis's pkg-config file adds -D_FILE_OFFSET_BITS=64, which SwiftPM refuses; the
         // headers live in /usr/include/hiredis, and the shim includes them by that path.
         .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(
             name: "CLibpq",
             pkgConfig: "libpq",
@@ -40,6 +41,7 @@ let package = Package(
             dependencies: [
                 "Router",
                 "CHiredis",
+                "COpenSSL",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -85,6 +87,7 @@ let package = Package(
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "RouterTests", dependencies: ["Router"]),
+        .testTarget(name: "CacheTests", dependencies: ["Cache", "TestSupport"]),
         .testTarget(
             name: "GatewayTests",
             dependencies: [

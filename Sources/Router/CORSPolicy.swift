@@ -95,7 +95,8 @@ public struct CORSPolicy: Sendable {
 }
 
 extension StringProtocol {
-    func trimmingSpaces() -> String {
+    /// Without leading and trailing spaces and tabs (HTTP's optional whitespace).
+    public func trimmingSpaces() -> String {
         var slice = Substring(self)
         while slice.first == " " || slice.first == "\t" { slice = slice.dropFirst() }
         while slice.last == " " || slice.last == "\t" { slice = slice.dropLast() }

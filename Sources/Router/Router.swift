@@ -60,6 +60,15 @@ public final class Router: Sendable {
     /// regions' in order. The pool taking writes is tried after these.
     public let readOrder: [[Int]]
 
+    /// What a client's earlier writes demand of a read (read-your-writes).
+    public enum ReadRequirement: Sendable, Equatable {
+        case any
+        /// Pinned to the pool taking writes.
+        case writePool
+        /// Only replicas that have replayed this WAL position (else the write pool).
+        case replayed(LSN)
+    }
+
     public struct Request {
         public var method: RequestMethod
         public var path: NormalizedPath
@@ -67,13 +76,16 @@ public final class Router: Sendable {
         public var client: IPAddress?
         /// Region headers are believed only from trusted proxies.
         public var headerTrusted: Bool
+        public var requirement: ReadRequirement
 
-        public init(method: RequestMethod, path: NormalizedPath, host: String?, client: IPAddress?, headerTrusted: Bool) {
+        public init(method: RequestMethod, path: NormalizedPath, host: String?, client: IPAddress?, headerTrusted: Bool,
+                    requirement: ReadRequirement = .any) {
             self.method = method
             self.path = path
             self.host = host
             self.client = client
             self.headerTrusted = headerTrusted
+            self.requirement = requirement
         }
     }
 
@@ -91,6 +103,7 @@ public final class Router: Sendable {
         public var noWritePool: Bool
         /// Position of `pool` in the candidate order, for trying the next one.
         public var candidatePosition: Int
+        public var requirement: ReadRequirement
     }
 
     public init(pools: [PoolDefinition], serverWeights: [Int], routes: [RouteDefinition], regions: RegionResolver,
@@ -122,12 +135,14 @@ public final class Router: Sendable {
         _ request: Request, headers: some RequestHeaders, state: RoutingState, balancer: inout BalancerState
     ) -> Decision {
         let match = table.match(path: request.path, method: request.method, host: request.host, headers: headers)
-        let target = match.map { routes[$0.index].target } ?? .auto
+        var target = match.map { routes[$0.index].target } ?? .auto
+        if request.requirement == .writePool, target == .auto { target = .primary }
         let isRead = readMethods.contains(request.method)
         let region = regions.resolve(client: request.client, headerTrusted: request.headerTrusted, headers: headers)
         var decision = Decision(
             route: match?.index, isRead: isRead, region: region, target: target,
-            pool: nil, server: nil, toWritePool: false, noWritePool: false, candidatePosition: -1)
+            pool: nil, server: nil, toWritePool: false, noWritePool: false, candidatePosition: -1,
+            requirement: request.requirement)
         advance(&decision, state: state, balancer: &balancer)
         return decision
     }
@@ -185,8 +200,13 @@ public final class Router: Sendable {
             let replicas = readOrder[decision.region]
             if position < replicas.count {
                 let pool = replicas[position]
-                // A replica pool too far behind (or not probed) gets no reads.
-                return .some(state.poolFresh[pool] && pool != state.writePool ? pool : nil)
+                // A replica pool too far behind (or not probed) gets no reads, nor one that has
+                // not replayed what this client wrote.
+                var usable = state.poolFresh[pool] && pool != state.writePool
+                if case .replayed(let needed) = decision.requirement {
+                    usable = usable && (state.replayLSN[pool].map { $0 >= needed } ?? false)
+                }
+                return .some(usable ? pool : nil)
             }
             return position == replicas.count ? .some(state.writePool) : nil
         }
@@ -200,6 +220,14 @@ public final class Router: Sendable {
         var available = state.serverAvailable
         available[excluding] = false
         return LoadBalancer.pick(pool.balancer, servers: pool.servers, weights: serverWeights, available: available, state: &balancer)
+    }
+
+    /// The replica pools a read from `region` would use if they had replayed enough: what a
+    /// read-your-writes read may wait for.
+    public func replicaCandidates(region: Int, state: RoutingState) -> [Int] {
+        readOrder[region].filter { pool in
+            state.poolFresh[pool] && pool != state.writePool && pools[pool].servers.contains { state.serverAvailable[$0] }
+        }
     }
 
     /// The `{name}` segments the decision's route captured (computed on demand: most requests

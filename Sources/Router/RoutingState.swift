@@ -9,11 +9,14 @@ public struct RoutingState: Sendable, Equatable {
     public var poolFresh: [Bool]
     /// The pool that takes writes now; nil when no database is primary (writes then fail fast).
     public var writePool: Int?
+    /// Per pool: the WAL position its database has replayed, when known (read-your-writes).
+    public var replayLSN: [LSN?]
 
-    public init(serverAvailable: [Bool], poolFresh: [Bool], writePool: Int?) {
+    public init(serverAvailable: [Bool], poolFresh: [Bool], writePool: Int?, replayLSN: [LSN?]? = nil) {
         self.serverAvailable = serverAvailable
         self.poolFresh = poolFresh
         self.writePool = writePool
+        self.replayLSN = replayLSN ?? Array(repeating: nil, count: poolFresh.count)
     }
 
     /// Everything up, every pool fresh, writes to `writePool`.

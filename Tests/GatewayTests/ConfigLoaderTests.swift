@@ -246,3 +246,44 @@ import Testing
         #expect(parseError(base + "retries: { attempts: 11 }\n")?.key == "retries.attempts")
     }
 }
+
+@Suite struct ConsistencyConfigTests {
+    let base = """
+        databases: { main: "postgresql://postgres@127.0.0.1:5432/app" }
+        pools:
+          primary: { role: primary, region: us-east, database: main, servers: [http://127.0.0.1:9000] }
+
+        """
+
+    @Test func section() throws {
+        let config = try ConfigLoader.parse(yaml: base + """
+            consistency:
+              mode: lsn
+              secret: 0123456789abcdef0123
+              sticky_for: 3s
+              max_wait: 50ms
+              token_ttl: 1m
+              lsn_header: X-DB-LSN
+              identity: [cookie:sid, "header:X-Api-Key", ip]
+              store: none
+              cookie_secure: true
+            """)
+        #expect(config.consistency.mode == .lsn)
+        #expect(config.consistency.identity == [.cookie("sid"), .header("x-api-key"), .ip])
+        #expect(config.consistency.store == .none)
+        #expect(config.consistency.maxWait == .milliseconds(50))
+        #expect(config.consistency.lsnHeader == "X-DB-LSN")
+        #expect(try ConfigLoader.parse(yaml: base).consistency.mode == .none)
+    }
+
+    @Test func mistakes() throws {
+        func error(_ yaml: String) -> ConfigError? {
+            do { _ = try ConfigLoader.parse(yaml: yaml); return nil } catch { return error }
+        }
+        #expect(error(base + "consistency: { mode: lsn }\n")?.message.contains("secret of at least 16") == true)
+        #expect(error(base + "consistency: { mode: eventual, secret: 0123456789abcdef }\n")?.key == "consistency.mode")
+        #expect(error(base + "consistency: { mode: time, secret: 0123456789abcdef, identity: [session] }\n")?.key == "consistency.identity")
+        #expect(error(base + "consistency: { mode: time, secret: 0123456789abcdef, token_ttl: 1s, sticky_for: 2s }\n")?.key == "consistency.token_ttl")
+        #expect(error("pools:\n  p: { servers: [http://a:1] }\nconsistency: { mode: lsn, secret: 0123456789abcdef }\n")?.key == "consistency.mode")
+    }
+}

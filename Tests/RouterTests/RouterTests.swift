@@ -203,3 +203,25 @@ func request(_ method: RequestMethod, _ path: String = "/api/x", client: String?
             == IPAddress("10.1.1.1"))
     }
 }
+
+@Suite struct ReadRequirementTests {
+    @Test func pinnedAndReplayedRequirements() {
+        let router = makeRouter()
+        var balancer = BalancerState(servers: 8, seed: 2)
+        var state = RoutingState.allUp(servers: 8, pools: 4, writePool: 0)
+        state.replayLSN = [LSN(900), LSN(500), LSN(800), nil]
+        func decide(_ requirement: Router.ReadRequirement) -> Int? {
+            var request = request(.get, client: "127.0.0.2")
+            request.requirement = requirement
+            return router.decide(request, headers: Headers(), state: state, balancer: &balancer).pool
+        }
+        #expect(decide(.any) == 1)
+        #expect(decide(.writePool) == 0)
+        // eu (500) has not replayed 600; its fallback ap (800) has.
+        #expect(decide(.replayed(LSN(600))) == 2)
+        #expect(decide(.replayed(LSN(500))) == 1)
+        // No replica has 850: the primary.
+        #expect(decide(.replayed(LSN(850))) == 0)
+        #expect(router.replicaCandidates(region: 1, state: state) == [1, 2])
+    }
+}

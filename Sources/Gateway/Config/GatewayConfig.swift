@@ -30,6 +30,7 @@ public struct GatewayConfig: Decodable, Sendable {
     public var health: HealthConfig
     public var outlierDetection: OutlierDetectionConfig
     public var retries: RetriesConfig
+    public var consistency: ConsistencyConfig
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case listen, admin
@@ -38,7 +39,7 @@ public struct GatewayConfig: Decodable, Sendable {
         case debugHeaders = "debug_headers"
         case accessLog = "access_log"
         case trustedProxies = "trusted_proxies"
-        case limits, timeouts, upstream, pools, regions, cors, routes, databases, health, retries
+        case limits, timeouts, upstream, pools, regions, cors, routes, databases, health, retries, consistency
         case readMethods = "read_methods"
         case outlierDetection = "outlier_detection"
     }
@@ -82,6 +83,7 @@ public struct GatewayConfig: Decodable, Sendable {
         health = try c.decode(.health, default: HealthConfig())
         outlierDetection = try c.decode(.outlierDetection, default: OutlierDetectionConfig())
         retries = try c.decode(.retries, default: RetriesConfig())
+        consistency = try c.decode(.consistency, default: ConsistencyConfig())
     }
 
     private static func decodeEventLoops(_ c: KeyedDecodingContainer<CodingKeys>) throws -> Int? {
@@ -146,6 +148,10 @@ public struct GatewayConfig: Decodable, Sendable {
                 throw ConfigValidationError(["pools", .key(pool.name), "database"],
                     "no database named '\(database)' under databases: (\(databases.map(\.name).joined(separator: ", ")))")
             }
+        }
+        if consistency.mode == .lsn, databases.isEmpty {
+            throw ConfigValidationError(["consistency", "mode"],
+                "lsn mode compares WAL positions: configure databases: and each pool's database")
         }
         for (index, route) in routes.enumerated() {
             if route.to != "auto" && route.to != "primary" && !pools.contains(where: { $0.name == route.to }) {

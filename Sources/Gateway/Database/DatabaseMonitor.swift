@@ -28,7 +28,8 @@ final class DatabaseMonitor: Sendable {
     private let names: [String]
     private let connections: [PostgresProbeConnection]
     private let settings: HealthConfig
-    private let threadPool: NIOThreadPool
+    /// Probes, and the read-your-writes queries: three threads per database.
+    let threadPool: NIOThreadPool
     private let state: NIOLockedValueBox<MonitorState>
 
     struct MonitorState: Sendable {
@@ -49,7 +50,7 @@ final class DatabaseMonitor: Sendable {
         self.routing = routing
         self.metrics = metrics
         self.logger = logger
-        threadPool = NIOThreadPool(numberOfThreads: max(1, databases.count))
+        threadPool = NIOThreadPool(numberOfThreads: max(1, databases.count * 3))
         let freshness = ReplicaFreshness(maxLagSeconds: settings.maxLag.seconds, maxLagBytes: settings.maxLagBytes.map { UInt64($0.bytes) })
         state = NIOLockedValueBox(MonitorState(statuses: databases.map { DatabaseStatus(name: $0.name, freshness: freshness) }))
     }
@@ -130,7 +131,8 @@ final class DatabaseMonitor: Sendable {
             RoutingControl.DatabaseInput(
                 probed: status.everProbed,
                 observation: WriteTargetElection.Observation(reachable: status.reachable, inRecovery: status.observation?.inRecovery),
-                freshness: status.freshness.state)
+                freshness: status.freshness.state,
+                replayLSN: status.observation?.inRecovery == true && status.reachable ? status.observation?.lsn : nil)
         })
     }
 

@@ -51,13 +51,30 @@ final class PostgresProbeConnection: @unchecked Sendable {
     }
 
     func probe(timeoutNanoseconds: Int64) throws -> DatabaseObservation {
+        let row = try queryRow(Self.query, columns: 4, timeoutNanoseconds: timeoutNanoseconds)
+        return DatabaseObservation(
+            inRecovery: row[0] == "t", lsn: row[1].flatMap { LSN($0) },
+            secondsSinceReplay: row[2].flatMap(Double.init), replayPaused: row[3] == "t")
+    }
+
+    /// One WAL position: `pg_current_wal_lsn()` on a primary, `pg_last_wal_replay_lsn()` on a
+    /// replica (whichever the query asks).
+    func queryLSN(_ sql: String, timeoutNanoseconds: Int64) throws -> LSN {
+        guard let text = try queryRow(sql, columns: 1, timeoutNanoseconds: timeoutNanoseconds)[0], let lsn = LSN(text) else {
+            throw ProbeError(description: "no WAL position")
+        }
+        return lsn
+    }
+
+    /// The first row of a query's result, as text (nil for NULL), within the timeout.
+    func queryRow(_ sql: String, columns: Int32, timeoutNanoseconds: Int64) throws -> [String?] {
         let deadline = Self.now() + timeoutNanoseconds
         do {
             if connection == nil || PQstatus(connection) != CONNECTION_OK {
                 close()
                 try connect(deadline: deadline)
             }
-            return try runProbe(deadline: deadline)
+            return try run(sql, columns: columns, deadline: deadline)
         } catch {
             close()
             throw error
@@ -85,37 +102,34 @@ final class PostgresProbeConnection: @unchecked Sendable {
         }
     }
 
-    private func runProbe(deadline: Int64) throws -> DatabaseObservation {
+    private func run(_ sql: String, columns: Int32, deadline: Int64) throws -> [String?] {
         guard let connection else { throw ProbeError(description: "not connected") }
-        guard PQsendQuery(connection, Self.query) == 1 else { throw ProbeError(description: message(connection)) }
+        guard PQsendQuery(connection, sql) == 1 else { throw ProbeError(description: message(connection)) }
         while true {
             let flushed = PQflush(connection)
             if flushed == 0 { break }
             if flushed < 0 { throw ProbeError(description: message(connection)) }
-            try wait(connection, events: Int16(POLLOUT | POLLIN), deadline: deadline, doing: "sending the probe")
+            try wait(connection, events: Int16(POLLOUT | POLLIN), deadline: deadline, doing: "sending the query")
             guard PQconsumeInput(connection) == 1 else { throw ProbeError(description: message(connection)) }
         }
         while PQisBusy(connection) == 1 {
-            try wait(connection, events: Int16(POLLIN), deadline: deadline, doing: "waiting for the probe's answer")
+            try wait(connection, events: Int16(POLLIN), deadline: deadline, doing: "waiting for the answer")
             guard PQconsumeInput(connection) == 1 else { throw ProbeError(description: message(connection)) }
         }
-        var observation: DatabaseObservation?
+        var row: [String?]?
         var failure: String?
         while let result = PQgetResult(connection) {
             defer { PQclear(result) }
-            if PQresultStatus(result) == PGRES_TUPLES_OK, PQntuples(result) == 1, PQnfields(result) == 4 {
-                func text(_ column: Int32) -> String? {
+            if PQresultStatus(result) == PGRES_TUPLES_OK, PQntuples(result) == 1, PQnfields(result) == columns {
+                row = (0..<columns).map { column in
                     PQgetisnull(result, 0, column) == 1 ? nil : String(cString: PQgetvalue(result, 0, column))
                 }
-                observation = DatabaseObservation(
-                    inRecovery: text(0) == "t", lsn: text(1).flatMap { LSN($0) },
-                    secondsSinceReplay: text(2).flatMap(Double.init), replayPaused: text(3) == "t")
             } else {
                 failure = String(cString: PQresultErrorMessage(result)).trimmed("\n")
             }
         }
-        guard let observation else { throw ProbeError(description: failure ?? "the probe returned nothing") }
-        return observation
+        guard let row else { throw ProbeError(description: failure ?? "the query returned nothing") }
+        return row
     }
 
     private func wait(_ connection: OpaquePointer, events: Int16, deadline: Int64, doing: String) throws {

@@ -20,7 +20,10 @@ final class GatewayMetrics: Sendable {
             .seconds(1), .seconds(2), .seconds(5), .seconds(10),
         ]
         self.factory = factory
+        consistencyWaitTimer = CoreMetrics.Timer(label: "gateway_consistency_wait_seconds", dimensions: [], factory: factory)
     }
+
+    private let consistencyWaitTimer: CoreMetrics.Timer
 
     /// `gateway_errors_total{kind}`: bad requests, timeouts, upstream failures...
     func countError(_ kind: String) {
@@ -37,6 +40,12 @@ final class GatewayMetrics: Sendable {
             return counter
         }
         counter.increment()
+    }
+
+    /// How long reads waited for a replica to replay their client's write (outcomes are counted
+    /// in `gateway_consistency_reads_total`).
+    func recordConsistencyWait(nanoseconds: Int64) {
+        consistencyWaitTimer.recordNanoseconds(nanoseconds)
     }
 
     /// Sets a gauge, creating it on first use (values computed when /metrics is scraped).

@@ -1,4 +1,6 @@
+import Cache
 import NIOCore
+import Router
 
 /// The upstream half of an exchange: leasing, response streaming, failures.
 extension DownstreamHandler: UpstreamLeaseRequester, UpstreamConnectionOwner {
@@ -47,7 +49,7 @@ extension DownstreamHandler: UpstreamLeaseRequester, UpstreamConnectionOwner {
     /// Moves response events to the client while the client can take them.
     func pumpResponse() {
         guard let context else { return }
-        while state == .open, let exchange, let connection = exchange.upstream {
+        while state == .open, let exchange, let connection = exchange.upstream, exchange.heldHead == nil {
             guard context.channel.isWritable else {
                 // Pause first: the flush may complete at once, and NIO then reports the client
                 // writable again from inside it, which must find reading paused to resume it.
@@ -65,7 +67,7 @@ extension DownstreamHandler: UpstreamLeaseRequester, UpstreamConnectionOwner {
             }
             switch event {
             case .head(let head):
-                forwardResponseHead(head, exchange: exchange, context: context)
+                guard forwardResponseHead(head, exchange: exchange, connection: connection, context: context) else { return }
             case .body(let part):
                 exchange.responseBodyBytes += part.readableBytes
                 if exchange.machine.clientFraming == .chunked {
@@ -89,7 +91,9 @@ extension DownstreamHandler: UpstreamLeaseRequester, UpstreamConnectionOwner {
         }
     }
 
-    private func forwardResponseHead(_ head: HTTPHead, exchange: Exchange, context: ChannelHandlerContext) {
+    /// Returns false when the head is held back (waiting for the write's WAL position).
+    private func forwardResponseHead(_ head: HTTPHead, exchange: Exchange, connection: UpstreamConnection,
+                                     context: ChannelHandlerContext) -> Bool {
         switch exchange.machine.responseHead(status: head.status, framing: head.framing, keepAlive: head.keepAlive) {
         case .forwardInterim:
             var out = context.channel.allocator.buffer(capacity: 32)
@@ -103,20 +107,99 @@ extension DownstreamHandler: UpstreamLeaseRequester, UpstreamConnectionOwner {
         case .dropInterim:
             break
         case .forward(let framing, let persistence):
-            var extra = exchange.corsHeaders
-            if runtime.config.debugHeaders {
-                extra += [
-                    ("X-Gateway-Route", exchange.decision.isRead ? "read" : "write"),
-                    ("X-Gateway-Region", runtime.router.regions.names[exchange.decision.region]),
-                    ("X-Gateway-Pool", exchange.pool.name), ("X-Gateway-Server", exchange.server.authority),
-                ]
+            switch writeToken(for: exchange, head: head) {
+            case .none:
+                writeResponseHead(head, framing: framing, persistence: persistence, exchange: exchange, extra: [])
+            case .headers(let headers):
+                writeResponseHead(head, framing: framing, persistence: persistence, exchange: exchange, extra: headers)
+            case .fetchPosition(let database, let queries):
+                // The cookie goes out with this head, so the head waits for the position.
+                exchange.heldHead = (head, framing, persistence)
+                connection.pauseReading()
+                queries.currentLSN(database: database, on: loop.eventLoop).assumeIsolated().whenComplete { result in
+                    guard self.exchange === exchange, self.state == .open, let held = exchange.heldHead else { return }
+                    exchange.heldHead = nil
+                    let headers: [(String, String)]
+                    switch result {
+                    case .success(let lsn): headers = self.issue(.replayed(lsn), for: exchange, kind: "lsn")
+                    case .failure: headers = self.issuePin(for: exchange, kind: "lsn_unavailable")
+                    }
+                    self.writeResponseHead(held.head, framing: held.framing, persistence: held.persistence, exchange: exchange, extra: headers)
+                    connection.resumeReading()
+                    self.pumpResponse()
+                    self.flushClient()
+                }
+                return false
             }
-            beginClientWrite(minimumCapacity: head.raw.readableBytes + 256 + min(head.contentLength ?? 0, Self.coalesceLimit))
-            ResponseHeadWriter.write(head, framing: framing, persistence: persistence, requestID: exchange.requestID,
-                                     extraHeaders: extra, replaceCORS: exchange.appliesCORS, into: &clientPending)
         case .fail(let failure):
             failExchange(failure)
         }
+        return true
+    }
+
+    private func writeResponseHead(_ head: HTTPHead, framing: ClientFraming, persistence: ResponseHeadWriter.Persistence,
+                                   exchange: Exchange, extra tokenHeaders: [(String, String)]) {
+        var extra = exchange.corsHeaders + tokenHeaders
+        if let readYourWrites = exchange.readYourWrites, readYourWrites.dropToken {
+            extra += runtime.consistency.dropHeaders
+        }
+        if runtime.config.debugHeaders {
+            extra += [
+                ("X-Gateway-Route", exchange.decision.isRead ? "read" : "write"),
+                ("X-Gateway-Region", runtime.router.regions.names[exchange.decision.region]),
+                ("X-Gateway-Pool", exchange.pool.name), ("X-Gateway-Server", exchange.server.authority),
+            ]
+            if let outcome = exchange.readYourWrites?.outcome {
+                extra.append(("X-Gateway-Consistency", outcome.rawValue))
+            }
+        }
+        beginClientWrite(minimumCapacity: head.raw.readableBytes + 256 + min(head.contentLength ?? 0, Self.coalesceLimit))
+        ResponseHeadWriter.write(head, framing: framing, persistence: persistence, requestID: exchange.requestID,
+                                 extraHeaders: extra, replaceCORS: exchange.appliesCORS, into: &clientPending)
+    }
+
+    enum TokenPlan {
+        case none
+        case headers([(String, String)])
+        case fetchPosition(Int, ConsistencyQueries)
+    }
+
+    /// After a successful write (2xx/3xx): a token saying what the client's next reads need.
+    private func writeToken(for exchange: Exchange, head: HTTPHead) -> TokenPlan {
+        let consistency = runtime.consistency
+        guard consistency.enabled, let readYourWrites = exchange.readYourWrites, !readYourWrites.isRead,
+              (200..<400).contains(head.status)
+        else { return .none }
+        switch consistency.settings.mode {
+        case .none:
+            return .none
+        case .time:
+            return .headers(issuePin(for: exchange, kind: "time"))
+        case .lsn:
+            if let name = consistency.settings.lsnHeader, let value = head.firstValue(named: name), let lsn = LSN(value) {
+                return .headers(issue(.replayed(lsn), for: exchange, kind: "lsn_header"))
+            }
+            if let database = runtime.poolDatabase[exchange.pool.index], let queries = loop.consistencyQueries {
+                return .fetchPosition(database, queries)
+            }
+            return .headers(issuePin(for: exchange, kind: "lsn_unavailable"))
+        }
+    }
+
+    /// A time pin (time mode, or lsn mode when the position could not be had).
+    private func issuePin(for exchange: Exchange, kind: String) -> [(String, String)] {
+        issue(.primaryUntil(ConsistencyRuntime.unixMilliseconds() + runtime.consistency.stickyForMilliseconds), for: exchange, kind: kind)
+    }
+
+    private func issue(_ requirement: ConsistencyToken.Requirement, for exchange: Exchange, kind: String) -> [(String, String)] {
+        let consistency = runtime.consistency
+        let now = ConsistencyRuntime.unixMilliseconds() / 1000
+        let token = ConsistencyToken(requirement: requirement, expires: now + consistency.ttlSeconds)
+        if let store = consistency.store, let identity = exchange.readYourWrites?.identity {
+            store.record(token, for: identity, now: now)
+        }
+        runtime.metrics.countEvent("gateway_consistency_tokens_total", [("kind", kind)])
+        return consistency.issueHeaders(token)
     }
 
     /// The upstream closed: a close-delimited body ends here; anything else is cut short.

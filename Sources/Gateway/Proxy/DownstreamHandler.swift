@@ -52,6 +52,10 @@ final class DownstreamHandler: ChannelDuplexHandler {
         var upstream: UpstreamConnection?
         /// Retries made so far.
         var retries = 0
+        /// Read-your-writes state of this request (reads: the requirement and its outcome).
+        var readYourWrites: ReadYourWrites?
+        /// A response head held back until the write's WAL position is known (lsn mode).
+        var heldHead: (head: HTTPHead, framing: ClientFraming, persistence: ResponseHeadWriter.Persistence)?
         let chunkedToUpstream: Bool
         /// Headers of the route's CORS policy for this origin (empty when none applies).
         let corsHeaders: [(String, String)]
@@ -85,8 +89,16 @@ final class DownstreamHandler: ChannelDuplexHandler {
     var pendingRead = false
     /// The client shut down its sending side: serve what it sent, then close.
     var inputClosed = false
+    /// A read is waiting for a replica to replay the client's last write: nothing else starts.
+    var waitingForReplica = false
     var deadline = NIODeadline.distantFuture
     var deadlineKind = DeadlineKind.none
+    /// When a lingering close ends, however much the client still sends.
+    var lingerUntil = NIODeadline.distantFuture
+    /// nginx's lingering_timeout and lingering_time.
+    static let lingerTimeout = TimeAmount.seconds(5)
+    static let lingerTime = TimeAmount.seconds(30)
+    static let lingerOnShutdown = TimeAmount.seconds(1)
     var peer: IPAddress?
     var peerText = "-"
     /// Response bytes held back to go out in one write with what follows (a small body behind
@@ -133,7 +145,12 @@ final class DownstreamHandler: ChannelDuplexHandler {
         case .open:
             parser.append(unwrapInboundIn(data))
             pumpRequest()
-        case .lingering, .closed:
+        case .lingering:
+            // nginx's lingering_timeout: a client still sending gets more time to read the
+            // response, up to lingering_time in all.
+            let now = NIODeadline.now()
+            arm(.linger, min(Self.lingerTimeout, lingerUntil - now), now: now)
+        case .closed:
             break
         }
     }
@@ -239,7 +256,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
         case .lingering: return true
         case .open: break
         }
-        guard let exchange else { return true }
+        guard let exchange else { return !waitingForReplica || parser.bufferedBytes < maxBufferedBytes }
         if exchange.machine.request == .sendingBody {
             guard let upstream = exchange.upstream else { return parser.bufferedBytes < maxBufferedBytes }
             return upstream.isWritable && parser.bufferedBytes < maxBufferedBytes
@@ -258,7 +275,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
 
     /// Pulls what the parser has, as far as the current state allows.
     func pumpRequest() {
-        while state == .open {
+        while state == .open, !waitingForReplica {
             if exchange == nil {
                 guard pumpNextHead() else { return }
             } else if exchange!.machine.request == .sendingBody, let upstream = exchange!.upstream {
@@ -350,8 +367,12 @@ final class DownstreamHandler: ChannelDuplexHandler {
                                     forwardedFor: head.combinedValue(.xForwardedFor), forwarded: head.firstValue(named: "forwarded"))
             : peer
         let router = runtime.router
+        var readYourWrites: ReadYourWrites?
+        if runtime.consistency.enabled {
+            readYourWrites = ReadYourWrites.prepare(head, client: client?.description ?? peerText, runtime: runtime)
+        }
         let routed = Router.Request(method: head.method, path: NormalizedPath(head.path), host: head.host,
-                                    client: client, headerTrusted: peerTrusted)
+                                    client: client, headerTrusted: peerTrusted, requirement: readYourWrites?.requirement ?? .any)
         let decision = router.decide(routed, headers: head, state: loop.routingState, balancer: &loop.balancer)
 
         var corsHeaders: [(String, String)] = []
@@ -364,29 +385,83 @@ final class DownstreamHandler: ChannelDuplexHandler {
             corsHeaders = policy.responseHeaders(origin: origin)
             appliesCORS = true
         }
+        let start = PendingStart(head: head, requestID: requestID, hasBody: hasBody, now: now,
+                                 corsHeaders: corsHeaders, appliesCORS: appliesCORS, readYourWrites: readYourWrites)
+        // A read that must see the client's own write, where only the primary has it yet: wait a
+        // little for a replica to replay it before settling for the primary.
+        if case .replayed(let needed) = routed.requirement, decision.toWritePool || decision.pool == nil,
+           let queries = loop.consistencyQueries, runtime.consistency.maxWait.nanoseconds > 0 {
+            let databases = Set(router.replicaCandidates(region: decision.region, state: loop.routingState).compactMap { runtime.poolDatabase[$0] })
+            if !databases.isEmpty {
+                waitingForReplica = true
+                queries.waitForReplay(databases: Array(databases), target: needed, timeout: runtime.consistency.maxWait, on: loop.eventLoop)
+                    .assumeIsolated()
+                    .whenComplete { result in
+                        self.waitingForReplica = false
+                        guard self.state == .open else { return }
+                        let waited = NIODeadline.now() - now
+                        var start = start
+                        if case .success(let database?) = result {
+                            self.loop.noteReplay(database: database, lsn: needed)
+                            start.readYourWrites?.outcome = .waited
+                        } else {
+                            start.readYourWrites?.outcome = .primaryPinned
+                        }
+                        self.runtime.metrics.recordConsistencyWait(nanoseconds: waited.nanoseconds)
+                        let decision = router.decide(routed, headers: head, state: self.loop.routingState, balancer: &self.loop.balancer)
+                        self.launch(start, decision)
+                        self.pumpRequest()
+                    }
+                return
+            }
+        }
+        launch(start, decision)
+    }
+
+    /// What `startExchange` hands to `launch` (possibly after waiting for a replica).
+    struct PendingStart {
+        let head: HTTPHead
+        let requestID: RequestID
+        let hasBody: Bool
+        let now: NIODeadline
+        let corsHeaders: [(String, String)]
+        let appliesCORS: Bool
+        var readYourWrites: ReadYourWrites?
+    }
+
+    /// Starts the exchange a decision calls for: an upstream lease, or a quick 503.
+    private func launch(_ start: PendingStart, _ decision: Router.Decision) {
+        let head = start.head
+        var readYourWrites = start.readYourWrites
+        readYourWrites?.settle(decision, state: loop.routingState, router: runtime.router)
+        if let outcome = readYourWrites?.outcome {
+            runtime.metrics.countEvent("gateway_consistency_reads_total", [("outcome", outcome.rawValue)])
+        }
         guard let poolIndex = decision.pool, let serverIndex = decision.server else {
             let message = decision.noWritePool ? "no primary database is available for writes" : UpstreamFailure.noServer.description
-            respondLocally(LocalResponse.error(503, message, requestID: requestID, close: hasBody, extraHeaders: [("Retry-After", "1")]),
-                           head: head, requestID: requestID, errorKind: decision.noWritePool ? "no_primary" : UpstreamFailure.noServer.metricKind,
-                           linger: hasBody)
+            respondLocally(LocalResponse.error(503, message, requestID: start.requestID, close: start.hasBody, extraHeaders: [("Retry-After", "1")]),
+                           head: head, requestID: start.requestID, errorKind: decision.noWritePool ? "no_primary" : UpstreamFailure.noServer.metricKind,
+                           linger: start.hasBody)
             return
         }
         let server = runtime.servers[serverIndex]
         let exchange = Exchange(
             machine: ExchangeStateMachine(
                 method: head.method, clientMinorVersion: head.minorVersion,
-                clientKeepAlive: head.keepAlive && !inputClosed, requestHasBody: hasBody),
-            head: head, requestID: requestID, start: now, pool: runtime.pools[poolIndex], server: server,
-            decision: decision, chunkedToUpstream: head.framing == .chunked, corsHeaders: corsHeaders, appliesCORS: appliesCORS)
+                clientKeepAlive: head.keepAlive && !inputClosed, requestHasBody: start.hasBody),
+            head: head, requestID: start.requestID, start: start.now, pool: runtime.pools[poolIndex], server: server,
+            decision: decision, chunkedToUpstream: head.framing == .chunked, corsHeaders: start.corsHeaders,
+            appliesCORS: start.appliesCORS)
+        exchange.readYourWrites = readYourWrites
         if loop.draining { exchange.machine.closeClientAfterResponse() }
         self.exchange = exchange
         loop.balancer.inFlight[serverIndex] += 1
-        loop.retryBudget.recordRequest(now: Int64(now.uptimeNanoseconds))
+        loop.retryBudget.recordRequest(now: Int64(start.now.uptimeNanoseconds))
 
-        arm(.acquire, server.acquireTimeout, now: now)
+        arm(.acquire, server.acquireTimeout)
         switch loop.connectionPool(for: server).lease(for: self) {
         case .ready(let connection):
-            attach(connection, now: now)
+            attach(connection, now: .now())
         case .pending:
             break
         }
@@ -502,15 +577,25 @@ final class DownstreamHandler: ChannelDuplexHandler {
         }
         state = .lingering
         context.close(mode: .output, promise: nil)
-        arm(.linger, TimeAmount.seconds(2))
+        let now = NIODeadline.now()
+        lingerUntil = now + Self.lingerTime
+        arm(.linger, Self.lingerTimeout, now: now)
         if pendingRead {
             pendingRead = false
             context.read()
         }
     }
 
-    /// Shutdown: close if idle, otherwise after the current response.
+    /// Shutdown: close if idle, otherwise after the current response. A lingering close gets
+    /// at most a second more: its response went out already, and a rolling restart should not
+    /// wait on clients that neither read nor close.
     func drain() {
+        if state == .lingering {
+            let now = NIODeadline.now()
+            lingerUntil = min(lingerUntil, now + Self.lingerOnShutdown)
+            if deadline > lingerUntil { arm(.linger, lingerUntil - now, now: now) }
+            return
+        }
         guard state == .open else { return }
         if exchange == nil {
             if parser.isIdle { closeNow() }

@@ -25,6 +25,10 @@ final class LoopContext {
     /// Passive outlier detection on this loop's own requests.
     var outliers: OutlierDetector
     var retryBudget: RetryBudget
+    /// Read-your-writes queries (set at start when databases are configured).
+    var consistencyQueries: ConsistencyQueries?
+    /// Replay positions this loop saw while reads waited, fresher than the published ones.
+    private var observedReplay: [LSN?]
     private(set) var draining = false
     /// Client connections on this loop (for drain and the connection gauge).
     private(set) var clientConnections: [ObjectIdentifier: DownstreamHandler] = [:]
@@ -44,6 +48,7 @@ final class LoopContext {
                                          writePool: runtime.router.configuredWritePool)
         publishedRoutingState = initial
         routingState = initial
+        observedReplay = Array(repeating: nil, count: runtime.pools.count)
         let outlier = runtime.config.outlierDetection
         outliers = OutlierDetector(
             settings: .init(consecutiveErrors: outlier.consecutiveErrors, baseEjectionNanoseconds: outlier.baseEjectionTime.nanoseconds,
@@ -103,7 +108,23 @@ final class LoopContext {
         for server in state.serverAvailable.indices where outliers.isUnavailable(server) {
             state.serverAvailable[server] = false
         }
+        for pool in state.replayLSN.indices {
+            if let seen = observedReplay[pool], state.replayLSN[pool].map({ $0 < seen }) ?? true {
+                state.replayLSN[pool] = seen
+            } else {
+                observedReplay[pool] = nil  // the published position caught up
+            }
+        }
         routingState = state
+    }
+
+    /// A replica database was seen at `lsn` (a read waited for it): its pools can serve reads
+    /// needing that position at once, before the next published state says so.
+    func noteReplay(database: Int, lsn: LSN) {
+        for pool in runtime.pools.indices where runtime.poolDatabase[pool] == database {
+            if observedReplay[pool].map({ $0 < lsn }) ?? true { observedReplay[pool] = lsn }
+        }
+        refreshRoutingState()
     }
 
     /// An exchange's outcome for passive outlier detection: 5xx answers and connection failures

@@ -34,6 +34,9 @@ final class GatewayRuntime: Sendable {
     let routingHeaders: [[[(String, String)]]]
     let trustedProxies: CIDRSet
     let timeouts: ClientTimeouts
+    let consistency: ConsistencyRuntime
+    /// Per pool, its index in `databases:`.
+    let poolDatabase: [Int?]
     let metrics: GatewayMetrics
     let logger: Logger
     /// nil when `access_log: false`.
@@ -69,6 +72,8 @@ final class GatewayRuntime: Sendable {
         }
         self.trustedProxies = CIDRSet(config.trustedProxies)
         self.timeouts = ClientTimeouts(config.timeouts)
+        self.consistency = ConsistencyRuntime(config.consistency)
+        self.poolDatabase = config.pools.map { pool in pool.database.flatMap { name in config.databases.firstIndex { $0.name == name } } }
     }
 
     /// Resolves a server's host once, at start-up, as nginx does for `server` lines.

@@ -24,6 +24,7 @@ public final class GatewayServer: Service, Sendable {
     let routing: RoutingControl
     let healthChecker: HealthChecker
     let databaseMonitor: DatabaseMonitor
+    let consistencyQueries: ConsistencyQueries
     let logger: Logger
     private let controlPlane = NIOLockedValueBox<Task<Void, Never>?>(nil)
     let startedAt = NIODeadline.now()
@@ -51,19 +52,25 @@ public final class GatewayServer: Service, Sendable {
         contexts = LoopContexts(group: group, runtime: runtime, connector: connector)
         routing = RoutingControl(
             router: runtime.router, serverCount: runtime.servers.count,
-            poolDatabase: config.pools.map { pool in pool.database.flatMap { name in config.databases.firstIndex { $0.name == name } } },
+            poolDatabase: runtime.poolDatabase,
             contexts: contexts, metrics: runtime.metrics, logger: logger)
         healthChecker = HealthChecker(servers: runtime.servers, settings: config.health, group: group, routing: routing,
                                       metrics: runtime.metrics, logger: logger)
         databaseMonitor = DatabaseMonitor(databases: config.databases, settings: config.health, routing: routing,
                                           metrics: runtime.metrics, logger: logger)
+        consistencyQueries = ConsistencyQueries(connectionStrings: config.databases.map(\.url), threadPool: databaseMonitor.threadPool,
+                                                timeout: config.health.databaseTimeout)
     }
 
     /// Binds both listeners and starts serving; returns the bound addresses (port 0 in the
     /// config means "any free port").
     @discardableResult
     public func start() async throws -> BoundAddresses {
-        contexts.forEach { $0.start() }
+        let queries: ConsistencyQueries? = config.databases.isEmpty ? nil : consistencyQueries
+        contexts.forEach { context in
+            context.consistencyQueries = queries
+            context.start()
+        }
         let contexts = self.contexts
         let proxy = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
@@ -146,6 +153,7 @@ public final class GatewayServer: Service, Sendable {
             task.cancel()
             await task.value
         }
+        consistencyQueries.close()
         contexts.forEach { $0.closeEverything() }
         try? await Task.sleep(for: .milliseconds(20))
         try? await group.shutdownGracefully()

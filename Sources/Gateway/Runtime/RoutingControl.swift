@@ -10,6 +10,8 @@ final class RoutingControl: Sendable {
         var probed: Bool
         var observation: WriteTargetElection.Observation
         var freshness: ReplicaFreshness.State
+        /// A replica's replayed WAL position.
+        var replayLSN: LSN?
     }
 
     struct Inputs: Sendable {
@@ -100,6 +102,7 @@ final class RoutingControl: Sendable {
             // A replica pool reads only while its database is known to be fresh enough; the
             // pool taking writes (a promoted replica's) is the primary and always fresh.
             state.poolFresh[pool] = pool == write.pool || inputs.databases[database].freshness == .fresh
+            state.replayLSN[pool] = inputs.databases[database].replayLSN
         }
         return state
     }

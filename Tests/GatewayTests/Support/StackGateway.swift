@@ -10,31 +10,7 @@ func withStackGateway(
     _ body: (Stack, TestGateway) async throws -> Void
 ) async throws {
     try await withStack(regions: regions, redis: false) { stack in
-        var pools = ""
-        var databases = ""
-        for (index, region) in regions.enumerated() {
-            let name = index == 0 ? "primary" : region
-            pools += "  \(name): { role: \(index == 0 ? "primary" : "replica"), region: \(region), database: \(region), servers: [\"\(stack.api(region).url)\"] }\n"
-            databases += "  \(region): \"\(stack.node(region).url)?application_name=gateway-probe\"\n"
-        }
-        let fallback = regions.dropFirst().map { region in
-            "\(region): [\(regions.dropFirst().filter { $0 != region }.joined(separator: ", "))]"
-        }.joined(separator: ", ")
-        let gateway = try await TestGateway.start("""
-            listen: 127.0.0.1:0
-            admin: 127.0.0.1:0
-            debug_headers: true
-            trusted_proxies: [127.0.0.1/32]
-            regions:
-              default: \(regions[0])
-              header: { name: X-Region }
-              fallback: { \(fallback) }
-            databases:
-            \(databases)
-            pools:
-            \(pools)
-            \(extraYAML)
-            """)
+        let gateway = try await TestGateway.start(stackGatewayYAML(stack, regions: regions, extraYAML: extraYAML))
         do {
             try await body(stack, gateway)
         } catch {
@@ -43,6 +19,35 @@ func withStackGateway(
         }
         await gateway.stop()
     }
+}
+
+/// A gateway config for a stack: a pool per region, each with its database.
+func stackGatewayYAML(_ stack: Stack, regions: [String], extraYAML: String) -> String {
+    var pools = ""
+    var databases = ""
+    for (index, region) in regions.enumerated() {
+        let name = index == 0 ? "primary" : region
+        pools += "  \(name): { role: \(index == 0 ? "primary" : "replica"), region: \(region), database: \(region), servers: [\"\(stack.api(region).url)\"] }\n"
+        databases += "  \(region): \"\(stack.node(region).url)?application_name=gateway-probe\"\n"
+    }
+    let fallback = regions.dropFirst().map { region in
+        "\(region): [\(regions.dropFirst().filter { $0 != region }.joined(separator: ", "))]"
+    }.joined(separator: ", ")
+    return """
+        listen: 127.0.0.1:0
+        admin: 127.0.0.1:0
+        debug_headers: true
+        trusted_proxies: [127.0.0.1/32]
+        regions:
+          default: \(regions[0])
+          header: { name: X-Region }
+          fallback: { \(fallback) }
+        databases:
+        \(databases)
+        pools:
+        \(pools)
+        \(extraYAML)
+        """
 }
 
 extension TestGateway {

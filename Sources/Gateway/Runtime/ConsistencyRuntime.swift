@@ -1,0 +1,87 @@
+import Cache
+import NIOCore
+import Router
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Read-your-writes as the data path uses it: the token codec, the per-identity store, how to
+/// find a client's identity, and the headers that carry tokens.
+final class ConsistencyRuntime: Sendable {
+    let settings: ConsistencyConfig
+    let codec: ConsistencyTokenCodec
+    let store: ConsistencyStore?
+    let stickyForMilliseconds: Int64
+    let ttlSeconds: Int64
+    let maxWait: TimeAmount
+
+    init(_ settings: ConsistencyConfig) {
+        self.settings = settings
+        codec = ConsistencyTokenCodec(secret: settings.secret ?? "")
+        store = settings.store == .local ? LocalConsistencyStore() : nil
+        stickyForMilliseconds = settings.stickyFor.nanoseconds / 1_000_000
+        ttlSeconds = max(1, settings.tokenTTL.nanoseconds / 1_000_000_000)
+        maxWait = settings.maxWait.timeAmount
+    }
+
+    var enabled: Bool { settings.mode != .none }
+
+    static func unixMilliseconds() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
+    }
+
+    /// The client's identity from the first source that has one, hashed (an Authorization
+    /// header or session cookie is never kept in clear).
+    func identity(of head: HTTPHead, client: String) -> String? {
+        for source in settings.identity {
+            var value: String?
+            switch source {
+            case .cookie(let name): value = Self.cookie(name, in: head)
+            case .header(let name): value = head.firstValue(named: name)
+            case .ip: value = client
+            }
+            if let value, !value.isEmpty {
+                return Digest.hex(Digest.sha256(Array(value.utf8)).prefix(16))
+            }
+        }
+        return nil
+    }
+
+    /// The token a request carries (header first, then cookie), verified.
+    func presentedToken(_ head: HTTPHead, now: Int64) -> ConsistencyToken? {
+        if let text = head.firstValue(named: settings.header), let token = codec.decode(text, now: now) {
+            return token
+        }
+        if let text = Self.cookie(settings.cookie, in: head) { return codec.decode(text, now: now) }
+        return nil
+    }
+
+    /// A cookie's value from every Cookie field of the head.
+    static func cookie(_ name: String, in head: HTTPHead) -> String? {
+        for field in head.fields where field.kind == .other && field.nameLength == 6 {
+            guard head.name(of: field).lowercased() == "cookie" else { continue }
+            for pair in head.value(of: field).split(separator: ";") {
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                if parts.count == 2, parts[0].trimmingSpaces() == name { return parts[1].trimmingSpaces() }
+            }
+        }
+        return nil
+    }
+
+    /// Set-Cookie and token header for a new token.
+    func issueHeaders(_ token: ConsistencyToken) -> [(String, String)] {
+        let text = codec.encode(token)
+        return [
+            ("Set-Cookie", "\(settings.cookie)=\(text); Path=/; Max-Age=\(ttlSeconds); HttpOnly; SameSite=Lax" + (settings.cookieSecure ? "; Secure" : "")),
+            (settings.header, text),
+        ]
+    }
+
+    /// Clears the cookie of a token every replica has passed.
+    var dropHeaders: [(String, String)] {
+        [("Set-Cookie", "\(settings.cookie)=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax" + (settings.cookieSecure ? "; Secure" : ""))]
+    }
+}
