@@ -90,13 +90,9 @@ struct ProxyErrorTests {
     }
 
     @Test func upstreamRefusingIs502() async throws {
-        // A port nothing listens on.
-        let closedPort = try await { () async throws -> Int in
-            let upstream = TestUpstream()
-            let port = try await upstream.start()
-            await upstream.stop()
-            return port
-        }()
+        // A port nothing listens on (held for the whole test).
+        let refusing = try RefusingPort()
+        let closedPort = refusing.port
         let gateway = try await TestGateway.start("""
             listen: 127.0.0.1:0
             admin: 127.0.0.1:0
@@ -107,6 +103,7 @@ struct ProxyErrorTests {
         expectJSONError(response, 502)
         #expect(response.text.contains("refused"))
         await gateway.stop()
+        withExtendedLifetime(refusing) {}
     }
 
     @Test func upstreamResetIs502AndMidResponseResetCutsTheClient() async throws {

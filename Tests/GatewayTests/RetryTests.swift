@@ -67,7 +67,8 @@ struct RetryTests {
     @Test func aRequestThatNeverReachedAnUpstreamMayGoElsewhereWhateverItsMethod() async throws {
         let good = TestUpstream(name: "good")
         try await good.start()
-        let deadPort = try freePort()
+        let refusing = try RefusingPort()
+        let deadPort = refusing.port
         let gateway = try await TestGateway.start("""
             listen: 127.0.0.1:0
             admin: 127.0.0.1:0
@@ -82,6 +83,7 @@ struct RetryTests {
         #expect(good.stats.requests == 6)
         await gateway.stop()
         await good.stop()
+        withExtendedLifetime(refusing) {}
     }
 
     @Test func retriesCanBeTurnedOff() async throws {

@@ -12,6 +12,12 @@ func withStackGateway(
     try await withStack(regions: regions, redis: false) { stack in
         let gateway = try await TestGateway.start(stackGatewayYAML(stack, regions: regions, extraYAML: extraYAML))
         do {
+            // Tests start from a gateway that has probed every database once and found it.
+            let ready = try await waitUntil(.seconds(15)) {
+                let list = try await gateway.upstreamsReport()["databases"] as? [[String: Any]] ?? []
+                return list.count == regions.count && list.allSatisfy { $0["reachable"] as? Bool == true && ($0["role"] as? String ?? "unknown") != "unknown" }
+            }
+            if ready == nil { Issue.record("the gateway never reached every database: \(try await gateway.upstreamsReport())") }
             try await body(stack, gateway)
         } catch {
             await gateway.stop()
