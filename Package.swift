@@ -44,6 +44,7 @@ let package = Package(
                 "COpenSSL",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
@@ -87,7 +88,10 @@ let package = Package(
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "RouterTests", dependencies: ["Router"]),
-        .testTarget(name: "CacheTests", dependencies: ["Cache", "TestSupport"]),
+        .testTarget(
+            name: "CacheTests",
+            dependencies: ["Cache", "TestSupport", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]
+        ),
         .testTarget(
             name: "GatewayTests",
             dependencies: [

@@ -1,0 +1,78 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// A Redis client on SwiftNIO with hiredis's RESP reader and command formatter: one pipelined
+/// connection per event loop (commands from a loop's requests go out on that loop's
+/// connection, batched per tick), command and connect timeouts, reconnection behind a circuit
+/// breaker, `EVALSHA` with a `NOSCRIPT` fallback. It never blocks an event loop.
+public final class RedisClient: Sendable {
+    public struct Settings: Sendable {
+        public var url: RedisURL
+        public var connectTimeout: TimeAmount
+        public var commandTimeout: TimeAmount
+        public var breaker: CircuitBreaker.Settings
+
+        public init(url: RedisURL, connectTimeout: TimeAmount = .milliseconds(500), commandTimeout: TimeAmount = .milliseconds(100),
+                    breaker: CircuitBreaker.Settings = .init()) {
+            self.url = url
+            self.connectTimeout = connectTimeout
+            self.commandTimeout = commandTimeout
+            self.breaker = breaker
+        }
+    }
+
+    public let settings: Settings
+    private let loops: [RedisLoopClient]
+    private let next = NIOLockedValueBox(0)
+
+    /// - Parameter eventLoops: the loops whose requests will use Redis (each gets a connection).
+    public init(settings: Settings, eventLoops: [EventLoop], logger: Logger) {
+        precondition(!eventLoops.isEmpty)
+        self.settings = settings
+        loops = eventLoops.map { RedisLoopClient(eventLoop: $0, settings: settings, logger: logger) }
+    }
+
+    /// The client of `eventLoop`, for code running on it.
+    public func client(on eventLoop: EventLoop) -> RedisLoopClient? {
+        loops.first { $0.eventLoop === eventLoop }
+    }
+
+    /// From any thread: runs `command` on one of the loops' connections.
+    public func send(_ command: RedisCommand) async throws -> RedisValue {
+        let loop = pick()
+        return try await loop.eventLoop.flatSubmit { loop.send(command) }.get()
+    }
+
+    public func send(_ arguments: RedisArgument...) async throws -> RedisValue {
+        try await send(RedisCommand(arguments))
+    }
+
+    public func evalScript(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument]) async throws -> RedisValue {
+        let loop = pick()
+        return try await loop.eventLoop.flatSubmit { loop.evalScript(script, keys: keys, arguments: arguments) }.get()
+    }
+
+    /// Every loop's counters, summed.
+    public func stats() async -> RedisStats {
+        var total = RedisStats()
+        for loop in loops {
+            if let stats = try? await loop.eventLoop.submit({ loop.stats }).get() { total = total + stats }
+        }
+        return total
+    }
+
+    public func close() async {
+        for loop in loops {
+            try? await loop.eventLoop.submit { loop.close() }.get()
+        }
+    }
+
+    private func pick() -> RedisLoopClient {
+        let index = next.withLockedValue { value in
+            value = (value + 1) % loops.count
+            return value
+        }
+        return loops[index]
+    }
+}

@@ -1,0 +1,44 @@
+import NIOCore
+import NIOPosix
+
+/// Makes one connection: TCP, then AUTH and SELECT from the URL before anything else goes out.
+enum RedisConnector {
+    static func connect(_ settings: RedisClient.Settings, handler: RedisConnectionHandler, on eventLoop: EventLoop) -> EventLoopFuture<Channel> {
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(settings.connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                }
+            }
+            .connect(host: settings.url.host, port: settings.url.port)
+            .flatMap { channel in
+                handshake(settings.url, handler: handler, on: eventLoop)
+                    .map { channel }
+                    .flatMapErrorThrowing { error in
+                        channel.close(promise: nil)
+                        throw error
+                    }
+            }
+    }
+
+    private static func handshake(_ url: RedisURL, handler: RedisConnectionHandler, on eventLoop: EventLoop) -> EventLoopFuture<Void> {
+        var steps: [RedisCommand] = []
+        if let password = url.password {
+            steps.append(url.user.map { RedisCommand("AUTH", .string($0), .string(password)) } ?? RedisCommand("AUTH", .string(password)))
+        }
+        if url.database != 0 {
+            steps.append(RedisCommand("SELECT", .int(url.database)))
+        }
+        var future = eventLoop.makeSucceededVoidFuture()
+        for step in steps {
+            future = future.flatMap {
+                let promise = eventLoop.makePromise(of: RedisValue.self)
+                handler.send(step, promise: promise)
+                return promise.futureResult.map { _ in }
+            }
+        }
+        return future
+    }
+}
