@@ -11,12 +11,17 @@ public struct RoutingState: Sendable, Equatable {
     public var writePool: Int?
     /// Per pool: the WAL position its database has replayed, when known (read-your-writes).
     public var replayLSN: [LSN?]
+    /// Per pool: the WAL position its database is known to have reached (a primary's current
+    /// position, a replica's replayed one) at the last probe — a lower bound of what a response
+    /// from the pool reflects (cached responses are labelled with it).
+    public var positionLSN: [LSN?]
 
-    public init(serverAvailable: [Bool], poolFresh: [Bool], writePool: Int?, replayLSN: [LSN?]? = nil) {
+    public init(serverAvailable: [Bool], poolFresh: [Bool], writePool: Int?, replayLSN: [LSN?]? = nil, positionLSN: [LSN?]? = nil) {
         self.serverAvailable = serverAvailable
         self.poolFresh = poolFresh
         self.writePool = writePool
         self.replayLSN = replayLSN ?? Array(repeating: nil, count: poolFresh.count)
+        self.positionLSN = positionLSN ?? Array(repeating: nil, count: poolFresh.count)
     }
 
     /// Everything up, every pool fresh, writes to `writePool`.

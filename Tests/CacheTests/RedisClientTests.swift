@@ -150,8 +150,8 @@ struct RedisClientTests {
                 onMessage: { payload in events.withLockedValue { $0.append("message:" + String(buffer: payload)) } },
                 onState: { subscribed in events.withLockedValue { $0.append(subscribed ? "up" : "down") } })
             subscriber.start()
-            func waitFor(_ event: String) async throws -> Bool {
-                for _ in 0..<200 {
+            func waitFor(_ event: String, seconds: Int = 2) async throws -> Bool {
+                for _ in 0..<(seconds * 100) {
                     if events.withLockedValue({ $0.contains(event) }) { return true }
                     try await Task.sleep(for: .milliseconds(10))
                 }
@@ -162,9 +162,12 @@ struct RedisClientTests {
             #expect(try await waitFor("message:first"))
             await server.kill()
             #expect(try await waitFor("down"))
-            try await server.launch()
+            // Cleared before the server returns: the subscriber may be back before launch() is.
             events.withLockedValue { $0.removeAll() }
-            #expect(try await waitFor("up"), "resubscribed after the server came back")
+            try await server.launch()
+            // Reconnects back off up to 5 s between attempts, so the first one after the
+            // server's return may come that late.
+            #expect(try await waitFor("up", seconds: 8), "resubscribed after the server came back")
             var delivered = false
             for _ in 0..<50 where !delivered {
                 _ = try? await client.send("PUBLISH", "gw:test", "second")

@@ -208,7 +208,14 @@ final class EmbeddedUpstreamConnector: UpstreamConnector, @unchecked Sendable {
         var after = ExchangeStateMachine(method: .get, clientMinorVersion: 1, clientKeepAlive: true, requestHasBody: false)
         _ = after.upstreamAttached()
         _ = after.responseHead(status: 200, framing: .length(10), keepAlive: true)
+        after.responseHeadForwarded()
         #expect(after.upstreamFailed(.reset) == .abortClient)
+        // A head received but held back (nothing reached the client): still answerable.
+        var held = ExchangeStateMachine(method: .get, clientMinorVersion: 1, clientKeepAlive: true, requestHasBody: false)
+        _ = held.upstreamAttached()
+        _ = held.responseHead(status: 200, framing: .length(10), keepAlive: true)
+        #expect(!held.responseStarted)
+        #expect(held.upstreamFailed(.reset) == .respond(status: 502, closeClient: false))
         #expect(UpstreamFailure.queueTimeout.status == 503)
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Cache
 
 @testable import Gateway
 
@@ -59,7 +60,18 @@ import Testing
         #expect(config.consistency.tokenTTL == defaults.consistency.tokenTTL)
         #expect(config.consistency.cookie == defaults.consistency.cookie)
         #expect(config.consistency.header == defaults.consistency.header)
-        #expect(config.consistency.identity == defaults.consistency.identity)
+        #expect(config.identity == defaults.identity)
+        #expect(config.cache.maxSize == defaults.cache.maxSize)
+        #expect(config.cache.nearCache == defaults.cache.nearCache)
+        #expect(config.cache.lockTimeout == defaults.cache.lockTimeout)
+        #expect(config.cache.keyPrefix == defaults.cache.keyPrefix)
+        #expect(config.redis?.connectTimeout == .milliseconds(500))
+        #expect(config.redis?.timeout == .milliseconds(100))
+        let cached = try #require(config.routes.first { $0.cache != nil }?.cache)
+        #expect(cached.key.text == CacheKeyTemplate.defaultText)
+        #expect(cached.staleWhileRevalidate == .seconds(0) && cached.staleIfError == .seconds(0))
+        #expect(cached.maxBody == ByteSize(1024 * 1024) && cached.shared == false && cached.statuses == [200])
+        #expect(config.routes.contains { !$0.invalidates.isEmpty })
         #expect(config.consistency.store == defaults.consistency.store)
         #expect(config.consistency.cookieSecure == defaults.consistency.cookieSecure)
     }

@@ -212,12 +212,18 @@ struct AdminRoutes {
             metrics.setGauge("gateway_database_replay_lag_seconds", labels, database.lagSeconds ?? 0)
             metrics.setGauge("gateway_database_fresh", labels, database.freshness == "fresh" ? 1 : 0)
         }
-        let pools = gateway.runtime.pools.map(\.name) + ["-"]
+        let pools = gateway.runtime.pools.map(\.name) + ["-", "cache"]
         let perLoop = await gateway.contexts.collect { $0.requestStats }
         let stats = pools.indices.map { index in
             (pool: pools[index], stats: perLoop.reduce(RequestStats()) { $0 + $1[index] })
         }
-        return AdminResponse(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8",
-                             body: metrics.render(requestStats: stats))
+        var body = metrics.render(requestStats: stats)
+        if let cache = gateway.runtime.cache {
+            let cacheStats = await gateway.contexts.collect { $0.cacheStats }.reduce(CacheStats(), +)
+            let redisStats = await gateway.runtime.redis?.stats()
+            body += Array(CacheStats.render(cacheStats, local: cache.store.local?.totals,
+                                            counters: cache.store.usesRedis ? cache.store.counters : nil, redis: redisStats).utf8)
+        }
+        return AdminResponse(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: body)
     }
 }

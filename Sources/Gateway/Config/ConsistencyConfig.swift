@@ -8,17 +8,10 @@ public struct ConsistencyConfig: Decodable, Sendable {
         case lsn
     }
 
-    /// Where a client's identity comes from, in order: `cookie:NAME`, `header:NAME`, `ip`.
-    public enum IdentitySource: Sendable, Equatable {
-        case cookie(String)
-        case header(String)
-        case ip
-    }
-
     public enum Store: String, Decodable, Sendable, CaseIterable {
         /// Tokens travel only with the client (cookie, header).
         case none
-        /// Also kept per identity in this gateway's memory.
+        /// Also kept per identity (top-level `identity:`) in this gateway's memory.
         case local
     }
 
@@ -32,12 +25,11 @@ public struct ConsistencyConfig: Decodable, Sendable {
     public var header = "X-Gateway-Consistency-Token"
     /// A response header in which the API returns the WAL position of its write.
     public var lsnHeader: String?
-    public var identity: [IdentitySource] = [.cookie("session"), .header("authorization"), .ip]
     public var store = Store.local
     public var cookieSecure = false
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case mode, secret, cookie, header, identity, store
+        case mode, secret, cookie, header, store
         case stickyFor = "sticky_for"
         case maxWait = "max_wait"
         case tokenTTL = "token_ttl"
@@ -68,23 +60,6 @@ public struct ConsistencyConfig: Decodable, Sendable {
             throw DecodingError.dataCorruptedError(forKey: .store, in: c, debugDescription: "expected none or local; got '\(storeName)'")
         }
         self.store = store
-        if c.contains(.identity) {
-            identity = try c.decode([String].self, forKey: .identity).map { text in
-                if text == "ip" { return .ip }
-                let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
-                guard parts.count == 2, !parts[1].isEmpty else {
-                    throw DecodingError.dataCorruptedError(forKey: .identity, in: c,
-                        debugDescription: "each source is cookie:NAME, header:NAME or ip; got '\(text)'")
-                }
-                switch parts[0] {
-                case "cookie": return .cookie(parts[1])
-                case "header": return .header(parts[1].lowercased())
-                default:
-                    throw DecodingError.dataCorruptedError(forKey: .identity, in: c,
-                        debugDescription: "each source is cookie:NAME, header:NAME or ip; got '\(text)'")
-                }
-            }
-        }
         if mode != .none, (secret ?? "").utf8.count < 16 {
             throw DecodingError.dataCorruptedError(forKey: .secret, in: c,
                 debugDescription: "time and lsn modes sign tokens: set a secret of at least 16 characters, the same on every instance")

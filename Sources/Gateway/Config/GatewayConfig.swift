@@ -31,6 +31,11 @@ public struct GatewayConfig: Decodable, Sendable {
     public var outlierDetection: OutlierDetectionConfig
     public var retries: RetriesConfig
     public var consistency: ConsistencyConfig
+    /// Who a request comes from (per-user cache entries, tokens kept per identity).
+    public var identity: [IdentitySource]
+    /// nil: no Redis (the cache and stores stay in this process).
+    public var redis: RedisConfig?
+    public var cache: CacheStoreConfig
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case listen, admin
@@ -40,6 +45,7 @@ public struct GatewayConfig: Decodable, Sendable {
         case accessLog = "access_log"
         case trustedProxies = "trusted_proxies"
         case limits, timeouts, upstream, pools, regions, cors, routes, databases, health, retries, consistency
+        case identity, redis, cache
         case readMethods = "read_methods"
         case outlierDetection = "outlier_detection"
     }
@@ -84,6 +90,17 @@ public struct GatewayConfig: Decodable, Sendable {
         outlierDetection = try c.decode(.outlierDetection, default: OutlierDetectionConfig())
         retries = try c.decode(.retries, default: RetriesConfig())
         consistency = try c.decode(.consistency, default: ConsistencyConfig())
+        identity = IdentitySource.defaults
+        if c.contains(.identity) {
+            identity = try IdentitySource.decodeList(try c.decode([String].self, forKey: .identity), codingPath: c.codingPath + [CodingKeys.identity])
+        }
+        // `redis: ${REDIS_URL:-}` with the variable unset means no Redis.
+        if let text = try? c.decode(String.self, forKey: .redis), text.isEmpty {
+            redis = nil
+        } else {
+            redis = try c.decodeIfPresent(RedisConfig.self, forKey: .redis)
+        }
+        cache = try c.decode(.cache, default: CacheStoreConfig())
     }
 
     private static func decodeEventLoops(_ c: KeyedDecodingContainer<CodingKeys>) throws -> Int? {

@@ -1,3 +1,4 @@
+import Cache
 import Router
 
 /// `regions:` — how a client's region is found, and where its reads go when its own region has
@@ -110,9 +111,13 @@ public struct RouteConfig: Decodable, Sendable {
     /// `auto`, `primary`, or a pool name.
     public var to: String
     public var cors: String?
+    /// GET and HEAD responses of this route are cached.
+    public var cache: RouteCacheConfig?
+    /// Cache keys a successful write on this route removes (templates, like a cache key).
+    public var invalidates: [CacheKeyTemplate]
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case name, match, to, cors
+        case name, match, to, cors, cache, invalidates
     }
 
     enum MatchKeys: String, CodingKey, CaseIterable {
@@ -146,6 +151,20 @@ public struct RouteConfig: Decodable, Sendable {
             for key in map.allKeys {
                 let value = try map.decode(String.self, forKey: key)
                 headers.append((key.stringValue, value == "*" ? nil : value))
+            }
+        }
+        let parameterNames = path.parameterNames
+        cache = c.contains(.cache) ? try RouteCacheConfig(from: try c.superDecoder(forKey: .cache), parameterNames: parameterNames) : nil
+        invalidates = []
+        if c.contains(.invalidates) {
+            var list = try c.nestedUnkeyedContainer(forKey: .invalidates)
+            while !list.isAtEnd {
+                let text = try list.decode(String.self)
+                do {
+                    invalidates.append(try CacheKeyTemplate(text, parameterNames: parameterNames))
+                } catch {
+                    throw DecodingError.dataCorruptedError(in: list, debugDescription: error.description)
+                }
             }
         }
     }

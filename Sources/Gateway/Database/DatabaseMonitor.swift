@@ -132,7 +132,8 @@ final class DatabaseMonitor: Sendable {
                 probed: status.everProbed,
                 observation: WriteTargetElection.Observation(reachable: status.reachable, inRecovery: status.observation?.inRecovery),
                 freshness: status.freshness.state,
-                replayLSN: status.observation?.inRecovery == true && status.reachable ? status.observation?.lsn : nil)
+                replayLSN: status.observation?.inRecovery == true && status.reachable ? status.observation?.lsn : nil,
+                position: status.reachable ? status.observation?.lsn : nil)
         })
     }
 

@@ -25,6 +25,10 @@ enum KnownHeader: UInt8 {
     case xGatewayTarget
     case xGatewayRegion
     case origin
+    case ifNoneMatch
+    case ifModifiedSince
+    case range
+    case vary
 
     /// Hop-by-hop headers of RFC 9110 §7.6.1 (plus the legacy Proxy-Connection and Keep-Alive):
     /// meaningful for one connection only, never forwarded.
@@ -43,11 +47,13 @@ enum KnownHeader: UInt8 {
         }
         switch count {
         case 2: return eq("te") ? .te : .other
+        case 5: return eq("range") ? .range : .other
         case 3: return eq("age") ? .age : .other
         case 4:
             if eq("host") { return .host }
             if eq("date") { return .date }
             if eq("etag") { return .etag }
+            if eq("vary") { return .vary }
             return .other
         case 6:
             if eq("expect") { return .expect }
@@ -63,7 +69,10 @@ enum KnownHeader: UInt8 {
             if eq("set-cookie") { return .setCookie }
             return .other
         case 12: return eq("x-request-id") ? .xRequestID : .other
-        case 13: return eq("cache-control") ? .cacheControl : .other
+        case 13:
+            if eq("cache-control") { return .cacheControl }
+            if eq("if-none-match") { return .ifNoneMatch }
+            return .other
         case 14: return eq("content-length") ? .contentLength : .other
         case 15: return eq("x-forwarded-for") ? .xForwardedFor : .other
         case 16:
@@ -75,6 +84,7 @@ enum KnownHeader: UInt8 {
         case 17:
             if eq("transfer-encoding") { return .transferEncoding }
             if eq("x-forwarded-proto") { return .xForwardedProto }
+            if eq("if-modified-since") { return .ifModifiedSince }
             return .other
         default:
             return .other

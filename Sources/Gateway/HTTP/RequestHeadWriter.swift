@@ -10,6 +10,9 @@ struct ForwardingContext {
     var requestID: RequestID
     /// Routing headers (X-Gateway-Target, X-Gateway-Region, ...).
     var extraHeaders: [(String, String)] = []
+    /// A fetch that fills the cache: the client's conditional headers go (the cache needs the
+    /// whole response, not a 304 about the client's copy).
+    var dropConditionals = false
 }
 
 /// Writes the head of a request as the gateway forwards it upstream: origin-form target,
@@ -56,6 +59,8 @@ enum RequestHeadWriter {
                         continue
                     case .xGatewayTarget, .xGatewayRegion:
                         // The gateway's own routing headers: a client cannot set them.
+                        continue
+                    case .ifNoneMatch where context.dropConditionals, .ifModifiedSince where context.dropConditionals:
                         continue
                     case .host where absoluteAuthority != nil:
                         w.header("Host", absoluteAuthority!)

@@ -98,6 +98,9 @@ extension DownstreamHandler: TimedConnection {
 
     /// Called exactly once per exchange, when it ends however it ends.
     func record(_ exchange: Exchange, status: Int, now: NIODeadline = .now(), outcome: Outcome) {
+        // Ended before its response was complete: nothing is stored, and any requests waiting
+        // for this fetch go upstream themselves.
+        if let capture = exchange.capture, !capture.finished { capture.finish(succeeded: false, loop: loop) }
         let nanoseconds = (now - exchange.start).nanoseconds
         loop.requestStats[exchange.pool.index].record(status: status, nanoseconds: nanoseconds)
         loop.balancer.inFlight[exchange.server.id] -= 1
@@ -119,6 +122,7 @@ extension DownstreamHandler: TimedConnection {
             "client": .string(peerText),
             "request_id": .stringConvertible(exchange.requestID),
             "retries": .stringConvertible(exchange.retries),
+            "cache": .string(exchange.cacheRequest?.label ?? "-"),
         ])
     }
 

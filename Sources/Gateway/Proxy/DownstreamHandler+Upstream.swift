@@ -49,7 +49,7 @@ extension DownstreamHandler: UpstreamLeaseRequester, UpstreamConnectionOwner {
     /// Moves response events to the client while the client can take them.
     func pumpResponse() {
         guard let context else { return }
-        while state == .open, let exchange, let connection = exchange.upstream, exchange.heldHead == nil {
+        while state == .open, let exchange, let connection = exchange.upstream, exchange.heldHead?.reason != .followUp {
             guard context.channel.isWritable else {
                 // Pause first: the flush may complete at once, and NIO then reports the client
                 // writable again from inside it, which must find reading paused to resume it.
@@ -69,6 +69,12 @@ extension DownstreamHandler: UpstreamLeaseRequester, UpstreamConnectionOwner {
             case .head(let head):
                 guard forwardResponseHead(head, exchange: exchange, connection: connection, context: context) else { return }
             case .body(let part):
+                if exchange.heldHead != nil { releaseHeldHead(exchange) }
+                if let capture = exchange.capture, !capture.append(part) {
+                    // Past max_body: the client still gets it all, the cache none of it.
+                    capture.finish(succeeded: false, loop: loop)
+                    exchange.capture = nil
+                }
                 exchange.responseBodyBytes += part.readableBytes
                 if exchange.machine.clientFraming == .chunked {
                     writeToClient(ChunkedEncoding.header(part.readableBytes, allocator: context.channel.allocator))
@@ -78,6 +84,7 @@ extension DownstreamHandler: UpstreamLeaseRequester, UpstreamConnectionOwner {
                     writeToClient(part)
                 }
             case .end:
+                if exchange.heldHead != nil { releaseHeldHead(exchange) }
                 completeExchange()
                 return
             case .needMoreData:
@@ -91,122 +98,12 @@ extension DownstreamHandler: UpstreamLeaseRequester, UpstreamConnectionOwner {
         }
     }
 
-    /// Returns false when the head is held back (waiting for the write's WAL position).
-    private func forwardResponseHead(_ head: HTTPHead, exchange: Exchange, connection: UpstreamConnection,
-                                     context: ChannelHandlerContext) -> Bool {
-        switch exchange.machine.responseHead(status: head.status, framing: head.framing, keepAlive: head.keepAlive) {
-        case .forwardInterim:
-            var out = context.channel.allocator.buffer(capacity: 32)
-            out.writeStaticString("HTTP/1.1 ")
-            out.writeString(head.string(head.part2))
-            out.writeStaticString(" ")
-            out.writeString(head.string(head.part3))
-            out.writeStaticString("\r\n\r\n")
-            writeToClient(out)
-            flushClient()
-        case .dropInterim:
-            break
-        case .forward(let framing, let persistence):
-            switch writeToken(for: exchange, head: head) {
-            case .none:
-                writeResponseHead(head, framing: framing, persistence: persistence, exchange: exchange, extra: [])
-            case .headers(let headers):
-                writeResponseHead(head, framing: framing, persistence: persistence, exchange: exchange, extra: headers)
-            case .fetchPosition(let database, let queries):
-                // The cookie goes out with this head, so the head waits for the position.
-                exchange.heldHead = (head, framing, persistence)
-                connection.pauseReading()
-                queries.currentLSN(database: database, on: loop.eventLoop).assumeIsolated().whenComplete { result in
-                    guard self.exchange === exchange, self.state == .open, let held = exchange.heldHead else { return }
-                    exchange.heldHead = nil
-                    let headers: [(String, String)]
-                    switch result {
-                    case .success(let lsn): headers = self.issue(.replayed(lsn), for: exchange, kind: "lsn")
-                    case .failure: headers = self.issuePin(for: exchange, kind: "lsn_unavailable")
-                    }
-                    self.writeResponseHead(held.head, framing: held.framing, persistence: held.persistence, exchange: exchange, extra: headers)
-                    connection.resumeReading()
-                    self.pumpResponse()
-                    self.flushClient()
-                }
-                return false
-            }
-        case .fail(let failure):
-            failExchange(failure)
-        }
-        return true
-    }
-
-    private func writeResponseHead(_ head: HTTPHead, framing: ClientFraming, persistence: ResponseHeadWriter.Persistence,
-                                   exchange: Exchange, extra tokenHeaders: [(String, String)]) {
-        var extra = exchange.corsHeaders + tokenHeaders
-        if let readYourWrites = exchange.readYourWrites, readYourWrites.dropToken {
-            extra += runtime.consistency.dropHeaders
-        }
-        if runtime.config.debugHeaders {
-            extra += [
-                ("X-Gateway-Route", exchange.decision.isRead ? "read" : "write"),
-                ("X-Gateway-Region", runtime.router.regions.names[exchange.decision.region]),
-                ("X-Gateway-Pool", exchange.pool.name), ("X-Gateway-Server", exchange.server.authority),
-            ]
-            if let outcome = exchange.readYourWrites?.outcome {
-                extra.append(("X-Gateway-Consistency", outcome.rawValue))
-            }
-        }
-        beginClientWrite(minimumCapacity: head.raw.readableBytes + 256 + min(head.contentLength ?? 0, Self.coalesceLimit))
-        ResponseHeadWriter.write(head, framing: framing, persistence: persistence, requestID: exchange.requestID,
-                                 extraHeaders: extra, replaceCORS: exchange.appliesCORS, into: &clientPending)
-    }
-
-    enum TokenPlan {
-        case none
-        case headers([(String, String)])
-        case fetchPosition(Int, ConsistencyQueries)
-    }
-
-    /// After a successful write (2xx/3xx): a token saying what the client's next reads need.
-    private func writeToken(for exchange: Exchange, head: HTTPHead) -> TokenPlan {
-        let consistency = runtime.consistency
-        guard consistency.enabled, let readYourWrites = exchange.readYourWrites, !readYourWrites.isRead,
-              (200..<400).contains(head.status)
-        else { return .none }
-        switch consistency.settings.mode {
-        case .none:
-            return .none
-        case .time:
-            return .headers(issuePin(for: exchange, kind: "time"))
-        case .lsn:
-            if let name = consistency.settings.lsnHeader, let value = head.firstValue(named: name), let lsn = LSN(value) {
-                return .headers(issue(.replayed(lsn), for: exchange, kind: "lsn_header"))
-            }
-            if let database = runtime.poolDatabase[exchange.pool.index], let queries = loop.consistencyQueries {
-                return .fetchPosition(database, queries)
-            }
-            return .headers(issuePin(for: exchange, kind: "lsn_unavailable"))
-        }
-    }
-
-    /// A time pin (time mode, or lsn mode when the position could not be had).
-    private func issuePin(for exchange: Exchange, kind: String) -> [(String, String)] {
-        issue(.primaryUntil(ConsistencyRuntime.unixMilliseconds() + runtime.consistency.stickyForMilliseconds), for: exchange, kind: kind)
-    }
-
-    private func issue(_ requirement: ConsistencyToken.Requirement, for exchange: Exchange, kind: String) -> [(String, String)] {
-        let consistency = runtime.consistency
-        let now = ConsistencyRuntime.unixMilliseconds() / 1000
-        let token = ConsistencyToken(requirement: requirement, expires: now + consistency.ttlSeconds)
-        if let store = consistency.store, let identity = exchange.readYourWrites?.identity {
-            store.record(token, for: identity, now: now)
-        }
-        runtime.metrics.countEvent("gateway_consistency_tokens_total", [("kind", kind)])
-        return consistency.issueHeaders(token)
-    }
-
     /// The upstream closed: a close-delimited body ends here; anything else is cut short.
     private func finishAtUpstreamEOF(_ connection: UpstreamConnection) {
         do {
             switch try connection.parser.finish() {
             case .end:
+                if let exchange, exchange.heldHead != nil { releaseHeldHead(exchange) }
                 completeExchange()
             case .body, .head, .needMoreData:
                 failExchange(.reset)
@@ -217,7 +114,7 @@ extension DownstreamHandler: UpstreamLeaseRequester, UpstreamConnectionOwner {
     }
 
     private func completeExchange() {
-        guard let context, exchange != nil else { return }
+        guard context != nil, exchange != nil else { return }
         let completion = exchange!.machine.responseEnded()
         let finished = exchange!
         exchange = nil
@@ -227,6 +124,7 @@ extension DownstreamHandler: UpstreamLeaseRequester, UpstreamConnectionOwner {
         if let connection = finished.upstream {
             loop.connectionPool(for: connection.server).release(connection, reusable: completion.reuseUpstream)
         }
+        finished.capture?.finish(succeeded: true, loop: loop)
         let now = NIODeadline.now()
         record(finished, status: finished.machine.status, now: now, outcome: finished.machine.status >= 500 ? .failure : .success)
         if completion.closeClient {
@@ -246,6 +144,19 @@ extension DownstreamHandler: UpstreamLeaseRequester, UpstreamConnectionOwner {
     func failExchange(_ failure: UpstreamFailure) {
         guard let failed = exchange else { return }
         if retry(failed, after: failure) { return }
+        // stale_if_error: an entry answers instead of the error.
+        let now = CacheRuntime.unixMilliseconds()
+        if !failed.machine.responseStarted, let request = failed.cacheRequest, let entry = request.staleFallback,
+           entry.freshness(now: now) != .expired {
+            runtime.metrics.countError(failure.metricKind)
+            dropForStale(failed)
+            _ = serveStaleIfError(request, head: failed.head, requestID: failed.requestID, corsHeaders: failed.corsHeaders,
+                                  startedAt: failed.start, now: now)
+            pumpRequest()
+            resumeClientReads()
+            flushClient()
+            return
+        }
         let action = failed.machine.upstreamFailed(failure)
         releaseUpstream(of: failed)
         exchange = nil
@@ -305,6 +216,8 @@ extension DownstreamHandler: UpstreamLeaseRequester, UpstreamConnectionOwner {
         exchange.server = runtime.servers[server]
         exchange.upstream = nil
         exchange.retries += 1
+        exchange.heldHead = nil
+        exchange.capture?.abandonAttempt()
         exchange.machine.restartAttempt()
         loop.balancer.inFlight[server] += 1
         arm(.acquire, exchange.server.acquireTimeout, now: now)
@@ -345,7 +258,7 @@ extension DownstreamHandler: UpstreamLeaseRequester, UpstreamConnectionOwner {
 
     /// Gives the upstream connection back, unusable (a half-done exchange leaves it in an
     /// unknown state), or cancels a lease still pending.
-    private func releaseUpstream(of exchange: Exchange) {
+    func releaseUpstream(of exchange: Exchange) {
         if let connection = exchange.upstream {
             loop.connectionPool(for: connection.server).release(connection, reusable: false)
         } else {

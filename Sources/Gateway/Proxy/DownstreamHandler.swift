@@ -54,8 +54,12 @@ final class DownstreamHandler: ChannelDuplexHandler {
         var retries = 0
         /// Read-your-writes state of this request (reads: the requirement and its outcome).
         var readYourWrites: ReadYourWrites?
-        /// A response head held back until the write's WAL position is known (lsn mode).
-        var heldHead: (head: HTTPHead, framing: ClientFraming, persistence: ResponseHeadWriter.Persistence)?
+        /// A response head not yet written to the client (see `HeldHead`).
+        var heldHead: HeldHead?
+        /// The request as the cache sees it (a cached route's GET or HEAD).
+        var cacheRequest: CacheRequest?
+        /// The response being copied into the cache.
+        var capture: CacheCapture?
         let chunkedToUpstream: Bool
         /// Headers of the route's CORS policy for this origin (empty when none applies).
         let corsHeaders: [(String, String)]
@@ -89,8 +93,17 @@ final class DownstreamHandler: ChannelDuplexHandler {
     var pendingRead = false
     /// The client shut down its sending side: serve what it sent, then close.
     var inputClosed = false
-    /// A read is waiting for a replica to replay the client's last write: nothing else starts.
-    var waitingForReplica = false
+    /// The current request waits for something before it can start — a replica to replay its
+    /// client's write, a Redis lookup, another request's fetch of the same cache entry — and
+    /// nothing else starts meanwhile (the waits have their own time limits).
+    var parked = false {
+        didSet {
+            if parked {
+                deadline = .distantFuture
+                deadlineKind = .none
+            }
+        }
+    }
     var deadline = NIODeadline.distantFuture
     var deadlineKind = DeadlineKind.none
     /// When a lingering close ends, however much the client still sends.
@@ -256,7 +269,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
         case .lingering: return true
         case .open: break
         }
-        guard let exchange else { return !waitingForReplica || parser.bufferedBytes < maxBufferedBytes }
+        guard let exchange else { return !parked || parser.bufferedBytes < maxBufferedBytes }
         if exchange.machine.request == .sendingBody {
             guard let upstream = exchange.upstream else { return parser.bufferedBytes < maxBufferedBytes }
             return upstream.isWritable && parser.bufferedBytes < maxBufferedBytes
@@ -275,7 +288,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
 
     /// Pulls what the parser has, as far as the current state allows.
     func pumpRequest() {
-        while state == .open, !waitingForReplica {
+        while state == .open, !parked {
             if exchange == nil {
                 guard pumpNextHead() else { return }
             } else if exchange!.machine.request == .sendingBody, let upstream = exchange!.upstream {
@@ -385,19 +398,37 @@ final class DownstreamHandler: ChannelDuplexHandler {
             corsHeaders = policy.responseHeaders(origin: origin)
             appliesCORS = true
         }
-        let start = PendingStart(head: head, requestID: requestID, hasBody: hasBody, now: now,
+        var start = PendingStart(head: head, requestID: requestID, hasBody: hasBody, now: now,
                                  corsHeaders: corsHeaders, appliesCORS: appliesCORS, readYourWrites: readYourWrites)
+        if let cache = runtime.cache, let route = decision.route, let policy = cache.policies[route],
+           head.method == .get || head.method == .head {
+            if let request = cacheRequest(head, client: client, decision: decision, policy: policy, hasBody: hasBody) {
+                start.cache = request
+                lookUpCache(start, decision, routed)
+                return
+            }
+            loop.cacheStats.bypasses &+= 1
+        }
+        continueToUpstream(start, decision, routed)
+    }
+
+    /// After the cache (a miss, or no cache): waits for a replica if the client's own write
+    /// demands it, then launches.
+    func continueToUpstream(_ start: PendingStart, _ decision: Router.Decision, _ routed: Router.Request) {
+        let router = runtime.router
+        let head = start.head
+        let now = start.now
         // A read that must see the client's own write, where only the primary has it yet: wait a
         // little for a replica to replay it before settling for the primary.
         if case .replayed(let needed) = routed.requirement, decision.toWritePool || decision.pool == nil,
            let queries = loop.consistencyQueries, runtime.consistency.maxWait.nanoseconds > 0 {
             let databases = Set(router.replicaCandidates(region: decision.region, state: loop.routingState).compactMap { runtime.poolDatabase[$0] })
             if !databases.isEmpty {
-                waitingForReplica = true
+                parked = true
                 queries.waitForReplay(databases: Array(databases), target: needed, timeout: runtime.consistency.maxWait, on: loop.eventLoop)
                     .assumeIsolated()
                     .whenComplete { result in
-                        self.waitingForReplica = false
+                        self.parked = false
                         guard self.state == .open else { return }
                         let waited = NIODeadline.now() - now
                         var start = start
@@ -427,10 +458,11 @@ final class DownstreamHandler: ChannelDuplexHandler {
         let corsHeaders: [(String, String)]
         let appliesCORS: Bool
         var readYourWrites: ReadYourWrites?
+        var cache: CacheRequest?
     }
 
     /// Starts the exchange a decision calls for: an upstream lease, or a quick 503.
-    private func launch(_ start: PendingStart, _ decision: Router.Decision) {
+    func launch(_ start: PendingStart, _ decision: Router.Decision) {
         let head = start.head
         var readYourWrites = start.readYourWrites
         readYourWrites?.settle(decision, state: loop.routingState, router: runtime.router)
@@ -438,6 +470,9 @@ final class DownstreamHandler: ChannelDuplexHandler {
             runtime.metrics.countEvent("gateway_consistency_reads_total", [("outcome", outcome.rawValue)])
         }
         guard let poolIndex = decision.pool, let serverIndex = decision.server else {
+            // No fetch happens: requests waiting for this one go their own way.
+            if let id = start.cache?.coalesceID { runtime.cache?.store.coalescer.finish(id, entry: nil) }
+            if serveStaleIfError(start.cache, head: head, requestID: start.requestID, corsHeaders: start.corsHeaders) { return }
             let message = decision.noWritePool ? "no primary database is available for writes" : UpstreamFailure.noServer.description
             respondLocally(LocalResponse.error(503, message, requestID: start.requestID, close: start.hasBody, extraHeaders: [("Retry-After", "1")]),
                            head: head, requestID: start.requestID, errorKind: decision.noWritePool ? "no_primary" : UpstreamFailure.noServer.metricKind,
@@ -453,6 +488,14 @@ final class DownstreamHandler: ChannelDuplexHandler {
             decision: decision, chunkedToUpstream: head.framing == .chunked, corsHeaders: start.corsHeaders,
             appliesCORS: start.appliesCORS)
         exchange.readYourWrites = readYourWrites
+        if let request = start.cache {
+            exchange.cacheRequest = request
+            if !request.lookupOnly {
+                exchange.capture = CacheCapture(
+                    request: request, fetchStartedAt: CacheRuntime.unixMilliseconds(),
+                    lsn: loop.routingState.positionLSN[poolIndex]?.value ?? 0, routeHasCORS: runtime.router.cors(for: decision) != nil)
+            }
+        }
         if loop.draining { exchange.machine.closeClientAfterResponse() }
         self.exchange = exchange
         loop.balancer.inFlight[serverIndex] += 1
@@ -490,7 +533,8 @@ final class DownstreamHandler: ChannelDuplexHandler {
 
         let forwarding = ForwardingContext(
             peerAddress: peerText, peerIsTrusted: peerTrusted, requestID: exchange.requestID,
-            extraHeaders: runtime.routingHeaders[exchange.decision.region][exchange.decision.toWritePool ? 1 : 0])
+            extraHeaders: runtime.routingHeaders[exchange.decision.region][exchange.decision.toWritePool ? 1 : 0],
+            dropConditionals: exchange.capture != nil)
         connection.headScratch.clear()
         RequestHeadWriter.write(head, context: forwarding, chunkedBody: exchange.chunkedToUpstream, into: &connection.headScratch)
         connection.write(connection.headScratch)

@@ -60,6 +60,9 @@ struct ExchangeStateMachine {
 
     enum ResponseProgress: Equatable {
         case awaitingHead
+        /// The head came from the upstream but has not gone to the client yet: a failure can
+        /// still be answered (or retried).
+        case headHeld
         case streaming
         case complete
     }
@@ -109,7 +112,10 @@ struct ExchangeStateMachine {
     }
 
     /// The response has started reaching the client: errors can no longer be reported.
-    var responseStarted: Bool { response != .awaitingHead }
+    var responseStarted: Bool { response == .streaming || response == .complete }
+
+    /// Whether a final response head came from the upstream (forwarded or held).
+    var responseHeadReceived: Bool { response != .awaitingHead }
 
     /// Part of the request body is still unread on the client connection, so the next bytes
     /// there are not a new request: that connection cannot be reused.
@@ -147,7 +153,7 @@ struct ExchangeStateMachine {
         }
         self.status = status
         upstreamKeepAlive = keepAlive
-        response = .streaming
+        response = .headHeld
         clientFraming = ClientFraming.choose(upstream: framing, clientMinorVersion: clientMinorVersion)
         // A response that starts before the request body is read: the rest of that body would
         // be taken for the next request, so this connection ends with this response.
@@ -157,6 +163,11 @@ struct ExchangeStateMachine {
         let persistence: ResponseHeadWriter.Persistence =
             closeClient ? .close : (clientMinorVersion == 0 ? .keepAlive : .implicit)
         return .forward(clientFraming, persistence)
+    }
+
+    /// The head went to the client: from here a failure can only cut the connection.
+    mutating func responseHeadForwarded() {
+        if response == .headHeld { response = .streaming }
     }
 
     mutating func responseEnded() -> Completion {

@@ -1,3 +1,4 @@
+import Cache
 import NIOCore
 import Router
 
@@ -12,8 +13,12 @@ final class LoopContext {
     let sweeper = DeadlineSweeper()
     var dateCache = HTTPDateCache()
     var requestIDs = RequestIDGenerator()
-    /// Per pool (by index), then one slot for requests refused before routing.
+    /// Per pool (by index), then one slot for requests refused before routing, then one for
+    /// responses served from the cache.
     var requestStats: [RequestStats]
+    var cacheStats = CacheStats()
+    /// This loop's Redis connection (nil without `redis:`).
+    let redis: RedisLoopClient?
     /// This loop's balancing state (requests in flight per server, round-robin weights).
     var balancer: BalancerState
     /// What the control plane says may serve (health, maintenance, databases).
@@ -56,7 +61,8 @@ final class LoopContext {
             poolOfServer: runtime.servers.map { server in runtime.pools.firstIndex { $0.name == server.poolName }! },
             serversOfPool: runtime.pools.map { $0.servers.map(\.id) })
         retryBudget = RetryBudget(percent: runtime.config.retries.budgetPercent, minimumPerSecond: runtime.config.retries.minPerSecond)
-        requestStats = Array(repeating: RequestStats(), count: runtime.pools.count + 1)
+        requestStats = Array(repeating: RequestStats(), count: runtime.pools.count + 2)
+        redis = runtime.redis?.client(on: eventLoop)
     }
 
     func start() {

@@ -28,7 +28,7 @@ struct ReadYourWrites {
         let now = ConsistencyRuntime.unixMilliseconds()
         if state.isRead {
             var token = consistency.presentedToken(head, now: now / 1000)
-            if token == nil, let store = consistency.store, let identity = consistency.identity(of: head, client: client) {
+            if token == nil, let store = consistency.store, let identity = runtime.identity.identity(of: head, client: client) {
                 token = store.lookup(identity, now: now / 1000)
             }
             switch token?.requirement {
@@ -37,7 +37,7 @@ struct ReadYourWrites {
             default: break
             }
         } else if consistency.store != nil {
-            state.identity = consistency.identity(of: head, client: client)
+            state.identity = runtime.identity.identity(of: head, client: client)
         }
         return state
     }

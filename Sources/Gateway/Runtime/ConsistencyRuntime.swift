@@ -6,8 +6,8 @@ import Router
 import Glibc
 #endif
 
-/// Read-your-writes as the data path uses it: the token codec, the per-identity store, how to
-/// find a client's identity, and the headers that carry tokens.
+/// Read-your-writes as the data path uses it: the token codec, the per-identity store, and the
+/// headers that carry tokens.
 final class ConsistencyRuntime: Sendable {
     let settings: ConsistencyConfig
     let codec: ConsistencyTokenCodec
@@ -33,41 +33,12 @@ final class ConsistencyRuntime: Sendable {
         return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
     }
 
-    /// The client's identity from the first source that has one, hashed (an Authorization
-    /// header or session cookie is never kept in clear).
-    func identity(of head: HTTPHead, client: String) -> String? {
-        for source in settings.identity {
-            var value: String?
-            switch source {
-            case .cookie(let name): value = Self.cookie(name, in: head)
-            case .header(let name): value = head.firstValue(named: name)
-            case .ip: value = client
-            }
-            if let value, !value.isEmpty {
-                return Digest.hex(Digest.sha256(Array(value.utf8)).prefix(16))
-            }
-        }
-        return nil
-    }
-
     /// The token a request carries (header first, then cookie), verified.
     func presentedToken(_ head: HTTPHead, now: Int64) -> ConsistencyToken? {
         if let text = head.firstValue(named: settings.header), let token = codec.decode(text, now: now) {
             return token
         }
-        if let text = Self.cookie(settings.cookie, in: head) { return codec.decode(text, now: now) }
-        return nil
-    }
-
-    /// A cookie's value from every Cookie field of the head.
-    static func cookie(_ name: String, in head: HTTPHead) -> String? {
-        for field in head.fields where field.kind == .other && field.nameLength == 6 {
-            guard head.name(of: field).lowercased() == "cookie" else { continue }
-            for pair in head.value(of: field).split(separator: ";") {
-                let parts = pair.split(separator: "=", maxSplits: 1)
-                if parts.count == 2, parts[0].trimmingSpaces() == name { return parts[1].trimmingSpaces() }
-            }
-        }
+        if let text = head.cookie(settings.cookie) { return codec.decode(text, now: now) }
         return nil
     }
 

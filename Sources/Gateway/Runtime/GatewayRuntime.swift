@@ -1,3 +1,4 @@
+import Cache
 import Logging
 import NIOCore
 import Router
@@ -35,6 +36,11 @@ final class GatewayRuntime: Sendable {
     let trustedProxies: CIDRSet
     let timeouts: ClientTimeouts
     let consistency: ConsistencyRuntime
+    let identity: ClientIdentity
+    /// nil without `redis:`.
+    let redis: RedisClient?
+    /// nil when no route caches or invalidates.
+    let cache: CacheRuntime?
     /// Per pool, its index in `databases:`.
     let poolDatabase: [Int?]
     let metrics: GatewayMetrics
@@ -42,7 +48,9 @@ final class GatewayRuntime: Sendable {
     /// nil when `access_log: false`.
     let accessLogger: Logger?
 
-    init(config: GatewayConfig, metrics: GatewayMetrics, logger: Logger, accessLogger: Logger?) throws {
+    /// - Parameter eventLoops: the data path's loops (each gets a Redis connection); none in
+    ///   tests that drive handlers without a server.
+    init(config: GatewayConfig, metrics: GatewayMetrics, logger: Logger, accessLogger: Logger?, eventLoops: [EventLoop] = []) throws {
         self.config = config
         self.metrics = metrics
         self.logger = logger
@@ -73,6 +81,16 @@ final class GatewayRuntime: Sendable {
         self.trustedProxies = CIDRSet(config.trustedProxies)
         self.timeouts = ClientTimeouts(config.timeouts)
         self.consistency = ConsistencyRuntime(config.consistency)
+        self.identity = ClientIdentity(sources: config.identity)
+        if let redis = config.redis, !eventLoops.isEmpty {
+            self.redis = RedisClient(
+                settings: .init(url: redis.url, connectTimeout: redis.connectTimeout.timeAmount, commandTimeout: redis.timeout.timeAmount),
+                eventLoops: eventLoops, logger: logger)
+        } else {
+            self.redis = nil
+        }
+        cache = CacheRuntime.needed(by: config)
+            ? CacheRuntime(config: config, redis: self.redis, subscriberLoop: eventLoops.first, logger: logger) : nil
         self.poolDatabase = config.pools.map { pool in pool.database.flatMap { name in config.databases.firstIndex { $0.name == name } } }
     }
 

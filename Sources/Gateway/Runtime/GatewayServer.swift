@@ -44,7 +44,8 @@ public final class GatewayServer: Service, Sendable {
         let threads = eventLoops ?? config.eventLoops ?? System.coreCount
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         do {
-            runtime = try GatewayRuntime(config: config, metrics: GatewayMetrics(), logger: logger, accessLogger: accessLogger)
+            runtime = try GatewayRuntime(config: config, metrics: GatewayMetrics(), logger: logger, accessLogger: accessLogger,
+                                         eventLoops: Array(group.makeIterator()))
         } catch {
             try? group.syncShutdownGracefully()
             throw error
@@ -67,6 +68,7 @@ public final class GatewayServer: Service, Sendable {
     @discardableResult
     public func start() async throws -> BoundAddresses {
         let queries: ConsistencyQueries? = config.databases.isEmpty ? nil : consistencyQueries
+        runtime.cache?.store.start()
         contexts.forEach { context in
             context.consistencyQueries = queries
             context.start()
@@ -154,6 +156,8 @@ public final class GatewayServer: Service, Sendable {
             await task.value
         }
         consistencyQueries.close()
+        await runtime.cache?.store.close()
+        await runtime.redis?.close()
         contexts.forEach { $0.closeEverything() }
         try? await Task.sleep(for: .milliseconds(20))
         try? await group.shutdownGracefully()

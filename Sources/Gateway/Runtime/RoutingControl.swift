@@ -12,6 +12,8 @@ final class RoutingControl: Sendable {
         var freshness: ReplicaFreshness.State
         /// A replica's replayed WAL position.
         var replayLSN: LSN?
+        /// The position it had reached at the last probe (primary or replica), if reachable.
+        var position: LSN? = nil
     }
 
     struct Inputs: Sendable {
@@ -98,6 +100,9 @@ final class RoutingControl: Sendable {
         var state = RoutingState.allUp(servers: serverCount, pools: router.pools.count, writePool: write.pool)
         for server in inputs.maintenance.union(inputs.healthDown) { state.serverAvailable[server] = false }
         for pool in router.pools.indices {
+            if let database = poolDatabase[pool], database < inputs.databases.count {
+                state.positionLSN[pool] = inputs.databases[database].position
+            }
             guard router.pools[pool].role == .replica, let database = poolDatabase[pool], database < inputs.databases.count else { continue }
             // A replica pool reads only while its database is known to be fresh enough; the
             // pool taking writes (a promoted replica's) is the primary and always fresh.

@@ -1,0 +1,123 @@
+import Cache
+
+/// `redis:` — the Redis shared by gateway instances (cache entries, invalidations, tokens).
+/// A URL, or a mapping with timeouts; an empty string means no Redis.
+public struct RedisConfig: Decodable, Sendable {
+    public var url: RedisURL
+    public var connectTimeout = ConfigDuration.milliseconds(500)
+    /// How long a command may take before the cache is bypassed for that request.
+    public var timeout = ConfigDuration.milliseconds(100)
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case url, timeout
+        case connectTimeout = "connect_timeout"
+    }
+
+    public init(url: RedisURL) { self.url = url }
+
+    public init(from decoder: any Decoder) throws {
+        if let text = try? decoder.singleValueContainer().decode(String.self) {
+            url = try Self.parse(text, decoder.codingPath)
+            return
+        }
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        url = try Self.parse(try c.decode(String.self, forKey: .url), decoder.codingPath + [CodingKeys.url])
+        connectTimeout = try c.decode(.connectTimeout, default: connectTimeout)
+        timeout = try c.decode(.timeout, default: timeout)
+        if timeout.nanoseconds <= 0 || connectTimeout.nanoseconds <= 0 {
+            throw DecodingError.dataCorruptedError(forKey: .timeout, in: c, debugDescription: "timeouts must be positive")
+        }
+    }
+
+    private static func parse(_ text: String, _ path: [any CodingKey]) throws -> RedisURL {
+        do { return try RedisURL(text) } catch {
+            throw DecodingError.dataCorrupted(.init(codingPath: path, debugDescription: "\(error)"))
+        }
+    }
+}
+
+/// `cache:` — where cached responses are kept (routes say what is cached).
+public struct CacheStoreConfig: Decodable, Sendable {
+    /// The in-process cache's bound when there is no Redis (least recently used go first).
+    public var maxSize = ByteSize(256 * 1024 * 1024)
+    /// With Redis: an in-process copy of hot entries, kept coherent through pub/sub (0: none).
+    public var nearCache = ByteSize(64 * 1024 * 1024)
+    /// How long requests wait for another request's fetch of the same entry before going
+    /// upstream themselves (nginx `proxy_cache_lock_timeout`).
+    public var lockTimeout = ConfigDuration.seconds(5)
+    /// Prefix of the gateway's Redis keys (several deployments can share one Redis).
+    public var keyPrefix = "gw:c:"
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case maxSize = "max_size"
+        case nearCache = "near_cache"
+        case lockTimeout = "lock_timeout"
+        case keyPrefix = "key_prefix"
+    }
+
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        maxSize = try c.decode(.maxSize, default: maxSize)
+        nearCache = try c.decode(.nearCache, default: nearCache)
+        lockTimeout = try c.decode(.lockTimeout, default: lockTimeout)
+        keyPrefix = try c.decode(.keyPrefix, default: keyPrefix)
+        if maxSize.bytes < 1024 * 1024 {
+            throw DecodingError.dataCorruptedError(forKey: .maxSize, in: c, debugDescription: "must be at least 1MiB")
+        }
+    }
+}
+
+/// A route's `cache:` — its GET and HEAD responses are cached.
+public struct RouteCacheConfig: Sendable {
+    public var ttl: ConfigDuration
+    /// nil: the request target on its host.
+    public var key: CacheKeyTemplate
+    public var staleWhileRevalidate = ConfigDuration.seconds(0)
+    public var staleIfError = ConfigDuration.seconds(0)
+    public var maxBody = ByteSize(1024 * 1024)
+    /// Shared by every caller; otherwise each identity has its own entry.
+    public var shared = false
+    public var statuses: Set<Int> = [200]
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case ttl, key, shared, statuses
+        case staleWhileRevalidate = "stale_while_revalidate"
+        case staleIfError = "stale_if_error"
+        case maxBody = "max_body"
+    }
+
+    /// - Parameter parameterNames: the route pattern's `{name}` parameters, for the key.
+    init(from decoder: any Decoder, parameterNames: [String]) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        ttl = try c.decode(ConfigDuration.self, forKey: .ttl)
+        let keyText = try c.decode(.key, default: CacheKeyTemplate.defaultText)
+        do {
+            key = try CacheKeyTemplate(keyText, parameterNames: parameterNames)
+        } catch {
+            throw DecodingError.dataCorruptedError(forKey: .key, in: c, debugDescription: error.description)
+        }
+        staleWhileRevalidate = try c.decode(.staleWhileRevalidate, default: staleWhileRevalidate)
+        staleIfError = try c.decode(.staleIfError, default: staleIfError)
+        maxBody = try c.decode(.maxBody, default: maxBody)
+        shared = try c.decode(.shared, default: false)
+        if c.contains(.statuses) {
+            let list = try c.decode([Int].self, forKey: .statuses)
+            for status in list where !(200...599).contains(status) || (206...206).contains(status) || status == 304 {
+                throw DecodingError.dataCorruptedError(forKey: .statuses, in: c,
+                    debugDescription: "\(status) cannot be cached (final statuses 200-599, except 206 and 304)")
+            }
+            statuses = Set(list)
+        }
+        if ttl.nanoseconds < 1_000_000_000 {
+            throw DecodingError.dataCorruptedError(forKey: .ttl, in: c, debugDescription: "must be at least 1s")
+        }
+        if maxBody.bytes > 64 * 1024 * 1024 {
+            throw DecodingError.dataCorruptedError(forKey: .maxBody, in: c, debugDescription: "must be at most 64MiB")
+        }
+    }
+}
