@@ -32,14 +32,24 @@ struct CacheIntegrationTests {
             """, ["origin": origin.url])
     }
 
-    static func withOrigin(_ body: (CacheOrigin) async throws -> Void) async throws {
+    /// Where the entries live: each behaviour is checked with both stores.
+    enum Store: String, CaseIterable, CustomTestStringConvertible {
+        case local, redis
+        var testDescription: String { rawValue }
+    }
+
+    /// An origin, and a redis-server when the store is Redis (its URL passed on).
+    static func withOrigin(_ store: Store, _ body: (CacheOrigin, String?) async throws -> Void) async throws {
         let origin = CacheOrigin()
         try await origin.start()
-        do { try await body(origin) } catch {
+        let redis = store == .redis ? try await RedisServer.start() : nil
+        do { try await body(origin, redis?.url) } catch {
             await origin.stop()
+            await redis?.stop()
             throw error
         }
         await origin.stop()
+        await redis?.stop()
     }
 
     static func withGateway(_ gateway: TestGateway, _ body: () async throws -> Void) async throws {
@@ -50,9 +60,9 @@ struct CacheIntegrationTests {
         await gateway.stop()
     }
 
-    @Test func hitsMissesAgeAndExpiry() async throws {
-        try await Self.withOrigin { origin in
-            let gateway = try await Self.gateway(origin: origin, cache: "{ ttl: 2s, shared: true }")
+    @Test(arguments: Store.allCases) func hitsMissesAgeAndExpiry(store: Store) async throws {
+        try await Self.withOrigin(store) { origin, redis in
+            let gateway = try await Self.gateway(origin: origin, cache: "{ ttl: 2s, shared: true }", redis: redis)
             try await Self.withGateway(gateway) {
                 let first = try await gateway.request("GET", "/items/1")
                 #expect(first.status == 200 && first.header("X-Cache") == "MISS")
@@ -82,9 +92,9 @@ struct CacheIntegrationTests {
         }
     }
 
-    @Test func oneUserNeverGetsAnothersEntry() async throws {
-        try await Self.withOrigin { origin in
-            let gateway = try await Self.gateway(origin: origin, cache: "{ ttl: 60s }")
+    @Test(arguments: Store.allCases) func oneUserNeverGetsAnothersEntry(store: Store) async throws {
+        try await Self.withOrigin(store) { origin, redis in
+            let gateway = try await Self.gateway(origin: origin, cache: "{ ttl: 60s }", redis: redis)
             try await Self.withGateway(gateway) {
                 let alice1 = try await gateway.request("GET", "/items/7", headers: ["Authorization: Bearer alice"])
                 let bob1 = try await gateway.request("GET", "/items/7", headers: ["Authorization: Bearer bob"])
@@ -98,9 +108,9 @@ struct CacheIntegrationTests {
         }
     }
 
-    @Test func whatIsNotStored() async throws {
-        try await Self.withOrigin { origin in
-            let gateway = try await Self.gateway(origin: origin, cache: "{ ttl: 60s, shared: true, max_body: 1000 }")
+    @Test(arguments: Store.allCases) func whatIsNotStored(store: Store) async throws {
+        try await Self.withOrigin(store) { origin, redis in
+            let gateway = try await Self.gateway(origin: origin, cache: "{ ttl: 60s, shared: true, max_body: 1000 }", redis: redis)
             try await Self.withGateway(gateway) {
                 for query in ["cookie=1", "cc=no-store", "cc=private", "status=404", "size=5000", "cc=no-cache", "vary=*"] {
                     let first = try await gateway.request("GET", "/items/n?\(query)")
@@ -120,9 +130,9 @@ struct CacheIntegrationTests {
         }
     }
 
-    @Test func theOriginsMaxAgeWinsAndClientsMayRevalidate() async throws {
-        try await Self.withOrigin { origin in
-            let gateway = try await Self.gateway(origin: origin, cache: "{ ttl: 60s, shared: true }")
+    @Test(arguments: Store.allCases) func theOriginsMaxAgeWinsAndClientsMayRevalidate(store: Store) async throws {
+        try await Self.withOrigin(store) { origin, redis in
+            let gateway = try await Self.gateway(origin: origin, cache: "{ ttl: 60s, shared: true }", redis: redis)
             try await Self.withGateway(gateway) {
                 _ = try await gateway.request("GET", "/items/s?cc=s-maxage%3D2")
                 #expect(try await gateway.request("GET", "/items/s?cc=s-maxage%3D2").header("X-Cache") == "HIT")
@@ -138,9 +148,9 @@ struct CacheIntegrationTests {
         }
     }
 
-    @Test func ifNoneMatchGets304FromTheCache() async throws {
-        try await Self.withOrigin { origin in
-            let gateway = try await Self.gateway(origin: origin, cache: "{ ttl: 60s, shared: true }")
+    @Test(arguments: Store.allCases) func ifNoneMatchGets304FromTheCache(store: Store) async throws {
+        try await Self.withOrigin(store) { origin, redis in
+            let gateway = try await Self.gateway(origin: origin, cache: "{ ttl: 60s, shared: true }", redis: redis)
             try await Self.withGateway(gateway) {
                 let first = try await gateway.request("GET", "/items/e")
                 let etag = try #require(first.header("ETag"))
@@ -154,9 +164,9 @@ struct CacheIntegrationTests {
         }
     }
 
-    @Test func aSuccessfulWriteInvalidatesItsURIAndItsTemplates() async throws {
-        try await Self.withOrigin { origin in
-            let gateway = try await Self.gateway(origin: origin, cache: "{ ttl: 60s, shared: true, key: \"item:{id}\" }")
+    @Test(arguments: Store.allCases) func aSuccessfulWriteInvalidatesItsURIAndItsTemplates(store: Store) async throws {
+        try await Self.withOrigin(store) { origin, redis in
+            let gateway = try await Self.gateway(origin: origin, cache: "{ ttl: 60s, shared: true, key: \"item:{id}\" }", redis: redis)
             try await Self.withGateway(gateway) {
                 _ = try await gateway.request("GET", "/items/3")
                 _ = try await gateway.request("GET", "/lists/3")
@@ -181,9 +191,9 @@ struct CacheIntegrationTests {
         }
     }
 
-    @Test func concurrentMissesMakeOneUpstreamRequest() async throws {
-        try await Self.withOrigin { origin in
-            let gateway = try await Self.gateway(origin: origin, cache: "{ ttl: 60s, shared: true }")
+    @Test(arguments: Store.allCases) func concurrentMissesMakeOneUpstreamRequest(store: Store) async throws {
+        try await Self.withOrigin(store) { origin, redis in
+            let gateway = try await Self.gateway(origin: origin, cache: "{ ttl: 60s, shared: true }", redis: redis)
             try await Self.withGateway(gateway) {
                 let bodies = try await withThrowingTaskGroup(of: TestResponse.self) { group in
                     for _ in 0..<100 {
@@ -202,9 +212,9 @@ struct CacheIntegrationTests {
         }
     }
 
-    @Test func staleWhileRevalidateAnswersAtOnceAndRefreshesOnce() async throws {
-        try await Self.withOrigin { origin in
-            let gateway = try await Self.gateway(origin: origin, cache: "{ ttl: 3s, stale_while_revalidate: 30s, shared: true }")
+    @Test(arguments: Store.allCases) func staleWhileRevalidateAnswersAtOnceAndRefreshesOnce(store: Store) async throws {
+        try await Self.withOrigin(store) { origin, redis in
+            let gateway = try await Self.gateway(origin: origin, cache: "{ ttl: 3s, stale_while_revalidate: 30s, shared: true }", redis: redis)
             try await Self.withGateway(gateway) {
                 _ = try await gateway.request("GET", "/items/w?delay=800")
                 _ = try await gateway.request("PUT", "/items/x", body: "{}")  // another item: w stays
@@ -223,9 +233,9 @@ struct CacheIntegrationTests {
         }
     }
 
-    @Test func staleIfErrorCoversFailuresAndOutages() async throws {
-        try await Self.withOrigin { origin in
-            let gateway = try await Self.gateway(origin: origin, cache: "{ ttl: 1s, stale_if_error: 60s, shared: true }")
+    @Test(arguments: Store.allCases) func staleIfErrorCoversFailuresAndOutages(store: Store) async throws {
+        try await Self.withOrigin(store) { origin, redis in
+            let gateway = try await Self.gateway(origin: origin, cache: "{ ttl: 1s, stale_if_error: 60s, shared: true }", redis: redis)
             try await Self.withGateway(gateway) {
                 let first = try await gateway.request("GET", "/items/f")
                 try await Task.sleep(for: .milliseconds(1200))
@@ -256,7 +266,7 @@ struct CacheIntegrationTests {
 
     @Test func twoInstancesShareEntriesAndInvalidations() async throws {
         try await Self.withRedis { redis in
-            try await Self.withOrigin { origin in
+            try await Self.withOrigin(.local) { origin, _ in
                 let cache = "{ ttl: 60s, shared: true, max_body: 2MiB }"
                 let a = try await Self.gateway(origin: origin, cache: cache, redis: redis.url)
                 let b = try await Self.gateway(origin: origin, cache: cache, redis: redis.url)
@@ -290,7 +300,7 @@ struct CacheIntegrationTests {
 
     @Test func redisGoingAwayBypassesTheCacheAndItComesBack() async throws {
         try await Self.withRedis { redis in
-            try await Self.withOrigin { origin in
+            try await Self.withOrigin(.local) { origin, _ in
                 let gateway = try await Self.gateway(origin: origin, cache: "{ ttl: 60s, shared: true }", redis: redis.url)
                 try await Self.withGateway(gateway) {
                     _ = try await gateway.request("GET", "/items/k")
