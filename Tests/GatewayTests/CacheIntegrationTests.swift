@@ -18,7 +18,7 @@ struct CacheIntegrationTests {
             debug_headers: true
             identity: [header:authorization, ip]
             outlier_detection: { consecutive_errors: 0 }
-            \(redis.map { "redis: \($0)" } ?? "")
+            \(redis.map { "redis: { url: \"\($0)\", timeout: 2s }" } ?? "")
             \(extra)
             pools:
               primary: { role: primary, servers: ["{{origin}}"] }

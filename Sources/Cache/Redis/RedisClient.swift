@@ -53,6 +53,13 @@ public final class RedisClient: Sendable {
         return try await loop.eventLoop.flatSubmit { loop.evalScript(script, keys: keys, arguments: arguments) }.get()
     }
 
+    /// Connects every loop's client now, loading `scripts` on each connection.
+    public func warmUp(scripts: [RedisScript]) {
+        for loop in loops {
+            loop.eventLoop.execute { loop.warmUp(scripts: scripts) }
+        }
+    }
+
     /// Every loop's counters, summed.
     public func stats() async -> RedisStats {
         var total = RedisStats()

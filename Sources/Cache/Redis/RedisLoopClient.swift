@@ -16,6 +16,9 @@ public final class RedisLoopClient: @unchecked Sendable, RedisConnectionDelegate
     private var waitingTimer: Scheduled<Void>?
     private var breaker: CircuitBreaker
     public private(set) var stats = RedisStats()
+    /// Loaded on every new connection, ahead of anything else: the data path's first
+    /// `EVALSHA`s then find them instead of all falling back to `EVAL` at once.
+    private var preloaded: [RedisScript] = []
 
     init(eventLoop: EventLoop, settings: RedisClient.Settings, logger: Logger) {
         self.eventLoop = eventLoop
@@ -64,6 +67,12 @@ public final class RedisLoopClient: @unchecked Sendable, RedisConnectionDelegate
         }
     }
 
+    /// Connects now (not on the first command) and loads `scripts` on every connection.
+    func warmUp(scripts: [RedisScript]) {
+        preloaded = scripts
+        if connection == nil, !connecting, !closed { connect() }
+    }
+
     func close() {
         closed = true
         connection?.close()
@@ -92,6 +101,9 @@ public final class RedisLoopClient: @unchecked Sendable, RedisConnectionDelegate
                     self.stats.connected = true
                     if self.breaker.recordSuccess() { self.breakerClosed() }
                     self.logger.debug("redis connected", metadata: ["redis": "\(settings.url)"])
+                    for script in self.preloaded {
+                        handler.send(RedisCommand("SCRIPT", "LOAD", .string(script.source)), promise: self.eventLoop.makePromise())
+                    }
                     while let item = self.waiting.popFirst() {
                         handler.send(item.command, promise: item.promise)
                     }

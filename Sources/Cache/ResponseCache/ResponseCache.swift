@@ -55,6 +55,9 @@ public final class ResponseCache: Sendable {
         return 1
         """)
 
+    /// What the cache runs in Redis (for `RedisClient.warmUp`).
+    public static var scripts: [RedisScript] { [storeScript, invalidateScript] }
+
     static let invalidateScript = RedisScript("""
         for _, k in ipairs(KEYS) do
           redis.call('DEL', k)

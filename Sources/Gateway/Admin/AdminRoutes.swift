@@ -220,9 +220,16 @@ struct AdminRoutes {
         var body = metrics.render(requestStats: stats)
         if let cache = gateway.runtime.cache {
             let cacheStats = await gateway.contexts.collect { $0.cacheStats }.reduce(CacheStats(), +)
-            let redisStats = await gateway.runtime.redis?.stats()
             body += Array(CacheStats.render(cacheStats, local: cache.store.local?.totals,
-                                            counters: cache.store.usesRedis ? cache.store.counters : nil, redis: redisStats).utf8)
+                                            counters: cache.store.usesRedis ? cache.store.counters : nil).utf8)
+        }
+        if let limits = gateway.runtime.rateLimits {
+            let perLoop = await gateway.contexts.collect { $0.rateLimitStats }
+            let totals = limits.policies.indices.map { index in perLoop.reduce(RateLimitStats()) { $0 + $1[index] } }
+            body += Array(RateLimitStats.render(totals, policies: limits.policies.map(\.name), keys: limits.local.count).utf8)
+        }
+        if let redis = await gateway.runtime.redis?.stats() {
+            body += Array(CacheStats.renderRedis(redis).utf8)
         }
         return AdminResponse(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: body)
     }

@@ -36,6 +36,7 @@ public struct GatewayConfig: Decodable, Sendable {
     /// nil: no Redis (the cache and stores stay in this process).
     public var redis: RedisConfig?
     public var cache: CacheStoreConfig
+    public var rateLimits: RateLimitConfig
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case listen, admin
@@ -46,6 +47,7 @@ public struct GatewayConfig: Decodable, Sendable {
         case trustedProxies = "trusted_proxies"
         case limits, timeouts, upstream, pools, regions, cors, routes, databases, health, retries, consistency
         case identity, redis, cache
+        case rateLimits = "rate_limits"
         case readMethods = "read_methods"
         case outlierDetection = "outlier_detection"
     }
@@ -101,6 +103,7 @@ public struct GatewayConfig: Decodable, Sendable {
             redis = try c.decodeIfPresent(RedisConfig.self, forKey: .redis)
         }
         cache = try c.decode(.cache, default: CacheStoreConfig())
+        rateLimits = try c.decode(.rateLimits, default: RateLimitConfig())
     }
 
     private static func decodeEventLoops(_ c: KeyedDecodingContainer<CodingKeys>) throws -> Int? {
@@ -166,6 +169,12 @@ public struct GatewayConfig: Decodable, Sendable {
                     "no database named '\(database)' under databases: (\(databases.map(\.name).joined(separator: ", ")))")
             }
         }
+        if let policy = rateLimits.defaultPolicy, !rateLimits.policies.contains(where: { $0.name == policy }) {
+            throw ConfigValidationError(["rate_limits", "default"], "no policy named '\(policy)' under rate_limits.policies")
+        }
+        for (name, policy) in rateLimits.policies where policy.store == .redis && redis == nil {
+            throw ConfigValidationError(["rate_limits", "policies", .key(name), "store"], "store: redis needs redis: configured")
+        }
         if consistency.mode == .lsn, databases.isEmpty {
             throw ConfigValidationError(["consistency", "mode"],
                 "lsn mode compares WAL positions: configure databases: and each pool's database")
@@ -177,6 +186,10 @@ public struct GatewayConfig: Decodable, Sendable {
             }
             if let cors = route.cors, !self.cors.contains(where: { $0.name == cors }) {
                 throw ConfigValidationError(["routes", .index(index), "cors"], "no CORS policy named '\(cors)' under cors:")
+            }
+            if let policy = route.rateLimit, policy != "none", !rateLimits.policies.contains(where: { $0.name == policy }) {
+                throw ConfigValidationError(["routes", .index(index), "rate_limit"],
+                    "no policy named '\(policy)' under rate_limits.policies (or 'none')")
             }
             for method in route.methods ?? [] where !method.allSatisfy({ $0.isLetter || $0 == "-" }) {
                 throw ConfigValidationError(["routes", .index(index), "match", "methods"], "'\(method)' is not a method")

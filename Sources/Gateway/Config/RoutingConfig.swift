@@ -115,9 +115,12 @@ public struct RouteConfig: Decodable, Sendable {
     public var cache: RouteCacheConfig?
     /// Cache keys a successful write on this route removes (templates, like a cache key).
     public var invalidates: [CacheKeyTemplate]
+    /// A policy of `rate_limits.policies`, or `none` (nil: the default policy).
+    public var rateLimit: String?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, match, to, cors, cache, invalidates
+        case rateLimit = "rate_limit"
     }
 
     enum MatchKeys: String, CodingKey, CaseIterable {
@@ -130,6 +133,7 @@ public struct RouteConfig: Decodable, Sendable {
         name = try c.decodeIfPresent(String.self, forKey: .name)
         to = try c.decode(.to, default: "auto")
         cors = try c.decodeIfPresent(String.self, forKey: .cors)
+        rateLimit = try c.decodeIfPresent(String.self, forKey: .rateLimit)
         let matchDecoder = try c.superDecoder(forKey: .match)
         try matchDecoder.rejectUnknownKeys(MatchKeys.self)
         let m = try matchDecoder.container(keyedBy: MatchKeys.self)

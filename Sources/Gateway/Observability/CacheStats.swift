@@ -40,7 +40,7 @@ struct CacheStats: Sendable {
     }
 
     /// The cache's and the Redis client's metrics in Prometheus text format.
-    static func render(_ stats: CacheStats, local: (entries: Int, bytes: Int)?, counters: ResponseCache.Counters?, redis: RedisStats?) -> String {
+    static func render(_ stats: CacheStats, local: (entries: Int, bytes: Int)?, counters: ResponseCache.Counters?) -> String {
         var text = "# TYPE gateway_cache_requests_total counter\n"
         for (result, value) in [("hit", stats.hits), ("miss", stats.misses), ("stale", stats.stale), ("bypass", stats.bypasses)] {
             text += "gateway_cache_requests_total{result=\"\(result)\"} \(value)\n"
@@ -64,8 +64,12 @@ struct CacheStats: Sendable {
             text += "# TYPE gateway_cache_near_invalidations_total counter\ngateway_cache_near_invalidations_total \(counters.nearInvalidations)\n"
             text += "# TYPE gateway_cache_near_flushes_total counter\ngateway_cache_near_flushes_total \(counters.nearFlushes)\n"
         }
-        guard let redis else { return text }
-        text += "# TYPE gateway_redis_connected gauge\ngateway_redis_connected \(redis.connected ? 1 : 0)\n"
+        return text
+    }
+
+    /// The Redis client's metrics (whoever uses it: the cache, rate limits).
+    static func renderRedis(_ redis: RedisStats) -> String {
+        var text = "# TYPE gateway_redis_connected gauge\ngateway_redis_connected \(redis.connected ? 1 : 0)\n"
         text += "# TYPE gateway_redis_circuit_open gauge\ngateway_redis_circuit_open \(redis.breakerOpen ? 1 : 0)\n"
         text += "# TYPE gateway_redis_circuit_openings_total counter\ngateway_redis_circuit_openings_total \(redis.breakerOpenings)\n"
         text += "# TYPE gateway_redis_connects_total counter\ngateway_redis_connects_total{result=\"ok\"} \(redis.connects)\n"

@@ -85,7 +85,7 @@ extension DownstreamHandler {
     func writeResponseHead(_ head: HTTPHead, framing: ClientFraming, persistence: ResponseHeadWriter.Persistence,
                            exchange: Exchange, extra tokenHeaders: [(String, String)]) {
         exchange.machine.responseHeadForwarded()
-        var extra = exchange.corsHeaders + tokenHeaders
+        var extra = exchange.addedHeaders + tokenHeaders
         if let readYourWrites = exchange.readYourWrites, readYourWrites.dropToken {
             extra += runtime.consistency.dropHeaders
         }
@@ -116,7 +116,7 @@ extension DownstreamHandler {
         guard let request = exchange.cacheRequest, let entry = request.staleFallback, entry.freshness(now: now) != .expired
         else { return false }
         dropForStale(exchange)
-        _ = serveStaleIfError(request, head: exchange.head, requestID: exchange.requestID, corsHeaders: exchange.corsHeaders,
+        _ = serveStaleIfError(request, head: exchange.head, requestID: exchange.requestID, addedHeaders: exchange.addedHeaders,
                               startedAt: exchange.start, now: now)
         pumpRequest()
         resumeClientReads()

@@ -28,6 +28,7 @@ extension DownstreamHandler: TimedConnection {
     /// A request that could not be parsed: 400, 431, 501 or 505, and the connection closes
     /// (after a parse error nothing on it can be trusted to start a message).
     func respondToBadRequest(_ error: HTTPParseError) {
+        clientText = peerText
         let requestID = loop.requestIDs.make()
         let kind = error.requestStatus == 431 ? "header_too_large" : "bad_request"
         respondLocally(LocalResponse.error(error.requestStatus, error.description, requestID: requestID, close: true),
@@ -119,7 +120,7 @@ extension DownstreamHandler: TimedConnection {
             "duration_ms": .string(Self.milliseconds(nanoseconds)),
             "bytes_in": .stringConvertible(exchange.requestBodyBytes),
             "bytes_out": .stringConvertible(exchange.responseBodyBytes),
-            "client": .string(peerText),
+            "client": .string(clientText),
             "request_id": .stringConvertible(exchange.requestID),
             "retries": .stringConvertible(exchange.retries),
             "cache": .string(exchange.cacheRequest?.label ?? "-"),
@@ -138,7 +139,7 @@ extension DownstreamHandler: TimedConnection {
             "duration_ms": "0",
             "bytes_in": "0",
             "bytes_out": .stringConvertible(bytes),
-            "client": .string(peerText),
+            "client": .string(clientText),
             "request_id": .stringConvertible(requestID),
         ])
     }

@@ -150,7 +150,7 @@ extension DownstreamHandler: UpstreamLeaseRequester, UpstreamConnectionOwner {
            entry.freshness(now: now) != .expired {
             runtime.metrics.countError(failure.metricKind)
             dropForStale(failed)
-            _ = serveStaleIfError(request, head: failed.head, requestID: failed.requestID, corsHeaders: failed.corsHeaders,
+            _ = serveStaleIfError(request, head: failed.head, requestID: failed.requestID, addedHeaders: failed.addedHeaders,
                                   startedAt: failed.start, now: now)
             pumpRequest()
             resumeClientReads()
@@ -169,7 +169,7 @@ extension DownstreamHandler: UpstreamLeaseRequester, UpstreamConnectionOwner {
         switch action {
         case .respond(let status, let close):
             let response = LocalResponse.error(status, failure.description, requestID: failed.requestID, close: close,
-                                               extraHeaders: failed.corsHeaders)
+                                               extraHeaders: failed.addedHeaders)
             failed.responseBodyBytes = response.body.readableBytes
             writeLocal(response, head: failed.head, requestID: failed.requestID)
             record(failed, status: status, outcome: outcome)

@@ -61,8 +61,9 @@ final class DownstreamHandler: ChannelDuplexHandler {
         /// The response being copied into the cache.
         var capture: CacheCapture?
         let chunkedToUpstream: Bool
-        /// Headers of the route's CORS policy for this origin (empty when none applies).
-        let corsHeaders: [(String, String)]
+        /// Headers every response to this request gets: the route's CORS headers for this
+        /// origin, its rate limit's `RateLimit` fields.
+        let addedHeaders: [(String, String)]
         let appliesCORS: Bool
         var requestBodyBytes = 0
         var responseBodyBytes = 0
@@ -70,7 +71,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
 
         init(machine: ExchangeStateMachine, head: HTTPHead, requestID: RequestID, start: NIODeadline,
              pool: PoolRuntime, server: UpstreamServer, decision: Router.Decision, chunkedToUpstream: Bool,
-             corsHeaders: [(String, String)], appliesCORS: Bool) {
+             addedHeaders: [(String, String)], appliesCORS: Bool) {
             self.machine = machine
             self.head = head
             self.requestID = requestID
@@ -79,7 +80,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
             self.server = server
             self.decision = decision
             self.chunkedToUpstream = chunkedToUpstream
-            self.corsHeaders = corsHeaders
+            self.addedHeaders = addedHeaders
             self.appliesCORS = appliesCORS
         }
     }
@@ -113,7 +114,12 @@ final class DownstreamHandler: ChannelDuplexHandler {
     static let lingerTime = TimeAmount.seconds(30)
     static let lingerOnShutdown = TimeAmount.seconds(1)
     var peer: IPAddress?
-    var peerText = "-"
+    var peerText = "-" {
+        didSet { clientText = peerText }
+    }
+    /// The current request's client address as routing, limits and logs see it: the peer, or
+    /// the address a trusted proxy forwarded.
+    var clientText = "-"
     /// Response bytes held back to go out in one write with what follows (a small body behind
     /// its head): each NIO write costs more than copying a few KiB. The buffer is reused: once
     /// NIO has written it, its storage is ours again, so most responses allocate nothing.
@@ -379,6 +385,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
             ? ClientAddress.resolve(peer: peer!, trusted: runtime.trustedProxies,
                                     forwardedFor: head.combinedValue(.xForwardedFor), forwarded: head.firstValue(named: "forwarded"))
             : peer
+        clientText = client?.description ?? peerText
         let router = runtime.router
         var readYourWrites: ReadYourWrites?
         if runtime.consistency.enabled {
@@ -388,21 +395,32 @@ final class DownstreamHandler: ChannelDuplexHandler {
                                     client: client, headerTrusted: peerTrusted, requirement: readYourWrites?.requirement ?? .any)
         let decision = router.decide(routed, headers: head, state: loop.routingState, balancer: &loop.balancer)
 
-        var corsHeaders: [(String, String)] = []
+        var addedHeaders: [(String, String)] = []
         var appliesCORS = false
         if let policy = router.cors(for: decision), let origin = head.firstValue(.origin) {
             if head.method == .options, let requested = head.firstValue(named: "access-control-request-method") {
                 answerPreflight(policy, origin: origin, requestedMethod: requested, head: head, requestID: requestID, hasBody: hasBody)
                 return
             }
-            corsHeaders = policy.responseHeaders(origin: origin)
+            addedHeaders = policy.responseHeaders(origin: origin)
             appliesCORS = true
         }
         var start = PendingStart(head: head, requestID: requestID, hasBody: hasBody, now: now,
-                                 corsHeaders: corsHeaders, appliesCORS: appliesCORS, readYourWrites: readYourWrites)
+                                 addedHeaders: addedHeaders, appliesCORS: appliesCORS, readYourWrites: readYourWrites)
+        start.client = client
+        if let limits = runtime.rateLimits, let policy = limits.policy(forRoute: decision.route) {
+            return checkRateLimit(limits.policies[policy], index: policy, limits: limits, start, decision, routed)
+        }
+        admitted(start, decision, routed)
+    }
+
+    /// Past the rate limit: the cache, or on to the upstream.
+    func admitted(_ start: PendingStart, _ decision: Router.Decision, _ routed: Router.Request) {
+        var start = start
+        let head = start.head
         if let cache = runtime.cache, let route = decision.route, let policy = cache.policies[route],
            head.method == .get || head.method == .head {
-            if let request = cacheRequest(head, client: client, decision: decision, policy: policy, hasBody: hasBody) {
+            if let request = cacheRequest(head, client: start.client, decision: decision, policy: policy, hasBody: start.hasBody) {
                 start.cache = request
                 lookUpCache(start, decision, routed)
                 return
@@ -455,10 +473,12 @@ final class DownstreamHandler: ChannelDuplexHandler {
         let requestID: RequestID
         let hasBody: Bool
         let now: NIODeadline
-        let corsHeaders: [(String, String)]
+        var addedHeaders: [(String, String)]
         let appliesCORS: Bool
         var readYourWrites: ReadYourWrites?
         var cache: CacheRequest?
+        /// The client address (from a trusted proxy's forwarding headers, else the peer).
+        var client: IPAddress? = nil
     }
 
     /// Starts the exchange a decision calls for: an upstream lease, or a quick 503.
@@ -472,7 +492,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
         guard let poolIndex = decision.pool, let serverIndex = decision.server else {
             // No fetch happens: requests waiting for this one go their own way.
             if let id = start.cache?.coalesceID { runtime.cache?.store.coalescer.finish(id, entry: nil) }
-            if serveStaleIfError(start.cache, head: head, requestID: start.requestID, corsHeaders: start.corsHeaders) { return }
+            if serveStaleIfError(start.cache, head: head, requestID: start.requestID, addedHeaders: start.addedHeaders) { return }
             let message = decision.noWritePool ? "no primary database is available for writes" : UpstreamFailure.noServer.description
             respondLocally(LocalResponse.error(503, message, requestID: start.requestID, close: start.hasBody, extraHeaders: [("Retry-After", "1")]),
                            head: head, requestID: start.requestID, errorKind: decision.noWritePool ? "no_primary" : UpstreamFailure.noServer.metricKind,
@@ -485,7 +505,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
                 method: head.method, clientMinorVersion: head.minorVersion,
                 clientKeepAlive: head.keepAlive && !inputClosed, requestHasBody: start.hasBody),
             head: head, requestID: start.requestID, start: start.now, pool: runtime.pools[poolIndex], server: server,
-            decision: decision, chunkedToUpstream: head.framing == .chunked, corsHeaders: start.corsHeaders,
+            decision: decision, chunkedToUpstream: head.framing == .chunked, addedHeaders: start.addedHeaders,
             appliesCORS: start.appliesCORS)
         exchange.readYourWrites = readYourWrites
         if let request = start.cache {

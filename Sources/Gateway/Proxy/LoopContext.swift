@@ -17,6 +17,10 @@ final class LoopContext {
     /// responses served from the cache.
     var requestStats: [RequestStats]
     var cacheStats = CacheStats()
+    /// Per rate limit policy.
+    var rateLimitStats: [RateLimitStats]
+    /// When a Redis failure of the rate limiter was last logged (at most one line per 10 s).
+    var rateLimitFallbackLoggedAt = NIODeadline.uptimeNanoseconds(0)
     /// This loop's Redis connection (nil without `redis:`).
     let redis: RedisLoopClient?
     /// This loop's balancing state (requests in flight per server, round-robin weights).
@@ -62,6 +66,7 @@ final class LoopContext {
             serversOfPool: runtime.pools.map { $0.servers.map(\.id) })
         retryBudget = RetryBudget(percent: runtime.config.retries.budgetPercent, minimumPerSecond: runtime.config.retries.minPerSecond)
         requestStats = Array(repeating: RequestStats(), count: runtime.pools.count + 2)
+        rateLimitStats = Array(repeating: RateLimitStats(), count: runtime.rateLimits?.policies.count ?? 0)
         redis = runtime.redis?.client(on: eventLoop)
     }
 

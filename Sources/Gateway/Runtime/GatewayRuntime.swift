@@ -41,6 +41,8 @@ final class GatewayRuntime: Sendable {
     let redis: RedisClient?
     /// nil when no route caches or invalidates.
     let cache: CacheRuntime?
+    /// nil when no rate limit policy is configured.
+    let rateLimits: RateLimitRuntime?
     /// Per pool, its index in `databases:`.
     let poolDatabase: [Int?]
     let metrics: GatewayMetrics
@@ -91,6 +93,7 @@ final class GatewayRuntime: Sendable {
         }
         cache = CacheRuntime.needed(by: config)
             ? CacheRuntime(config: config, redis: self.redis, subscriberLoop: eventLoops.first, logger: logger) : nil
+        rateLimits = RateLimitRuntime(config: config)
         self.poolDatabase = config.pools.map { pool in pool.database.flatMap { name in config.databases.firstIndex { $0.name == name } } }
     }
 

@@ -1,3 +1,4 @@
+import Cache
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -69,6 +70,8 @@ public final class GatewayServer: Service, Sendable {
     public func start() async throws -> BoundAddresses {
         let queries: ConsistencyQueries? = config.databases.isEmpty ? nil : consistencyQueries
         runtime.cache?.store.start()
+        runtime.redis?.warmUp(scripts: (runtime.cache == nil ? [] : ResponseCache.scripts)
+                                  + (runtime.rateLimits == nil ? [] : RedisRateLimiter.scripts))
         contexts.forEach { context in
             context.consistencyQueries = queries
             context.start()

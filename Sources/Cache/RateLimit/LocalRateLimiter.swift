@@ -1,0 +1,45 @@
+import NIOConcurrencyHelpers
+
+/// GCRA state in this process: key → TAT, in shards with their own locks (every event loop
+/// checks here). Bounded: an entry is worthless once its TAT has passed (the bucket is full
+/// again), so a full shard first drops those; if it is still full, the oldest-inserted go. An
+/// attacker cycling through keys costs memory up to the bound, never more.
+public final class LocalRateLimiter: Sendable {
+    private struct Shard {
+        var tats: [String: Int64] = [:]
+    }
+
+    private let shards: [NIOLockedValueBox<Shard>]
+    private let maxEntriesPerShard: Int
+
+    public init(maxEntries: Int = 1_000_000, shardCount: Int = 16) {
+        shards = (0..<shardCount).map { _ in NIOLockedValueBox(Shard()) }
+        maxEntriesPerShard = max(16, maxEntries / shardCount)
+    }
+
+    /// Checks and (when allowed) takes `cost` from `key`'s bucket.
+    public func check(_ key: String, rule: GCRA, now: Int64, cost: Int = 1) -> GCRA.Outcome {
+        let shard = shards[Int(UInt(bitPattern: key.hashValue) % UInt(shards.count))]
+        let bound = maxEntriesPerShard
+        return shard.withLockedValue { shard in
+            let stored = shard.tats[key]
+            let outcome = rule.check(tat: stored.flatMap { $0 > now ? $0 : nil }, now: now, cost: cost)
+            if outcome.allowed {
+                if stored == nil, shard.tats.count >= bound { Self.makeRoom(&shard, now: now, bound: bound) }
+                shard.tats[key] = outcome.tat
+            }
+            return outcome
+        }
+    }
+
+    /// Entries held (for tests and metrics).
+    public var count: Int { shards.reduce(0) { $0 + $1.withLockedValue { $0.tats.count } } }
+
+    private static func makeRoom(_ shard: inout Shard, now: Int64, bound: Int) {
+        shard.tats = shard.tats.filter { $0.value > now }
+        // Still full of live buckets: drop a quarter, whichever come first.
+        if shard.tats.count >= bound {
+            for key in shard.tats.keys.prefix(bound / 4) { shard.tats.removeValue(forKey: key) }
+        }
+    }
+}

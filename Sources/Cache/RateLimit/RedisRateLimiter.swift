@@ -1,0 +1,39 @@
+import NIOCore
+
+/// GCRA in Redis: one atomic script per check, one key per policy and client, on the Redis
+/// server's clock (instances with skewed clocks still agree). The key expires when its bucket
+/// is full again, so idle clients cost nothing.
+public enum RedisRateLimiter {
+    /// What the limiter runs in Redis (for `RedisClient.warmUp`).
+    public static var scripts: [RedisScript] { [script] }
+
+    static let script = RedisScript("""
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+        local interval = tonumber(ARGV[1])
+        local window = tonumber(ARGV[2]) * interval
+        local stored = tonumber(redis.call('GET', KEYS[1]) or '0')
+        local tat = stored
+        if tat < now then tat = now end
+        local newTat = tat + tonumber(ARGV[3]) * interval
+        local allowAt = newTat - window
+        if now < allowAt then
+          return {0, math.floor((window - (tat - now)) / interval), allowAt - now, tat - now}
+        end
+        redis.call('SET', KEYS[1], newTat, 'PX', math.ceil((newTat - now) / 1000) + 1)
+        return {1, math.floor((window - (newTat - now)) / interval), 0, newTat - now}
+        """)
+
+    /// Checks and (when allowed) takes `cost` from `key`'s bucket in Redis.
+    public static func check(_ key: String, rule: GCRA, cost: Int = 1, client: RedisLoopClient) -> EventLoopFuture<GCRA.Outcome> {
+        client.evalScript(script, keys: [.string(key)], arguments: [
+            .int(rule.emissionInterval), .int(Int64(rule.capacity)), .int(Int64(cost)),
+        ]).flatMapThrowing { value in
+            guard let parts = value.array, parts.count == 4, let allowed = parts[0].integer, let remaining = parts[1].integer,
+                  let retry = parts[2].integer, let reset = parts[3].integer
+            else { throw RedisError.protocolError("unexpected rate limit reply \(value)") }
+            return GCRA.Outcome(allowed: allowed == 1, remaining: Int(remaining), retryAfterMicroseconds: retry,
+                                resetMicroseconds: reset, tat: 0)
+        }
+    }
+}

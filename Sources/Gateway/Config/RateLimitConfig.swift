@@ -1,0 +1,118 @@
+import Router
+
+/// `rate_limits:` — named GCRA policies, which routes use them, and who is never limited.
+public struct RateLimitConfig: Decodable, Sendable {
+    /// Applies to routes without their own `rate_limit` (nil: those are not limited).
+    public var defaultPolicy: String?
+    /// Clients in these blocks are never limited.
+    public var allow: [CIDRBlock] = []
+    /// With Redis unreachable, each instance limits on its own to this share of a limit (with N
+    /// instances behind a balancer, 1/N keeps the total near the limit).
+    public var fallbackShare = 1.0
+    /// Bound on the in-process table (keys).
+    public var maxKeys = 1_000_000
+    public var policies: [(name: String, policy: RateLimitPolicyConfig)] = []
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case allow, policies
+        case defaultPolicy = "default"
+        case fallbackShare = "fallback_share"
+        case maxKeys = "max_keys"
+    }
+
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        defaultPolicy = try c.decodeIfPresent(String.self, forKey: .defaultPolicy)
+        allow = try c.decodeCIDRs(.allow)
+        fallbackShare = try c.decode(.fallbackShare, default: 1.0)
+        guard fallbackShare > 0, fallbackShare <= 1 else {
+            throw DecodingError.dataCorruptedError(forKey: .fallbackShare, in: c, debugDescription: "a share in (0, 1], e.g. 0.5")
+        }
+        maxKeys = try c.decode(.maxKeys, default: 1_000_000)
+        guard maxKeys >= 1000 else {
+            throw DecodingError.dataCorruptedError(forKey: .maxKeys, in: c, debugDescription: "at least 1000")
+        }
+        if c.contains(.policies) {
+            let map = try c.nestedContainer(keyedBy: AnyCodingKey.self, forKey: .policies)
+            for key in map.allKeys {
+                guard key.stringValue.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }), key.stringValue != "none" else {
+                    throw DecodingError.dataCorruptedError(forKey: key, in: map, debugDescription: "a policy name is letters, digits, '-' and '_' (and not 'none')")
+                }
+                policies.append((key.stringValue, try map.decode(RateLimitPolicyConfig.self, forKey: key)))
+            }
+        }
+    }
+}
+
+/// One policy: `limit` requests per `period` (plus `burst` at once), per key.
+public struct RateLimitPolicyConfig: Decodable, Sendable {
+    public enum Key: Sendable, Equatable, CustomStringConvertible {
+        /// The client address (the same one routing and logs use), IPv6 grouped by prefix.
+        case ip
+        /// A request header's value (hashed); requests without it are keyed by address.
+        case header(String)
+        /// The `identity:` chain.
+        case identity
+
+        public var description: String {
+            switch self {
+            case .ip: "ip"
+            case .header(let name): "header:\(name)"
+            case .identity: "identity"
+            }
+        }
+    }
+
+    public enum Store: String, Decodable, Sendable {
+        case local, redis
+    }
+
+    public var limit: Int
+    public var period: ConfigDuration
+    public var burst = 0
+    public var key = Key.ip
+    public var ipv6Prefix = 64
+    public var cost = 1
+    /// nil: Redis when `redis:` is configured, else local.
+    public var store: Store?
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case limit, period, burst, key, cost, store
+        case ipv6Prefix = "ipv6_prefix"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        limit = try c.decode(Int.self, forKey: .limit)
+        guard limit >= 1 else { throw DecodingError.dataCorruptedError(forKey: .limit, in: c, debugDescription: "at least 1") }
+        period = try c.decode(ConfigDuration.self, forKey: .period)
+        guard period.nanoseconds >= 1_000_000 else {
+            throw DecodingError.dataCorruptedError(forKey: .period, in: c, debugDescription: "at least 1ms")
+        }
+        burst = try c.decode(.burst, default: 0)
+        guard burst >= 0 else { throw DecodingError.dataCorruptedError(forKey: .burst, in: c, debugDescription: "0 or more") }
+        let keyText = try c.decode(.key, default: "ip")
+        switch keyText {
+        case "ip": key = .ip
+        case "identity": key = .identity
+        default:
+            guard keyText.hasPrefix("header:"), keyText.count > 7 else {
+                throw DecodingError.dataCorruptedError(forKey: .key, in: c, debugDescription: "ip, identity or header:NAME; got '\(keyText)'")
+            }
+            key = .header(String(keyText.dropFirst(7)).lowercased())
+        }
+        ipv6Prefix = try c.decode(.ipv6Prefix, default: 64)
+        guard (1...128).contains(ipv6Prefix) else {
+            throw DecodingError.dataCorruptedError(forKey: .ipv6Prefix, in: c, debugDescription: "a prefix length 1...128")
+        }
+        cost = try c.decode(.cost, default: 1)
+        guard cost >= 1, cost <= limit + burst else {
+            throw DecodingError.dataCorruptedError(forKey: .cost, in: c, debugDescription: "between 1 and limit + burst")
+        }
+        store = try c.decodeIfPresent(Store.self, forKey: .store)
+    }
+}

@@ -1,0 +1,71 @@
+import Cache
+import NIOCore
+import Router
+
+/// Rate limiting on the request path: the policy's bucket in this process or in Redis (the
+/// request parked meanwhile), 429 past the limit, `RateLimit` fields on every response of a
+/// limited route, the in-process fallback while Redis cannot answer.
+extension DownstreamHandler {
+    func checkRateLimit(_ policy: RateLimitRuntime.Policy, index: Int, limits: RateLimitRuntime, _ start: PendingStart,
+                        _ decision: Router.Decision, _ routed: Router.Request) {
+        if let client = start.client, limits.allow.contains(client) {
+            loop.rateLimitStats[index].exempt &+= 1
+            return admitted(start, decision, routed)
+        }
+        let key = limits.key(policy, head: start.head, client: start.client, clientText: clientText, identity: runtime.identity)
+        guard policy.usesRedis, let redis = loop.redis else {
+            let outcome = limits.local.check(key, rule: policy.rule, now: Self.microsecondsNow(), cost: policy.cost)
+            return rateLimited(outcome, policy: policy, index: index, start, decision, routed)
+        }
+        parked = true
+        RedisRateLimiter.check(key, rule: policy.rule, cost: policy.cost, client: redis)
+            .assumeIsolated()
+            .whenComplete { result in
+                self.parked = false
+                guard self.state == .open else { return }
+                switch result {
+                case .success(let outcome):
+                    self.rateLimited(outcome, policy: policy, index: index, start, decision, routed)
+                case .failure(let error):
+                    // Never stop limiting: this process limits alone, to its share of the limit.
+                    self.loop.rateLimitStats[index].fallbacks &+= 1
+                    self.logFallback(policy, error: error)
+                    let outcome = limits.local.check(key, rule: policy.fallbackRule, now: Self.microsecondsNow(), cost: policy.cost)
+                    self.rateLimited(outcome, policy: policy, index: index, start, decision, routed)
+                }
+                self.pumpRequest()
+                self.flushClient()
+            }
+    }
+
+    private func rateLimited(_ outcome: GCRA.Outcome, policy: RateLimitRuntime.Policy, index: Int, _ start: PendingStart,
+                             _ decision: Router.Decision, _ routed: Router.Request) {
+        let headers = RateLimitRuntime.headers(policy, outcome)
+        guard outcome.allowed else {
+            loop.rateLimitStats[index].limited &+= 1
+            let retryAfter = max(1, (outcome.retryAfterMicroseconds + 999_999) / 1_000_000)
+            let response = LocalResponse.error(
+                429, "rate limit exceeded", requestID: start.requestID, close: start.hasBody,
+                extraHeaders: start.addedHeaders + headers + [("Retry-After", String(retryAfter))])
+            respondLocally(response, head: start.head, requestID: start.requestID, errorKind: "rate_limited", linger: start.hasBody)
+            return
+        }
+        loop.rateLimitStats[index].allowed &+= 1
+        var start = start
+        start.addedHeaders += headers
+        admitted(start, decision, routed)
+    }
+
+    private func logFallback(_ policy: RateLimitRuntime.Policy, error: Error) {
+        let now = NIODeadline.now()
+        guard now - loop.rateLimitFallbackLoggedAt > .seconds(10) else { return }
+        loop.rateLimitFallbackLoggedAt = now
+        runtime.logger.warning("rate limit: Redis unavailable, limiting in this process", metadata: [
+            "policy": .string(policy.name), "error": .string("\(error)"),
+        ])
+    }
+
+    static func microsecondsNow() -> Int64 {
+        ConsistencyRuntime.unixMilliseconds() * 1000
+    }
+}

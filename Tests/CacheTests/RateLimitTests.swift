@@ -1,0 +1,82 @@
+import Testing
+
+@testable import Cache
+
+/// GCRA and the in-process table, on an injected clock (microseconds).
+@Suite struct RateLimitTests {
+    @Test func aBurstThenTheSteadyRate() {
+        let rule = GCRA(limit: 10, periodMicroseconds: 1_000_000, burst: 0)
+        var tat: Int64?
+        var remaining: [Int] = []
+        for _ in 0..<10 {
+            let outcome = rule.check(tat: tat, now: 0)
+            #expect(outcome.allowed)
+            remaining.append(outcome.remaining)
+            tat = outcome.tat
+        }
+        #expect(remaining == [9, 8, 7, 6, 5, 4, 3, 2, 1, 0])
+        let limited = rule.check(tat: tat, now: 0)
+        #expect(!limited.allowed && limited.remaining == 0)
+        #expect(limited.retryAfterMicroseconds == 100_000, "one request back every period / limit")
+        #expect(limited.resetMicroseconds == 1_000_000, "full again after the whole period")
+        #expect(limited.tat == tat, "a refused request takes nothing")
+        // Just before the interval: still refused; at it: exactly one.
+        #expect(!rule.check(tat: tat, now: 99_999).allowed)
+        let next = rule.check(tat: tat, now: 100_000)
+        #expect(next.allowed && next.remaining == 0)
+        #expect(!rule.check(tat: next.tat, now: 100_000).allowed)
+        // Steady: one every 100 ms goes on being allowed.
+        var steady = next.tat
+        for step in 2...20 {
+            let outcome = rule.check(tat: steady, now: Int64(step) * 100_000)
+            #expect(outcome.allowed)
+            steady = outcome.tat
+        }
+        // Idle for a whole period: the full bucket again.
+        #expect(rule.check(tat: steady, now: 2_000_000 + 1_000_000).remaining == 9)
+    }
+
+    @Test func burstAndCost() {
+        let rule = GCRA(limit: 10, periodMicroseconds: 1_000_000, burst: 5)
+        #expect(rule.capacity == 15)
+        var tat: Int64?
+        var allowed = 0
+        for _ in 0..<20 {
+            let outcome = rule.check(tat: tat, now: 0)
+            if outcome.allowed { allowed += 1 }
+            tat = outcome.tat
+        }
+        #expect(allowed == 15)
+        let costly = GCRA(limit: 10, periodMicroseconds: 1_000_000, burst: 0)
+        let first = costly.check(tat: nil, now: 0, cost: 4)
+        #expect(first.allowed && first.remaining == 6)
+        let second = costly.check(tat: first.tat, now: 0, cost: 4)
+        #expect(second.allowed && second.remaining == 2)
+        let third = costly.check(tat: second.tat, now: 0, cost: 4)
+        #expect(!third.allowed && third.retryAfterMicroseconds == 200_000, "two more intervals make room for four")
+    }
+
+    @Test func aSlowRateOfTheSampleDomain() {
+        // 100 per 15 minutes: 100 at once, then one every 9 s.
+        let rule = GCRA(limit: 100, periodMicroseconds: 900_000_000, burst: 0)
+        var tat: Int64?
+        for _ in 0..<100 { tat = rule.check(tat: tat, now: 0).tat }
+        let limited = rule.check(tat: tat, now: 0)
+        #expect(!limited.allowed && limited.retryAfterMicroseconds == 9_000_000)
+    }
+
+    @Test func theLocalTableLimitsPerKeyAndStaysBounded() {
+        let limiter = LocalRateLimiter(maxEntries: 1600, shardCount: 16)
+        let rule = GCRA(limit: 3, periodMicroseconds: 1_000_000, burst: 0)
+        let a = (0..<5).map { _ in limiter.check("a", rule: rule, now: 0).allowed }
+        let b = (0..<5).map { _ in limiter.check("b", rule: rule, now: 0).allowed }
+        #expect(a == [true, true, true, false, false] && b == a)
+        #expect(limiter.check("a", rule: rule, now: 400_000).allowed)
+        // Many keys: the table never grows past its bound.
+        for i in 0..<20_000 { _ = limiter.check("k\(i)", rule: rule, now: 0) }
+        #expect(limiter.count <= 1600)
+        // Expired entries go first: later, the table makes room without dropping live buckets.
+        for i in 0..<100 { _ = limiter.check("late\(i)", rule: rule, now: 10_000_000) }
+        #expect(limiter.count <= 1600)
+    }
+}
