@@ -68,15 +68,15 @@ import Testing
     @Test func theLocalTableLimitsPerKeyAndStaysBounded() {
         let limiter = LocalRateLimiter(maxEntries: 1600, shardCount: 16)
         let rule = GCRA(limit: 3, periodMicroseconds: 1_000_000, burst: 0)
-        let a = (0..<5).map { _ in limiter.check("a", rule: rule, now: 0).allowed }
-        let b = (0..<5).map { _ in limiter.check("b", rule: rule, now: 0).allowed }
+        let a = (0..<5).map { _ in limiter.check(.init(policy: 0, text: "a"), rule: rule, now: 0).allowed }
+        let b = (0..<5).map { _ in limiter.check(.init(policy: 0, text: "b"), rule: rule, now: 0).allowed }
         #expect(a == [true, true, true, false, false] && b == a)
-        #expect(limiter.check("a", rule: rule, now: 400_000).allowed)
+        #expect(limiter.check(.init(policy: 0, text: "a"), rule: rule, now: 400_000).allowed)
         // Many keys: the table never grows past its bound.
-        for i in 0..<20_000 { _ = limiter.check("k\(i)", rule: rule, now: 0) }
+        for i in 0..<20_000 { _ = limiter.check(.init(policy: 0, address: UInt128(i)), rule: rule, now: 0) }
         #expect(limiter.count <= 1600)
         // Expired entries go first: later, the table makes room without dropping live buckets.
-        for i in 0..<100 { _ = limiter.check("late\(i)", rule: rule, now: 10_000_000) }
+        for i in 0..<100 { _ = limiter.check(.init(policy: 1, text: "late\(i)"), rule: rule, now: 10_000_000) }
         #expect(limiter.count <= 1600)
     }
 }

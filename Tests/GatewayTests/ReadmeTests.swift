@@ -72,6 +72,11 @@ import Cache
         #expect(cached.staleWhileRevalidate == .seconds(0) && cached.staleIfError == .seconds(0))
         #expect(cached.maxBody == ByteSize(1024 * 1024) && cached.shared == false && cached.statuses == [200])
         #expect(config.routes.contains { !$0.invalidates.isEmpty })
+        #expect(config.rateLimits.fallbackShare == defaults.rateLimits.fallbackShare)
+        #expect(config.rateLimits.maxKeys == defaults.rateLimits.maxKeys)
+        let login = try #require(config.rateLimits.policies.first { $0.name == "login" }?.policy)
+        #expect(login.burst == 0 && login.key == .ip && login.ipv6Prefix == 64 && login.cost == 1)
+        #expect(config.routes.contains { $0.rateLimit == "login" })
         #expect(config.consistency.store == defaults.consistency.store)
         #expect(config.consistency.cookieSecure == defaults.consistency.cookieSecure)
     }

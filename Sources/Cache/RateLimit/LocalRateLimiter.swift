@@ -5,8 +5,28 @@ import NIOConcurrencyHelpers
 /// again), so a full shard first drops those; if it is still full, the oldest-inserted go. An
 /// attacker cycling through keys costs memory up to the bound, never more.
 public final class LocalRateLimiter: Sendable {
+    /// A bucket: a policy and a client address (the common case, hashed as two integers), or a
+    /// policy and a text key (a header's or an identity's hash).
+    public struct Key: Hashable, Sendable {
+        public var policy: Int
+        public var address: UInt128
+        public var text: String?
+
+        public init(policy: Int, address: UInt128) {
+            self.policy = policy
+            self.address = address
+            text = nil
+        }
+
+        public init(policy: Int, text: String) {
+            self.policy = policy
+            address = 0
+            self.text = text
+        }
+    }
+
     private struct Shard {
-        var tats: [String: Int64] = [:]
+        var tats: [Key: Int64] = [:]
     }
 
     private let shards: [NIOLockedValueBox<Shard>]
@@ -18,8 +38,9 @@ public final class LocalRateLimiter: Sendable {
     }
 
     /// Checks and (when allowed) takes `cost` from `key`'s bucket.
-    public func check(_ key: String, rule: GCRA, now: Int64, cost: Int = 1) -> GCRA.Outcome {
-        let shard = shards[Int(UInt(bitPattern: key.hashValue) % UInt(shards.count))]
+    public func check(_ key: Key, rule: GCRA, now: Int64, cost: Int = 1) -> GCRA.Outcome {
+        let spread = key.text.map { UInt(bitPattern: $0.hashValue) } ?? UInt(truncatingIfNeeded: key.address ^ (key.address >> 64))
+        let shard = shards[Int((spread &+ UInt(key.policy)) % UInt(shards.count))]
         let bound = maxEntriesPerShard
         return shard.withLockedValue { shard in
             let stored = shard.tats[key]

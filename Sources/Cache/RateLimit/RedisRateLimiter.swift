@@ -20,15 +20,20 @@ public enum RedisRateLimiter {
         if now < allowAt then
           return {0, math.floor((window - (tat - now)) / interval), allowAt - now, tat - now}
         end
-        redis.call('SET', KEYS[1], newTat, 'PX', math.ceil((newTat - now) / 1000) + 1)
+        redis.call('SET', KEYS[1], string.format('%.0f', newTat), 'PX', math.ceil((newTat - now) / 1000) + 1)
         return {1, math.floor((window - (newTat - now)) / interval), 0, newTat - now}
         """)
 
-    /// Checks and (when allowed) takes `cost` from `key`'s bucket in Redis.
-    public static func check(_ key: String, rule: GCRA, cost: Int = 1, client: RedisLoopClient) -> EventLoopFuture<GCRA.Outcome> {
-        client.evalScript(script, keys: [.string(key)], arguments: [
-            .int(rule.emissionInterval), .int(Int64(rule.capacity)), .int(Int64(cost)),
-        ]).flatMapThrowing { value in
+    /// The script's arguments for a rule and cost: the same for every check of a policy, so
+    /// made once.
+    public static func arguments(rule: GCRA, cost: Int) -> [RedisArgument] {
+        [.int(rule.emissionInterval), .int(Int64(rule.capacity)), .int(Int64(cost))]
+    }
+
+    /// Checks and (when allowed) takes the cost from `key`'s bucket in Redis.
+    /// - Parameter arguments: from `arguments(rule:cost:)`.
+    public static func check(_ key: String, arguments: [RedisArgument], client: RedisLoopClient) -> EventLoopFuture<GCRA.Outcome> {
+        client.evalScript(script, keys: [.string(key)], arguments: arguments).flatMapThrowing { value in
             guard let parts = value.array, parts.count == 4, let allowed = parts[0].integer, let remaining = parts[1].integer,
                   let retry = parts[2].integer, let reset = parts[3].integer
             else { throw RedisError.protocolError("unexpected rate limit reply \(value)") }

@@ -12,13 +12,24 @@ extension DownstreamHandler {
             loop.rateLimitStats[index].exempt &+= 1
             return admitted(start, decision, routed)
         }
-        let key = limits.key(policy, head: start.head, client: start.client, clientText: clientText, identity: runtime.identity)
+        let text = limits.keyText(policy, head: start.head, clientText: clientText, identity: runtime.identity)
+        let address = start.client.map { RateLimitRuntime.grouped($0, prefix: policy.ipv6Prefix) }
+        let localKey = text.map { LocalRateLimiter.Key(policy: index, text: $0) }
+            ?? LocalRateLimiter.Key(policy: index, address: address?.bits ?? 0)
         guard policy.usesRedis, let redis = loop.redis else {
-            let outcome = limits.local.check(key, rule: policy.rule, now: Self.microsecondsNow(), cost: policy.cost)
+            let outcome = limits.local.check(localKey, rule: policy.rule, now: Self.microsecondsNow(), cost: policy.cost)
             return rateLimited(outcome, policy: policy, index: index, start, decision, routed)
         }
+        // A connection's requests mostly come from one address: its key is made once.
+        let key: String
+        if text == nil, let cached = rateLimitKeyCache, cached.policy == index, cached.address == address {
+            key = cached.key
+        } else {
+            key = RateLimitRuntime.redisKey(policy, text: text, address: address, clientText: clientText)
+            if text == nil { rateLimitKeyCache = (index, address, key) }
+        }
         parked = true
-        RedisRateLimiter.check(key, rule: policy.rule, cost: policy.cost, client: redis)
+        RedisRateLimiter.check(key, arguments: policy.redisArguments, client: redis)
             .assumeIsolated()
             .whenComplete { result in
                 self.parked = false
@@ -30,7 +41,7 @@ extension DownstreamHandler {
                     // Never stop limiting: this process limits alone, to its share of the limit.
                     self.loop.rateLimitStats[index].fallbacks &+= 1
                     self.logFallback(policy, error: error)
-                    let outcome = limits.local.check(key, rule: policy.fallbackRule, now: Self.microsecondsNow(), cost: policy.cost)
+                    let outcome = limits.local.check(localKey, rule: policy.fallbackRule, now: Self.microsecondsNow(), cost: policy.cost)
                     self.rateLimited(outcome, policy: policy, index: index, start, decision, routed)
                 }
                 self.pumpRequest()

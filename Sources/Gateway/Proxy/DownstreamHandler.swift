@@ -120,6 +120,8 @@ final class DownstreamHandler: ChannelDuplexHandler {
     /// The current request's client address as routing, limits and logs see it: the peer, or
     /// the address a trusted proxy forwarded.
     var clientText = "-"
+    /// The last Redis rate limit key made on this connection, for its next request.
+    var rateLimitKeyCache: (policy: Int, address: IPAddress?, key: String)?
     /// Response bytes held back to go out in one write with what follows (a small body behind
     /// its head): each NIO write costs more than copying a few KiB. The buffer is reused: once
     /// NIO has written it, its storage is ours again, so most responses allocate nothing.

@@ -16,6 +16,11 @@ final class RateLimitRuntime: Sendable {
         /// `RateLimit-Policy` (IETF httpapi draft, structured fields).
         let policyHeader: String
         let keyPrefix: String
+        let index: Int
+        /// The Redis script's arguments (the same for every check).
+        let redisArguments: [RedisArgument]
+        /// `"NAME";r=`, the start of every `RateLimit` value.
+        let headerPrefix: String
     }
 
     let policies: [Policy]
@@ -29,7 +34,8 @@ final class RateLimitRuntime: Sendable {
     init?(config: GatewayConfig) {
         let limits = config.rateLimits
         guard !limits.policies.isEmpty else { return nil }
-        policies = limits.policies.map { name, policy in
+        policies = limits.policies.enumerated().map { index, entry in
+            let (name, policy) = entry
             let period = policy.period.nanoseconds / 1000
             let share = limits.fallbackShare
             return Policy(
@@ -39,7 +45,10 @@ final class RateLimitRuntime: Sendable {
                 key: policy.key, ipv6Prefix: policy.ipv6Prefix, cost: policy.cost,
                 usesRedis: (policy.store ?? (config.redis == nil ? .local : .redis)) == .redis,
                 policyHeader: "\"\(name)\";q=\(policy.limit);w=\(max(1, period / 1_000_000))",
-                keyPrefix: "gw:rl:\(name):")
+                keyPrefix: "gw:rl:\(name):", index: index,
+                redisArguments: RedisRateLimiter.arguments(
+                    rule: GCRA(limit: policy.limit, periodMicroseconds: period, burst: policy.burst), cost: policy.cost),
+                headerPrefix: "\"\(name)\";r=")
         }
         let index = { (name: String) in limits.policies.firstIndex { $0.name == name } }
         defaultPolicy = limits.defaultPolicy.flatMap(index)
@@ -60,27 +69,37 @@ final class RateLimitRuntime: Sendable {
     }
 
     /// The bucket a request draws from: the policy's key over the client address (the one
-    /// routing and logs use; IPv6 grouped by prefix), a header, or the identity chain.
-    func key(_ policy: Policy, head: HTTPHead, client: IPAddress?, clientText: String, identity: ClientIdentity) -> String {
+    /// routing and logs use; IPv6 grouped by prefix), a header, or the identity chain. nil text:
+    /// the (grouped) address is the key.
+    func keyText(_ policy: Policy, head: HTTPHead, clientText: String, identity: ClientIdentity) -> String? {
         switch policy.key {
         case .ip:
-            break
+            return nil
         case .header(let name):
-            if let value = head.firstValue(named: name), !value.isEmpty {
-                return policy.keyPrefix + "h:" + Digest.hex(Digest.sha256(Array(value.utf8)).prefix(12))
-            }
+            guard let value = head.firstValue(named: name), !value.isEmpty else { return nil }
+            return "h:" + Digest.hex(Digest.sha256(Array(value.utf8)).prefix(12))
         case .identity:
-            if let identity = identity.identity(of: head, client: clientText) { return policy.keyPrefix + "i:" + identity }
+            return identity.identity(of: head, client: clientText).map { "i:" + $0 }
         }
-        guard let client else { return policy.keyPrefix + clientText }
-        if client.isIPv4 { return policy.keyPrefix + client.description }
-        let mask: UInt128 = policy.ipv6Prefix == 128 ? ~0 : ~(~UInt128(0) >> policy.ipv6Prefix)
-        return policy.keyPrefix + IPAddress(bits: client.bits & mask).description + "/\(policy.ipv6Prefix)"
+    }
+
+    /// The address a bucket is keyed by: IPv6 grouped by the policy's prefix.
+    static func grouped(_ client: IPAddress, prefix: Int) -> IPAddress {
+        guard !client.isIPv4 else { return client }
+        let mask: UInt128 = prefix >= 128 ? ~0 : ~(~UInt128(0) >> prefix)
+        return IPAddress(bits: client.bits & mask)
+    }
+
+    /// The Redis key of a bucket.
+    static func redisKey(_ policy: Policy, text: String?, address: IPAddress?, clientText: String) -> String {
+        if let text { return policy.keyPrefix + text }
+        guard let address else { return policy.keyPrefix + clientText }
+        return policy.keyPrefix + (address.isIPv4 ? address.description : address.description + "/\(policy.ipv6Prefix)")
     }
 
     /// `RateLimit` and `RateLimit-Policy` for a response of a limited route.
     static func headers(_ policy: Policy, _ outcome: GCRA.Outcome) -> [(String, String)] {
         let reset = (outcome.resetMicroseconds + 999_999) / 1_000_000
-        return [("RateLimit-Policy", policy.policyHeader), ("RateLimit", "\"\(policy.name)\";r=\(outcome.remaining);t=\(reset)")]
+        return [("RateLimit-Policy", policy.policyHeader), ("RateLimit", policy.headerPrefix + String(outcome.remaining) + ";t=" + String(reset))]
     }
 }
