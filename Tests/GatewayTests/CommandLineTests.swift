@@ -63,7 +63,7 @@ struct CommandLineTests {
         process.arguments = ["--config", path]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        try startSerially(process)
         var client: RawClient?
         for _ in 0..<100 where client == nil {
             client = try? await RawClient.connect(port: port)

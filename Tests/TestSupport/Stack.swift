@@ -159,6 +159,15 @@ public func runProcess(_ executable: String, _ arguments: [String], environment:
     return result.output
 }
 
+/// Starts `process`, one start at a time in this test process: Foundation's `Process.run()` on
+/// Linux crashes now and then when several threads start processes at once (a bad copy inside
+/// `Process.run`, seen when Redis servers and the stack started in parallel tests).
+public func startSerially(_ process: Process) throws {
+    try processStartLock.withLock { try process.run() }
+}
+
+private let processStartLock = NSLock()
+
 /// Runs a program to its end without blocking a thread of the concurrency pool (a test that
 /// blocks one starves every other test running at the same time). Both pipes are drained on
 /// background threads, so a chatty program cannot fill a pipe and block while we wait for it.
@@ -186,7 +195,7 @@ public func runProcessCapturing(_ executable: String, _ arguments: [String], env
             drained.notify(queue: .global()) { continuation.resume(returning: finished.terminationStatus) }
         }
         do {
-            try process.run()
+            try startSerially(process)
         } catch {
             process.terminationHandler = nil
             try? output.fileHandleForWriting.close()
