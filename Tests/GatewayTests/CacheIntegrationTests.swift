@@ -227,7 +227,10 @@ struct CacheIntegrationTests {
                 _ = try await gateway.request("GET", "/items/w?delay=800")  // still stale, refresh in flight
                 try await Task.sleep(for: .milliseconds(1200))
                 let refreshed = try await gateway.request("GET", "/items/w?delay=800")
-                #expect(refreshed.header("X-Cache") == "HIT" && refreshed.text.hasPrefix("w v1 n2"))
+                let diagnosis = try await gateway.admin("/metrics").text.split(separator: "\n")
+                    .filter { $0.hasPrefix("gateway_cache") }.joined(separator: " ")
+                #expect(refreshed.header("X-Cache") == "HIT" && refreshed.text.hasPrefix("w v1 n2"),
+                        "\(refreshed.header("X-Cache") ?? "-") \(refreshed.text) \(diagnosis)")
                 #expect(origin.served("w") == 2, "one background refresh")
             }
         }
