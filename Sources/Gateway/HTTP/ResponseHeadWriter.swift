@@ -30,9 +30,9 @@ enum ResponseHeadWriter {
 
     static func write(
         _ head: HTTPHead, framing: ClientFraming, persistence: Persistence, requestID: RequestID,
-        extraHeaders: [(String, String)], replaceCORS: Bool = false, into out: inout ByteBuffer
+        extraHeaders: [(String, String)], rateLimit: RateLimitFields? = nil, replaceCORS: Bool = false, into out: inout ByteBuffer
     ) {
-        var bound = head.raw.readableBytes + head.fields.count + 160 + RawHeadWriter.length(of: requestID)
+        var bound = head.raw.readableBytes + head.fields.count + 160 + RawHeadWriter.length(of: requestID) + (rateLimit?.length ?? 0)
         for (name, value) in extraHeaders { bound += name.utf8.count + value.utf8.count + 4 }
         head.raw.withUnsafeReadableBytes { raw in
             out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { memory in
@@ -66,6 +66,7 @@ enum ResponseHeadWriter {
                 for (name, value) in extraHeaders {
                     w.header(name, value)
                 }
+                rateLimit?.write(into: &w)
                 w.write("\r\n")
                 return w.count
             }

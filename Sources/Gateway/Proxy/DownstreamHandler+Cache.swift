@@ -139,7 +139,7 @@ extension DownstreamHandler {
         let notModified = entry.etag.map { etag in Self.ifNoneMatch(head.firstValue(.ifNoneMatch), matches: etag) } ?? false
         let close = !head.keepAlive || inputClosed || loop.draining
         writeCached(entry, head: head, requestID: start.requestID, label: label, notModified: notModified,
-                    addedHeaders: start.addedHeaders, close: close, now: now)
+                    addedHeaders: start.addedHeaders, rateLimit: start.rateLimit, close: close, now: now)
         if notModified { loop.cacheStats.notModified &+= 1 }
         let status = notModified ? 304 : entry.status
         let nanoseconds = (NIODeadline.now() - start.now).nanoseconds
@@ -167,7 +167,7 @@ extension DownstreamHandler {
     }
 
     private func writeCached(_ entry: CachedResponse, head: HTTPHead, requestID: RequestID, label: String, notModified: Bool,
-                             addedHeaders: [(String, String)], close: Bool, now: Int64) {
+                             addedHeaders: [(String, String)], rateLimit: RateLimitFields?, close: Bool, now: Int64) {
         let sendBody = !notModified && head.method != .head
         beginClientWrite(minimumCapacity: entry.headerBlock.readableBytes + 256 + (sendBody && entry.body.readableBytes <= Self.coalesceLimit ? entry.body.readableBytes : 0))
         let status = notModified ? 304 : entry.status
@@ -191,6 +191,13 @@ extension DownstreamHandler {
         clientPending.writeStaticString("\r\nX-Request-Id: ")
         requestID.write(into: &clientPending)
         clientPending.writeStaticString("\r\n")
+        if let rateLimit {
+            clientPending.writeWithUnsafeMutableBytes(minimumWritableBytes: rateLimit.length) { memory in
+                var w = RawHeadWriter(memory)
+                rateLimit.write(into: &w)
+                return w.count
+            }
+        }
         for (name, value) in addedHeaders {
             clientPending.writeString(name)
             clientPending.writeStaticString(": ")
@@ -237,11 +244,13 @@ extension DownstreamHandler {
     /// The upstream failed (or could not be reached) and an entry within `stale_if_error` is
     /// at hand: it answers instead of the error.
     func serveStaleIfError(_ request: CacheRequest?, head: HTTPHead, requestID: RequestID, addedHeaders: [(String, String)],
+                           rateLimit: RateLimitFields?,
                            startedAt: NIODeadline = .now(), now: Int64 = CacheRuntime.unixMilliseconds()) -> Bool {
         guard let request, let entry = request.staleFallback, entry.freshness(now: now) != .expired else { return false }
         loop.cacheStats.staleIfError &+= 1
-        let start = PendingStart(head: head, requestID: requestID, hasBody: false, now: startedAt, addedHeaders: addedHeaders,
+        var start = PendingStart(head: head, requestID: requestID, hasBody: false, now: startedAt, addedHeaders: addedHeaders,
                                  appliesCORS: !addedHeaders.isEmpty, readYourWrites: nil, cache: request)
+        start.rateLimit = rateLimit
         serveFromCache(entry, start, decision: nil, label: "STALE", now: now)
         return true
     }

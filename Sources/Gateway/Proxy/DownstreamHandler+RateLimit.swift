@@ -51,19 +51,19 @@ extension DownstreamHandler {
 
     private func rateLimited(_ outcome: GCRA.Outcome, policy: RateLimitRuntime.Policy, index: Int, _ start: PendingStart,
                              _ decision: Router.Decision, _ routed: Router.Request) {
-        let headers = RateLimitRuntime.headers(policy, outcome)
+        let fields = RateLimitRuntime.fields(policy, outcome)
         guard outcome.allowed else {
             loop.rateLimitStats[index].limited &+= 1
             let retryAfter = max(1, (outcome.retryAfterMicroseconds + 999_999) / 1_000_000)
             let response = LocalResponse.error(
                 429, "rate limit exceeded", requestID: start.requestID, close: start.hasBody,
-                extraHeaders: start.addedHeaders + headers + [("Retry-After", String(retryAfter))])
+                extraHeaders: start.addedHeaders + fields.pairs + [("Retry-After", String(retryAfter))])
             respondLocally(response, head: start.head, requestID: start.requestID, errorKind: "rate_limited", linger: start.hasBody)
             return
         }
         loop.rateLimitStats[index].allowed &+= 1
         var start = start
-        start.addedHeaders += headers
+        start.rateLimit = fields
         admitted(start, decision, routed)
     }
 

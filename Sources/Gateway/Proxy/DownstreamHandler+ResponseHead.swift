@@ -104,7 +104,7 @@ extension DownstreamHandler {
         }
         beginClientWrite(minimumCapacity: head.raw.readableBytes + 256 + min(head.contentLength ?? 0, Self.coalesceLimit))
         ResponseHeadWriter.write(head, framing: framing, persistence: persistence, requestID: exchange.requestID,
-                                 extraHeaders: extra, replaceCORS: exchange.appliesCORS, into: &clientPending)
+                                 extraHeaders: extra, rateLimit: exchange.rateLimit, replaceCORS: exchange.appliesCORS, into: &clientPending)
     }
 
     // MARK: Stale if error
@@ -117,7 +117,7 @@ extension DownstreamHandler {
         else { return false }
         dropForStale(exchange)
         _ = serveStaleIfError(request, head: exchange.head, requestID: exchange.requestID, addedHeaders: exchange.addedHeaders,
-                              startedAt: exchange.start, now: now)
+                              rateLimit: exchange.rateLimit, startedAt: exchange.start, now: now)
         pumpRequest()
         resumeClientReads()
         flushClient()

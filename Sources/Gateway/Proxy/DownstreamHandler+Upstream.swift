@@ -151,7 +151,7 @@ extension DownstreamHandler: UpstreamLeaseRequester, UpstreamConnectionOwner {
             runtime.metrics.countError(failure.metricKind)
             dropForStale(failed)
             _ = serveStaleIfError(request, head: failed.head, requestID: failed.requestID, addedHeaders: failed.addedHeaders,
-                                  startedAt: failed.start, now: now)
+                                  rateLimit: failed.rateLimit, startedAt: failed.start, now: now)
             pumpRequest()
             resumeClientReads()
             flushClient()
@@ -169,7 +169,7 @@ extension DownstreamHandler: UpstreamLeaseRequester, UpstreamConnectionOwner {
         switch action {
         case .respond(let status, let close):
             let response = LocalResponse.error(status, failure.description, requestID: failed.requestID, close: close,
-                                               extraHeaders: failed.addedHeaders)
+                                               extraHeaders: failed.addedHeaders + (failed.rateLimit?.pairs ?? []))
             failed.responseBodyBytes = response.body.readableBytes
             writeLocal(response, head: failed.head, requestID: failed.requestID)
             record(failed, status: status, outcome: outcome)

@@ -60,6 +60,8 @@ final class DownstreamHandler: ChannelDuplexHandler {
         var cacheRequest: CacheRequest?
         /// The response being copied into the cache.
         var capture: CacheCapture?
+        /// `RateLimit` fields for the response (a limited route).
+        var rateLimit: RateLimitFields?
         let chunkedToUpstream: Bool
         /// Headers every response to this request gets: the route's CORS headers for this
         /// origin, its rate limit's `RateLimit` fields.
@@ -481,6 +483,8 @@ final class DownstreamHandler: ChannelDuplexHandler {
         var cache: CacheRequest?
         /// The client address (from a trusted proxy's forwarding headers, else the peer).
         var client: IPAddress? = nil
+        /// The route's rate limit fields, for every response.
+        var rateLimit: RateLimitFields? = nil
     }
 
     /// Starts the exchange a decision calls for: an upstream lease, or a quick 503.
@@ -494,9 +498,11 @@ final class DownstreamHandler: ChannelDuplexHandler {
         guard let poolIndex = decision.pool, let serverIndex = decision.server else {
             // No fetch happens: requests waiting for this one go their own way.
             if let id = start.cache?.coalesceID { runtime.cache?.store.coalescer.finish(id, entry: nil) }
-            if serveStaleIfError(start.cache, head: head, requestID: start.requestID, addedHeaders: start.addedHeaders) { return }
+            if serveStaleIfError(start.cache, head: head, requestID: start.requestID, addedHeaders: start.addedHeaders,
+                                 rateLimit: start.rateLimit) { return }
             let message = decision.noWritePool ? "no primary database is available for writes" : UpstreamFailure.noServer.description
-            respondLocally(LocalResponse.error(503, message, requestID: start.requestID, close: start.hasBody, extraHeaders: [("Retry-After", "1")]),
+            respondLocally(LocalResponse.error(503, message, requestID: start.requestID, close: start.hasBody,
+                                               extraHeaders: start.addedHeaders + (start.rateLimit?.pairs ?? []) + [("Retry-After", "1")]),
                            head: head, requestID: start.requestID, errorKind: decision.noWritePool ? "no_primary" : UpstreamFailure.noServer.metricKind,
                            linger: start.hasBody)
             return
@@ -510,6 +516,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
             decision: decision, chunkedToUpstream: head.framing == .chunked, addedHeaders: start.addedHeaders,
             appliesCORS: start.appliesCORS)
         exchange.readYourWrites = readYourWrites
+        exchange.rateLimit = start.rateLimit
         if let request = start.cache {
             exchange.cacheRequest = request
             if !request.lookupOnly {

@@ -4,7 +4,9 @@ import Router
 /// Rate limits as the data path uses them: each policy's GCRA rules (and the smaller one used
 /// while Redis is unreachable), which policy each route has, the allowlist, the in-process table.
 final class RateLimitRuntime: Sendable {
-    struct Policy: Sendable {
+    /// A class: the data path hands a policy around per request, and one reference is cheaper
+    /// to pass than a struct of strings and arrays.
+    final class Policy: Sendable {
         let name: String
         let rule: GCRA
         /// The in-process rule while Redis is down (`fallback_share` of the limit).
@@ -19,8 +21,25 @@ final class RateLimitRuntime: Sendable {
         let index: Int
         /// The Redis script's arguments (the same for every check).
         let redisArguments: [RedisArgument]
-        /// `"NAME";r=`, the start of every `RateLimit` value.
-        let headerPrefix: String
+        /// Both fields up to the remaining count (see `RateLimitFields`).
+        let fieldsPrefix: String
+
+        init(name: String, rule: GCRA, fallbackRule: GCRA, key: RateLimitPolicyConfig.Key, ipv6Prefix: Int, cost: Int,
+             usesRedis: Bool, policyHeader: String, keyPrefix: String, index: Int, redisArguments: [RedisArgument],
+             fieldsPrefix: String) {
+            self.name = name
+            self.rule = rule
+            self.fallbackRule = fallbackRule
+            self.key = key
+            self.ipv6Prefix = ipv6Prefix
+            self.cost = cost
+            self.usesRedis = usesRedis
+            self.policyHeader = policyHeader
+            self.keyPrefix = keyPrefix
+            self.index = index
+            self.redisArguments = redisArguments
+            self.fieldsPrefix = fieldsPrefix
+        }
     }
 
     let policies: [Policy]
@@ -48,7 +67,7 @@ final class RateLimitRuntime: Sendable {
                 keyPrefix: "gw:rl:\(name):", index: index,
                 redisArguments: RedisRateLimiter.arguments(
                     rule: GCRA(limit: policy.limit, periodMicroseconds: period, burst: policy.burst), cost: policy.cost),
-                headerPrefix: "\"\(name)\";r=")
+                fieldsPrefix: "RateLimit-Policy: \"\(name)\";q=\(policy.limit);w=\(max(1, period / 1_000_000))\r\nRateLimit: \"\(name)\";r=")
         }
         let index = { (name: String) in limits.policies.firstIndex { $0.name == name } }
         defaultPolicy = limits.defaultPolicy.flatMap(index)
@@ -98,8 +117,8 @@ final class RateLimitRuntime: Sendable {
     }
 
     /// `RateLimit` and `RateLimit-Policy` for a response of a limited route.
-    static func headers(_ policy: Policy, _ outcome: GCRA.Outcome) -> [(String, String)] {
-        let reset = (outcome.resetMicroseconds + 999_999) / 1_000_000
-        return [("RateLimit-Policy", policy.policyHeader), ("RateLimit", policy.headerPrefix + String(outcome.remaining) + ";t=" + String(reset))]
+    static func fields(_ policy: Policy, _ outcome: GCRA.Outcome) -> RateLimitFields {
+        RateLimitFields(prefix: policy.fieldsPrefix, remaining: outcome.remaining,
+                        resetSeconds: (outcome.resetMicroseconds + 999_999) / 1_000_000)
     }
 }
