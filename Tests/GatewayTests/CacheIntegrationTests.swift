@@ -276,8 +276,13 @@ struct CacheIntegrationTests {
                 try await Self.withGateway(a) {
                     try await Self.withGateway(b) {
                         try await Task.sleep(for: .milliseconds(300))  // the near caches subscribe
+                        // A's store reaches Redis just after its client has the response.
+                        func stored(_ key: String) async throws -> Bool {
+                            try await waitUntil(.seconds(5)) { try await redis.command("EXISTS", "gw:c:" + key).hasPrefix("1") } != nil
+                        }
                         let miss = try await a.request("GET", "/items/r")
                         #expect(miss.header("X-Cache") == "MISS")
+                        #expect(try await stored("gateway.test/items/r?"))
                         let fromRedis = try await b.request("GET", "/items/r")
                         #expect(fromRedis.header("X-Cache") == "HIT" && fromRedis.text == miss.text)
                         let nearHit = try await a.request("GET", "/items/r")
@@ -290,6 +295,7 @@ struct CacheIntegrationTests {
                         #expect(afterWrite.header("X-Cache") == "MISS" && afterWrite.text.hasPrefix("r v2"))
                         // Binary bodies survive Redis byte for byte.
                         let big = try await a.request("GET", "/items/bin?size=300000")
+                        #expect(try await stored("gateway.test/items/bin?size=300000"))
                         let bigHit = try await b.request("GET", "/items/bin?size=300000")
                         #expect(bigHit.header("X-Cache") == "HIT" && bigHit.body.count == 300_000 && bigHit.body == big.body)
                         #expect(TestUpstream.isPattern(bigHit.body))
