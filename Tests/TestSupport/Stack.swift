@@ -48,7 +48,7 @@ public final class Stack: Sendable {
     public let directory: String
     public let supervisorPID: Int32
     public let startupSeconds: Double
-    let stateDirectory: String
+    public let stateDirectory: String
 
     static let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

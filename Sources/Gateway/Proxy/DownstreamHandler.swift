@@ -520,9 +520,14 @@ final class DownstreamHandler: ChannelDuplexHandler {
         if let request = start.cache {
             exchange.cacheRequest = request
             if !request.lookupOnly {
+                // The entry reflects what its pool had replayed; a read that had to see a
+                // position went only where that position was, so its entry reflects it too (the
+                // probes' positions lag by up to an interval).
+                var lsn = loop.routingState.positionLSN[poolIndex]?.value ?? 0
+                if case .replayed(let needed) = decision.requirement { lsn = max(lsn, needed.value) }
                 exchange.capture = CacheCapture(
                     request: request, fetchStartedAt: CacheRuntime.unixMilliseconds(),
-                    lsn: loop.routingState.positionLSN[poolIndex]?.value ?? 0, routeHasCORS: runtime.router.cors(for: decision) != nil)
+                    lsn: lsn, routeHasCORS: runtime.router.cors(for: decision) != nil)
             }
         }
         if loop.draining { exchange.machine.closeClientAfterResponse() }
