@@ -202,9 +202,12 @@ def run_wrk(url, duration, connections, rss_pid=None, script=None, headers=()):
             peak = max(peak, rss_kib(rss_pid) or 0)
         time.sleep(0.25)
     out = proc.stdout.read()
+    # The distribution's lines only: "68.50%" in the thread stats must not match "50%".
+    if not re.search(r"^\s+50%\s+[\d.]", out, re.M):
+        raise SystemExit(f"wrk against {url} measured nothing:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = _to_ms(re.search(r"50%\s+(\S+)", out).group(1))
-    p99 = _to_ms(re.search(r"99%\s+(\S+)", out).group(1))
+    p50 = _to_ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+    p99 = _to_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
     errors = 0
     match = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     if match:
@@ -219,7 +222,7 @@ def print_table(title, results, baseline):
     base = results.get(baseline)
     print()
     print(title)
-    print(f"{'target':<26}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'x ' + baseline:>10}{'p99 x':>8}{'RSS idle/load MiB':>20}")
+    print(f"{'target':<26}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}  {'x ' + baseline:>10}{'p99 x':>8}{'RSS idle/load MiB':>20}")
     for name, r in results.items():
         ratio = r["rps"] / base["rps"] if base else float("nan")
         p99_ratio = r["p99"] / base["p99"] if base else float("nan")
@@ -228,5 +231,5 @@ def print_table(title, results, baseline):
             idle = (r.get("idle_rss_kib") or 0) / 1024
             peak = (r.get("peak_rss_kib") or 0) / 1024
             rss = f"{idle:.1f} / {peak:.1f}"
-        print(f"{name:<26}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['errors']:>8}{ratio:>10.2f}{p99_ratio:>8.2f}{rss:>20}")
+        print(f"{name:<26}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['errors']:>8}  {ratio:>10.2f}{p99_ratio:>8.2f}{rss:>20}")
     print()
