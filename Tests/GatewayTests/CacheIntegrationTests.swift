@@ -335,16 +335,7 @@ struct CacheIntegrationTests {
     }
 
     @Test func badCacheConfigNamesTheKey() throws {
-        func error(_ yaml: String) -> ConfigError? {
-            do {
-                _ = try ConfigLoader.parse(yaml: "pools:\n  primary: { servers: [http://10.0.0.1:8000] }\n" + yaml, file: "cache.yaml")
-                return nil
-            } catch let error as ConfigError {
-                return error
-            } catch {
-                return nil
-            }
-        }
+        func error(_ yaml: String) -> ConfigError? { configError(addingTo: "pools:\n  primary: { servers: [http://10.0.0.1:8000] }\n", yaml) }
         let noTTL = error("routes:\n  - match: { path: /a }\n    cache: { shared: true }\n")
         #expect(noTTL?.key == "routes[0].cache" && noTTL?.line == 5 && noTTL?.message.contains("'ttl'") == true, "\(String(describing: noTTL))")
         #expect(error("routes:\n  - match: { path: /a }\n    cache: { ttl: 100ms }\n")?.key == "routes[0].cache.ttl")

@@ -193,16 +193,7 @@ struct RateLimitIntegrationTests {
     }
 
     @Test func badRateLimitConfigNamesTheKey() throws {
-        func error(_ yaml: String) -> ConfigError? {
-            do {
-                _ = try ConfigLoader.parse(yaml: "pools:\n  primary: { servers: [http://10.0.0.1:8000] }\n" + yaml, file: "limits.yaml")
-                return nil
-            } catch let error as ConfigError {
-                return error
-            } catch {
-                return nil
-            }
-        }
+        func error(_ yaml: String) -> ConfigError? { configError(addingTo: "pools:\n  primary: { servers: [http://10.0.0.1:8000] }\n", yaml) }
         #expect(error("rate_limits:\n  policies:\n    api: { period: 1m }\n")?.key == "rate_limits.policies.api")
         #expect(error("rate_limits:\n  policies:\n    api: { limit: 0, period: 1m }\n")?.key == "rate_limits.policies.api.limit")
         #expect(error("rate_limits:\n  policies:\n    api: { limit: 5, period: 1m, key: cookie }\n")?.key == "rate_limits.policies.api.key")

@@ -154,6 +154,11 @@ backend be
     return ["haproxy", "-db", "-f", write(work, f"haproxy-{port}.cfg", conf)]
 
 
+def redis_server(work, port):
+    """A throwaway redis-server command (no persistence) on loopback."""
+    return ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", work]
+
+
 def gateway_config(port, admin_port, upstream_port, extra=""):
     return f"""
 listen: 127.0.0.1:{port}

@@ -133,3 +133,15 @@ func withGateway(
     await gateway.stop()
     await upstream.stop()
 }
+
+/// The error a config made of `base` and `yaml` gets (nil when it loads).
+func configError(addingTo base: String, _ yaml: String) -> ConfigError? {
+    do {
+        _ = try ConfigLoader.parse(yaml: base + yaml, file: "test.yaml")
+        return nil
+    } catch let error as ConfigError {
+        return error
+    } catch {
+        return nil
+    }
+}
