@@ -1,3 +1,4 @@
+import Cache
 import NIOCore
 import NIOHTTP1
 
@@ -229,7 +230,7 @@ struct AdminRoutes {
             body += Array(RateLimitStats.render(totals, policies: limits.policies.map(\.name), keys: limits.local.count).utf8)
         }
         if let redis = await gateway.runtime.redis?.stats() {
-            body += Array(CacheStats.renderRedis(redis).utf8)
+            body += Array(RedisStats.render(redis).utf8)
         }
         return AdminResponse(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: body)
     }

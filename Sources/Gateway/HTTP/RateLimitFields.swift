@@ -2,16 +2,16 @@
 /// into the head: a limited route adds them to every response, and building two Strings and
 /// an array per request cost more than the limiter itself.
 struct RateLimitFields {
-    /// `RateLimit-Policy: "NAME";q=LIMIT;w=SECONDS\r\nRateLimit: "NAME";r=` (made once per policy).
-    let prefix: String
+    let policy: RateLimitRuntime.Policy
     let remaining: Int
     let resetSeconds: Int64
 
     /// An upper bound on the written length.
-    var length: Int { prefix.utf8.count + 48 }
+    var length: Int { policy.fieldsPrefix.utf8.count + 48 }
 
     func write(into w: inout RawHeadWriter) {
-        w.write(prefix)
+        // `RateLimit-Policy: "NAME";q=LIMIT;w=SECONDS\r\nRateLimit: "NAME";r=`, made once per policy.
+        w.write(policy.fieldsPrefix)
         w.writeDecimal(UInt64(max(0, remaining)))
         w.write(";t=")
         w.writeDecimal(UInt64(max(0, resetSeconds)))
@@ -20,12 +20,8 @@ struct RateLimitFields {
 
     /// The same fields as pairs, for the rare responses made from `LocalResponse`.
     var pairs: [(String, String)] {
-        var lines = prefix.split(separator: "\r\n", omittingEmptySubsequences: true).map(String.init)
-        lines[lines.count - 1] += "\(max(0, remaining));t=\(max(0, resetSeconds))"
-        return lines.map { line in
-            let colon = line.firstIndex(of: ":")!
-            return (String(line[..<colon]), String(line[line.index(after: colon)...].drop { $0 == " " }))
-        }
+        [("RateLimit-Policy", policy.policyHeader),
+         ("RateLimit", "\"\(policy.name)\";r=\(max(0, remaining));t=\(max(0, resetSeconds))")]
     }
 }
 

@@ -59,8 +59,6 @@ extension DownstreamHandler {
     private func bypass(_ start: PendingStart, _ decision: Router.Decision, _ routed: Router.Request) {
         loop.cacheStats.bypasses &+= 1
         var start = start
-        start.cache?.label = "BYPASS"
-        start.cache?.coalesceID = nil
         // Nothing is stored either: Redis is failing, and the in-process near cache must only
         // hold what Redis has.
         start.cache = start.cache.map { request in

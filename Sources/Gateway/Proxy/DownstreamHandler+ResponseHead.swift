@@ -109,9 +109,9 @@ extension DownstreamHandler {
 
     // MARK: Stale if error
 
-    /// A 5xx from the upstream on a cached route with an entry within `stale_if_error`: the
-    /// entry answers instead, and the upstream's response is dropped.
-    private func replaceWithStale(_ exchange: Exchange) -> Bool {
+    /// A 5xx from the upstream (or a failure before any response) on a cached route with an
+    /// entry within `stale_if_error`: the entry answers instead, and the upstream is dropped.
+    func replaceWithStale(_ exchange: Exchange) -> Bool {
         let now = CacheRuntime.unixMilliseconds()
         guard let request = exchange.cacheRequest, let entry = request.staleFallback, entry.freshness(now: now) != .expired
         else { return false }

@@ -145,16 +145,8 @@ extension DownstreamHandler: UpstreamLeaseRequester, UpstreamConnectionOwner {
         guard let failed = exchange else { return }
         if retry(failed, after: failure) { return }
         // stale_if_error: an entry answers instead of the error.
-        let now = CacheRuntime.unixMilliseconds()
-        if !failed.machine.responseStarted, let request = failed.cacheRequest, let entry = request.staleFallback,
-           entry.freshness(now: now) != .expired {
+        if !failed.machine.responseStarted, replaceWithStale(failed) {
             runtime.metrics.countError(failure.metricKind)
-            dropForStale(failed)
-            _ = serveStaleIfError(request, head: failed.head, requestID: failed.requestID, addedHeaders: failed.addedHeaders,
-                                  rateLimit: failed.rateLimit, startedAt: failed.start, now: now)
-            pumpRequest()
-            resumeClientReads()
-            flushClient()
             return
         }
         let action = failed.machine.upstreamFailed(failure)

@@ -413,7 +413,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
                                  addedHeaders: addedHeaders, appliesCORS: appliesCORS, readYourWrites: readYourWrites)
         start.client = client
         if let limits = runtime.rateLimits, let policy = limits.policy(forRoute: decision.route) {
-            return checkRateLimit(limits.policies[policy], index: policy, limits: limits, start, decision, routed)
+            return checkRateLimit(limits.policies[policy], limits: limits, start, decision, routed)
         }
         admitted(start, decision, routed)
     }

@@ -25,8 +25,7 @@ final class RateLimitRuntime: Sendable {
         let fieldsPrefix: String
 
         init(name: String, rule: GCRA, fallbackRule: GCRA, key: RateLimitPolicyConfig.Key, ipv6Prefix: Int, cost: Int,
-             usesRedis: Bool, policyHeader: String, keyPrefix: String, index: Int, redisArguments: [RedisArgument],
-             fieldsPrefix: String) {
+             usesRedis: Bool, index: Int) {
             self.name = name
             self.rule = rule
             self.fallbackRule = fallbackRule
@@ -34,11 +33,11 @@ final class RateLimitRuntime: Sendable {
             self.ipv6Prefix = ipv6Prefix
             self.cost = cost
             self.usesRedis = usesRedis
-            self.policyHeader = policyHeader
-            self.keyPrefix = keyPrefix
+            policyHeader = "\"\(name)\";q=\(rule.limit);w=\(max(1, rule.periodMicroseconds / 1_000_000))"
+            keyPrefix = "gw:rl:\(name):"
             self.index = index
-            self.redisArguments = redisArguments
-            self.fieldsPrefix = fieldsPrefix
+            redisArguments = RedisRateLimiter.arguments(rule: rule, cost: cost)
+            fieldsPrefix = "RateLimit-Policy: \(policyHeader)\r\nRateLimit: \"\(name)\";r="
         }
     }
 
@@ -62,12 +61,7 @@ final class RateLimitRuntime: Sendable {
                 fallbackRule: GCRA(limit: max(1, Int((Double(policy.limit) * share).rounded(.down))), periodMicroseconds: period,
                                    burst: Int((Double(policy.burst) * share).rounded(.down))),
                 key: policy.key, ipv6Prefix: policy.ipv6Prefix, cost: policy.cost,
-                usesRedis: (policy.store ?? (config.redis == nil ? .local : .redis)) == .redis,
-                policyHeader: "\"\(name)\";q=\(policy.limit);w=\(max(1, period / 1_000_000))",
-                keyPrefix: "gw:rl:\(name):", index: index,
-                redisArguments: RedisRateLimiter.arguments(
-                    rule: GCRA(limit: policy.limit, periodMicroseconds: period, burst: policy.burst), cost: policy.cost),
-                fieldsPrefix: "RateLimit-Policy: \"\(name)\";q=\(policy.limit);w=\(max(1, period / 1_000_000))\r\nRateLimit: \"\(name)\";r=")
+                usesRedis: (policy.store ?? (config.redis == nil ? .local : .redis)) == .redis, index: index)
         }
         let index = { (name: String) in limits.policies.firstIndex { $0.name == name } }
         defaultPolicy = limits.defaultPolicy.flatMap(index)
@@ -118,7 +112,7 @@ final class RateLimitRuntime: Sendable {
 
     /// `RateLimit` and `RateLimit-Policy` for a response of a limited route.
     static func fields(_ policy: Policy, _ outcome: GCRA.Outcome) -> RateLimitFields {
-        RateLimitFields(prefix: policy.fieldsPrefix, remaining: outcome.remaining,
+        RateLimitFields(policy: policy, remaining: outcome.remaining,
                         resetSeconds: (outcome.resetMicroseconds + 999_999) / 1_000_000)
     }
 }
