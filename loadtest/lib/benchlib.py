@@ -181,6 +181,45 @@ def rss_kib(pid):
     return None
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid):
+    """`pid` and every process below it (nginx's and Varnish's workers are children)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo += children.get(current, [])
+    return tree
+
+
+def cpu_seconds(pid):
+    """(user, system) CPU seconds used so far by `pid` and its descendants, from /proc/PID/stat
+    (utime and stime, all threads included)."""
+    user = system = 0
+    for member in process_tree(pid):
+        try:
+            with open(f"/proc/{member}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command: state is field 3, utime 14 and stime 15 (1-based, man 5 proc).
+        user += int(fields[11])
+        system += int(fields[12])
+    return user / CLOCK_TICKS, system / CLOCK_TICKS
+
+
 def _to_ms(text):
     value = float(re.match(r"[\d.]+", text).group())
     if text.endswith("us"):
@@ -192,14 +231,18 @@ def _to_ms(text):
     return value
 
 
-def run_wrk(url, duration, connections, rss_pid=None, script=None, headers=()):
-    """Warms up, then one measured wrk run; returns req/s, p50/p99 (ms), errors, peak RSS."""
+def run_wrk(url, duration, connections, rss_pid=None, script=None, headers=(), warmup=2, cpu_pid=None):
+    """Warms up, then one measured wrk run; returns req/s, p50/p99 (ms), errors, requests, peak RSS
+    and, with `cpu_pid`, the user and system CPU microseconds that process tree spent per request
+    during the measured run."""
     base = ["wrk", "-t1", f"-c{connections}"]
     for header in headers:
         base += ["-H", header]
     if script:
         base += ["-s", script]
-    subprocess.run(base + ["-d2s", url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if warmup:
+        subprocess.run(base + [f"-d{warmup}s", url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cpu_before = cpu_seconds(cpu_pid) if cpu_pid else None
     proc = subprocess.Popen(base + [f"-d{duration}s", "--latency", url], stdout=subprocess.PIPE, text=True)
     peak = 0
     while proc.poll() is None:
@@ -207,12 +250,14 @@ def run_wrk(url, duration, connections, rss_pid=None, script=None, headers=()):
             peak = max(peak, rss_kib(rss_pid) or 0)
         time.sleep(0.25)
     out = proc.stdout.read()
+    cpu_after = cpu_seconds(cpu_pid) if cpu_pid else None
     # The distribution's lines only: "68.50%" in the thread stats must not match "50%".
     if not re.search(r"^\s+50%\s+[\d.]", out, re.M):
         raise SystemExit(f"wrk against {url} measured nothing:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p50 = _to_ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
     p99 = _to_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
     errors = 0
     match = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     if match:
@@ -220,7 +265,11 @@ def run_wrk(url, duration, connections, rss_pid=None, script=None, headers=()):
     match = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     if match:
         errors += sum(int(g) for g in match.groups())
-    return {"rps": rps, "p50": p50, "p99": p99, "errors": errors, "peak_rss_kib": peak or None}
+    result = {"rps": rps, "p50": p50, "p99": p99, "errors": errors, "requests": requests, "peak_rss_kib": peak or None}
+    if cpu_pid and requests:
+        result["user_us"] = (cpu_after[0] - cpu_before[0]) * 1e6 / requests
+        result["system_us"] = (cpu_after[1] - cpu_before[1]) * 1e6 / requests
+    return result
 
 
 def print_table(title, results, baseline):
