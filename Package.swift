@@ -1,8 +1,9 @@
 // swift-tools-version:6.2
 import PackageDescription
 
-// Dependencies point one way: Gateway → Cache → Router. Router is pure logic and imports nothing
-// of ours; Cache owns shared state (Redis client, cache, limits); Gateway does the I/O.
+// Dependencies point one way: Gateway → Cache → Redis, Router. Router is pure logic and imports
+// nothing of ours; Redis is the client; Cache holds the stores (response cache, rate limits,
+// consistency tokens); Gateway does the I/O.
 /// Release builds skip dynamic exclusivity checks on the data path: each check is a thread-local
 /// lookup, and profiles showed them at ~3% of a proxied request. Debug builds (tests) keep them.
 let hotPathSettings: [SwiftSetting] = [
@@ -37,10 +38,28 @@ let package = Package(
         ),
         .target(name: "Router", swiftSettings: hotPathSettings),
         .target(
+            name: "Redis",
+            dependencies: [
+                "CHiredis",
+                "COpenSSL",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: hotPathSettings
+        ),
+        // HTTP/1.1 on the wire: heads, the parser, chunked coding, raw head writing.
+        .target(
+            name: "HTTPWire",
+            dependencies: ["Router", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: hotPathSettings
+        ),
+        .target(
             name: "Cache",
             dependencies: [
                 "Router",
-                "CHiredis",
+                "Redis",
                 "COpenSSL",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -54,6 +73,8 @@ let package = Package(
             name: "Gateway",
             dependencies: [
                 "Cache",
+                "HTTPWire",
+                "Redis",
                 "Router",
                 "CLibpq",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -88,6 +109,11 @@ let package = Package(
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "RouterTests", dependencies: ["Router"]),
+        .testTarget(name: "HTTPWireTests", dependencies: ["HTTPWire"]),
+        .testTarget(
+            name: "RedisTests",
+            dependencies: ["Redis", "TestSupport", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]
+        ),
         .testTarget(
             name: "CacheTests",
             dependencies: ["Cache", "TestSupport", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]

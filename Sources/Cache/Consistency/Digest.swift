@@ -12,16 +12,6 @@ public enum Digest {
         return out
     }
 
-    /// SHA-1: only where a protocol names it (Redis identifies scripts by their SHA-1).
-    public static func sha1(_ bytes: some Collection<UInt8>) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: Int(SHA_DIGEST_LENGTH))
-        let input = Array(bytes)
-        _ = input.withUnsafeBufferPointer { data in
-            out.withUnsafeMutableBufferPointer { SHA1(data.baseAddress, data.count, $0.baseAddress) }
-        }
-        return out
-    }
-
     public static func hmacSHA256(key: [UInt8], message: some Collection<UInt8>) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 32

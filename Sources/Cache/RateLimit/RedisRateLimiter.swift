@@ -1,4 +1,5 @@
 import NIOCore
+import Redis
 
 /// GCRA in Redis: one atomic script per check, one key per policy and client, on the Redis
 /// server's clock (instances with skewed clocks still agree). The key expires when its bucket

@@ -1,6 +1,7 @@
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import Redis
 
 /// Where cached responses live: in this process (no Redis), or in Redis shared by every
 /// gateway instance, optionally with a near cache in this process that Redis pub/sub keeps

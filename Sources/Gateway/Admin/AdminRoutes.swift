@@ -1,6 +1,7 @@
 import Cache
 import NIOCore
 import NIOHTTP1
+import Redis
 
 /// The admin API's endpoints and their JSON shapes.
 struct AdminRoutes {

@@ -1,4 +1,5 @@
 import Cache
+import HTTPWire
 import NIOCore
 
 /// A response being copied into the cache while it streams to the client: decided on at its

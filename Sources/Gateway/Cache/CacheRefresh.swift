@@ -1,4 +1,5 @@
 import Cache
+import HTTPWire
 import NIOCore
 import Router
 

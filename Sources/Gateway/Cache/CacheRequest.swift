@@ -1,4 +1,5 @@
 import Cache
+import HTTPWire
 import Router
 
 /// A cached route's GET or HEAD as the cache sees it: its key and variant, and what became of

@@ -1,6 +1,7 @@
 import Cache
 import Logging
 import NIOCore
+import Redis
 import Router
 
 /// The response cache as the data path uses it: the store, each route's policy and

@@ -1,4 +1,5 @@
 import Cache
+import Redis
 
 /// `redis:` — the Redis shared by gateway instances (cache entries, invalidations, tokens).
 /// A URL, or a mapping with timeouts; an empty string means no Redis.

@@ -1,3 +1,4 @@
+import Redis
 import Router
 
 /// The gateway's configuration file, decoded. Every section has defaults a small deployment

@@ -1,3 +1,4 @@
+import HTTPWire
 import NIOCore
 
 /// A response the gateway makes itself (errors, preflights, cache hits): status, a few

@@ -1,3 +1,5 @@
+import HTTPWire
+
 /// `RateLimit-Policy` and `RateLimit` of one response, kept as numbers and written straight
 /// into the head: a limited route adds them to every response, and building two Strings and
 /// an array per request cost more than the limiter itself.
@@ -22,24 +24,5 @@ struct RateLimitFields {
     var pairs: [(String, String)] {
         [("RateLimit-Policy", policy.policyHeader),
          ("RateLimit", "\"\(policy.name)\";r=\(max(0, remaining));t=\(max(0, resetSeconds))")]
-    }
-}
-
-extension RawHeadWriter {
-    /// A number in decimal, without making a String.
-    mutating func writeDecimal(_ value: UInt64) {
-        // 20 digits hold any UInt64.
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        var count = 0
-        var rest = value
-        withUnsafeMutableBytes(of: &digits) { buffer in
-            repeat {
-                buffer[count] = UInt8(ascii: "0") + UInt8(rest % 10)
-                rest /= 10
-                count += 1
-            } while rest > 0
-            for i in 0..<(count / 2) { buffer.swapAt(i, count - 1 - i) }
-            write(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
-        }
     }
 }

@@ -1,3 +1,4 @@
+import HTTPWire
 import NIOCore
 
 /// What the gateway adds when it forwards a request.

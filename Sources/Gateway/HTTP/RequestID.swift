@@ -1,3 +1,4 @@
+import HTTPWire
 import NIOCore
 
 /// A request's ID: the client's `X-Request-Id` when it is a sane token, otherwise 128 random
@@ -74,4 +75,17 @@ struct RequestIDGenerator {
     mutating func make() -> RequestID {
         RequestID(high: next(), low: next())
     }
+}
+
+extension RawHeadWriter {
+    /// A request ID as written in heads (32 hex digits, or the client's own).
+    mutating func write(_ id: RequestID) {
+        if let client = id.client {
+            write(client)
+        } else {
+            writeHex(high: id.high, low: id.low)
+        }
+    }
+
+    static func length(of id: RequestID) -> Int { id.client?.utf8.count ?? 32 }
 }

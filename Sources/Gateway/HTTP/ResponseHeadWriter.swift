@@ -1,3 +1,4 @@
+import HTTPWire
 import NIOCore
 
 /// How a response body is framed towards the client; it differs from the upstream's framing

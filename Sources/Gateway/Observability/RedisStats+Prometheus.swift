@@ -1,4 +1,5 @@
 import Cache
+import Redis
 
 /// The Redis client's metrics in Prometheus text format (whoever uses it: the cache, rate limits).
 extension RedisStats {

@@ -1,5 +1,6 @@
 import Cache
 import NIOCore
+import Redis
 import Router
 
 /// Rate limiting on the request path: the policy's bucket in this process or in Redis (the

@@ -1,3 +1,4 @@
+import HTTPWire
 import Router
 
 /// Why an exchange with an upstream failed; each maps to the status the client gets when no

@@ -1,5 +1,7 @@
 import Cache
+import HTTPWire
 import NIOCore
+import Redis
 import Router
 
 /// The state one event loop owns: its connection pools to every upstream server, its timer

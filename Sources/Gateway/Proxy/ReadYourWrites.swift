@@ -1,4 +1,5 @@
 import Cache
+import HTTPWire
 import Router
 
 /// Read-your-writes for one request: what the client's earlier writes demand of a read, how it

@@ -1,3 +1,4 @@
+import HTTPWire
 import NIOCore
 
 /// The client-side handler that uses an upstream connection while it is leased.

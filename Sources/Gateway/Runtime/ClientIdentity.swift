@@ -1,4 +1,5 @@
 import Cache
+import HTTPWire
 
 /// Who a request comes from (`identity:`): the first source the request has — a session
 /// cookie, an API key or Authorization header, the client address — hashed, so a credential is

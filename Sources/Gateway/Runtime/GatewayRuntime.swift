@@ -1,6 +1,7 @@
 import Cache
 import Logging
 import NIOCore
+import Redis
 import Router
 
 /// A pool as the data path sees it.

@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import Redis
 import ServiceLifecycle
 
 /// A running gateway: the event loops, the proxy listener and the admin listener. As a

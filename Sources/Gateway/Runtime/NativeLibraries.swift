@@ -1,5 +1,6 @@
 import Cache
 import CLibpq
+import Redis
 
 /// The C libraries linked in, by version, for `/health` and the start-up log.
 enum NativeLibraries {

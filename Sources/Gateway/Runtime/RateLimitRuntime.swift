@@ -1,4 +1,6 @@
 import Cache
+import HTTPWire
+import Redis
 import Router
 
 /// Rate limits as the data path uses them: each policy's GCRA rules (and the smaller one used

@@ -7,14 +7,14 @@ import Darwin
 /// A cursor over memory reserved in an outgoing buffer. Heads are written by copying byte ranges
 /// of the parsed head and a few literals; doing it with `memcpy` into one reservation, instead of
 /// one capacity-checked `ByteBuffer` call per piece, halves the cost of forwarding a head.
-struct RawHeadWriter {
-    let base: UnsafeMutableRawPointer
-    private(set) var count = 0
+public struct RawHeadWriter {
+    public let base: UnsafeMutableRawPointer
+    public private(set) var count = 0
     #if DEBUG
-    let capacity: Int
+    public let capacity: Int
     #endif
 
-    init(_ buffer: UnsafeMutableRawBufferPointer) {
+    public init(_ buffer: UnsafeMutableRawBufferPointer) {
         base = buffer.baseAddress!
         #if DEBUG
         capacity = buffer.count
@@ -31,24 +31,24 @@ struct RawHeadWriter {
     }
 
     @inline(__always)
-    mutating func write(_ bytes: UnsafeRawBufferPointer) {
+    public mutating func write(_ bytes: UnsafeRawBufferPointer) {
         if bytes.count > 0 { copy(bytes.baseAddress!, bytes.count) }
     }
 
     @inline(__always)
-    mutating func write(_ literal: StaticString) {
+    public mutating func write(_ literal: StaticString) {
         copy(literal.utf8Start, literal.utf8CodeUnitCount)
     }
 
     @inline(__always)
-    mutating func write(_ text: String) {
+    public mutating func write(_ text: String) {
         var text = text
         text.withUTF8 { write(UnsafeRawBufferPointer($0)) }
     }
 
     /// A header line: `name: value\r\n`.
     @inline(__always)
-    mutating func header(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
+    public mutating func header(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
         write(name)
         write(": ")
         write(value)
@@ -56,40 +56,54 @@ struct RawHeadWriter {
     }
 
     @inline(__always)
-    mutating func header(_ name: String, _ value: String) {
+    public mutating func header(_ name: String, _ value: String) {
         write(name)
         write(": ")
         write(value)
         write("\r\n")
     }
 
-    /// A request ID as written in heads (32 hex digits, or the client's own).
-    mutating func write(_ id: RequestID) {
-        if let client = id.client {
-            write(client)
-            return
-        }
+    /// 128 bits as 32 lower-case hex digits (generated request IDs).
+    public mutating func writeHex(high: UInt64, low: UInt64) {
+        #if DEBUG
+        precondition(count + 32 <= capacity, "head larger than its reservation")
+        #endif
         let digits: StaticString = "0123456789abcdef"
         let hex = digits.utf8Start
         let out = (base + count).assumingMemoryBound(to: UInt8.self)
         for i in 0..<16 {
-            out[i] = hex[Int((id.high >> (60 - 4 * UInt64(i))) & 0xF)]
-            out[16 + i] = hex[Int((id.low >> (60 - 4 * UInt64(i))) & 0xF)]
+            out[i] = hex[Int((high >> (60 - 4 * UInt64(i))) & 0xF)]
+            out[16 + i] = hex[Int((low >> (60 - 4 * UInt64(i))) & 0xF)]
         }
         count += 32
     }
 
-    static func length(of id: RequestID) -> Int { id.client?.utf8.count ?? 32 }
+    /// A number in decimal, without making a String.
+    public mutating func writeDecimal(_ value: UInt64) {
+        // 20 digits hold any UInt64.
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        var length = 0
+        var rest = value
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                buffer[length] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+                length += 1
+            } while rest > 0
+            for i in 0..<(length / 2) { buffer.swapAt(i, length - 1 - i) }
+            write(UnsafeRawBufferPointer(rebasing: buffer[0..<length]))
+        }
+    }
 }
 
 extension HeaderField {
     @inline(__always)
-    func name(in raw: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+    public func name(in raw: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(rebasing: raw[Int(nameStart)..<Int(nameStart + nameLength)])
     }
 
     @inline(__always)
-    func value(in raw: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+    public func value(in raw: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(rebasing: raw[Int(valueStart)..<Int(valueStart + valueLength)])
     }
 }

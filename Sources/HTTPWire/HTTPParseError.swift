@@ -1,6 +1,6 @@
 /// Why a message could not be parsed. Each case maps to the status the gateway answers a client
 /// with; for upstream responses every case is a 502.
-enum HTTPParseError: Error, Equatable, CustomStringConvertible {
+public enum HTTPParseError: Error, Equatable, CustomStringConvertible {
     case headTooLarge
     case tooManyHeaders
     case malformedStartLine
@@ -15,7 +15,7 @@ enum HTTPParseError: Error, Equatable, CustomStringConvertible {
     case truncatedMessage
 
     /// The status a client gets for a request that failed with this error.
-    var requestStatus: Int {
+    public var requestStatus: Int {
         switch self {
         case .headTooLarge, .tooManyHeaders: 431
         case .unsupportedVersion: 505
@@ -24,7 +24,7 @@ enum HTTPParseError: Error, Equatable, CustomStringConvertible {
         }
     }
 
-    var description: String {
+    public var description: String {
         switch self {
         case .headTooLarge: "request header section too large"
         case .tooManyHeaders: "too many header fields"

@@ -8,11 +8,13 @@ import Darwin
 
 /// The IMF-fixdate for the `Date` header of responses the gateway makes itself, formatted once
 /// per second per event loop instead of once per response.
-struct HTTPDateCache {
+public struct HTTPDateCache {
     private var second: Int = -1
     private var cached = ""
 
-    mutating func current() -> String {
+    public init() {}
+
+    public mutating func current() -> String {
         var now = time(nil)
         if Int(now) != second {
             second = Int(now)
@@ -21,7 +23,7 @@ struct HTTPDateCache {
         return cached
     }
 
-    static func format(_ time: inout time_t) -> String {
+    public static func format(_ time: inout time_t) -> String {
         var parts = tm()
         gmtime_r(&time, &parts)
         let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]

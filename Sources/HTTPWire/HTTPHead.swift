@@ -2,7 +2,7 @@ import NIOCore
 import Router
 
 /// How the body of a message is delimited (RFC 9112 §6.3).
-enum BodyFraming: Equatable {
+public enum BodyFraming: Equatable {
     case none
     case length(Int)
     case chunked
@@ -14,29 +14,29 @@ enum BodyFraming: Equatable {
 /// start line and each field by offset, so forwarding copies bytes instead of building strings.
 /// A class: a head is passed through the parser's events into an exchange and read many times;
 /// as a struct of this size every hand-over was a copy and a dozen retains.
-final class HTTPHead {
+public final class HTTPHead {
     /// The head's bytes, from the start line through the blank line, reader index 0.
-    var raw: ByteBuffer
-    var fields: ContiguousArray<HeaderField>
+    public var raw: ByteBuffer
+    public var fields: ContiguousArray<HeaderField>
 
     /// Start line parts: request = method, target, version; response = version, status, reason.
-    var part1: Range<Int>
-    var part2: Range<Int>
-    var part3: Range<Int>
+    public var part1: Range<Int>
+    public var part2: Range<Int>
+    public var part3: Range<Int>
 
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
-    var minorVersion: Int
-    var framing: BodyFraming
+    public var minorVersion: Int
+    public var framing: BodyFraming
     /// Whether the sender allows this connection to carry another message after this one.
-    var keepAlive: Bool
+    public var keepAlive: Bool
 
     /// Request heads only.
-    var method: RequestMethod = .get
-    var expectsContinue = false
+    public var method: RequestMethod = .get
+    public var expectsContinue = false
     /// Response heads only.
-    var status: Int = 0
+    public var status: Int = 0
 
-    init(raw: ByteBuffer, fields: ContiguousArray<HeaderField>, part1: Range<Int>, part2: Range<Int>, part3: Range<Int>,
+    public init(raw: ByteBuffer, fields: ContiguousArray<HeaderField>, part1: Range<Int>, part2: Range<Int>, part3: Range<Int>,
          minorVersion: Int, framing: BodyFraming, keepAlive: Bool) {
         self.raw = raw
         self.fields = fields
@@ -48,33 +48,33 @@ final class HTTPHead {
         self.keepAlive = keepAlive
     }
 
-    var isRequest: Bool { status == 0 }
+    public var isRequest: Bool { status == 0 }
 
-    var contentLength: Int? {
+    public var contentLength: Int? {
         if case .length(let length) = framing { return length }
         return nil
     }
 
     // MARK: Reading parts of the head
 
-    func string(_ range: Range<Int>) -> String {
+    public func string(_ range: Range<Int>) -> String {
         raw.getString(at: range.lowerBound, length: range.count) ?? ""
     }
 
-    func name(of field: HeaderField) -> String {
+    public func name(of field: HeaderField) -> String {
         raw.getString(at: Int(field.nameStart), length: Int(field.nameLength)) ?? ""
     }
 
-    func value(of field: HeaderField) -> String {
+    public func value(of field: HeaderField) -> String {
         raw.getString(at: Int(field.valueStart), length: Int(field.valueLength)) ?? ""
     }
 
     /// The request target exactly as received (origin-form, absolute-form or `*`).
-    var target: String { string(part2) }
+    public var target: String { string(part2) }
 
     /// The path of the request target, without the query; for absolute-form targets the part
     /// after the authority.
-    var path: String {
+    public var path: String {
         let target = raw.readableBytesView[part2]
         var start = target.startIndex
         if target.first != ASCII.slash, let schemeEnd = Self.absoluteFormPathStart(target) {
@@ -86,7 +86,7 @@ final class HTTPHead {
     }
 
     /// The query string without `?`, or nil.
-    var query: String? {
+    public var query: String? {
         let target = raw.readableBytesView[part2]
         guard let q = target.firstIndex(of: ASCII.question) else { return nil }
         return String(decoding: target[(q + 1)...], as: UTF8.self)
@@ -105,23 +105,23 @@ final class HTTPHead {
     }
 
     /// The authority of an absolute-form target, which replaces Host (RFC 9112 §3.2.2).
-    var absoluteFormAuthority: String? {
+    public var absoluteFormAuthority: String? {
         let target = raw.readableBytesView[part2]
         guard target.first != ASCII.slash, let pathStart = Self.absoluteFormPathStart(target) else { return nil }
         let schemeLength = ASCII.lowercased(target[target.startIndex + 4]) == UInt8(ascii: "s") ? 8 : 7
         return String(decoding: target[(target.startIndex + schemeLength)..<pathStart], as: UTF8.self)
     }
 
-    func firstField(_ kind: KnownHeader) -> HeaderField? {
+    public func firstField(_ kind: KnownHeader) -> HeaderField? {
         fields.first { $0.kind == kind }
     }
 
-    func firstValue(_ kind: KnownHeader) -> String? {
+    public func firstValue(_ kind: KnownHeader) -> String? {
         firstField(kind).map(value(of:))
     }
 
     /// The first value of a header, by case-insensitive name.
-    func firstValue(named name: String) -> String? {
+    public func firstValue(named name: String) -> String? {
         var name = name
         return name.withUTF8 { nameBytes -> String? in
             raw.withUnsafeReadableBytes { bytes -> String? in
@@ -140,7 +140,7 @@ final class HTTPHead {
     }
 
     /// All values of a header kind joined with ", " (a list-valued field's combined value).
-    func combinedValue(_ kind: KnownHeader) -> String? {
+    public func combinedValue(_ kind: KnownHeader) -> String? {
         var result: String?
         for field in fields where field.kind == kind {
             let value = value(of: field)
@@ -150,7 +150,7 @@ final class HTTPHead {
     }
 
     /// The host the client asked for: an absolute-form authority, else the Host header.
-    var host: String? {
+    public var host: String? {
         absoluteFormAuthority ?? firstValue(.host)
     }
 }
@@ -158,5 +158,5 @@ final class HTTPHead {
 extension HTTPHead: RequestHeaders {}
 
 extension HTTPHead: CustomStringConvertible {
-    var description: String { raw.getString(at: 0, length: raw.readableBytes) ?? "<binary head>" }
+    public var description: String { raw.getString(at: 0, length: raw.readableBytes) ?? "<binary head>" }
 }

@@ -5,7 +5,7 @@ import NIOPosix
 import Testing
 import TestSupport
 
-@testable import Cache
+@testable import Redis
 
 /// The Redis client against a real redis-server.
 @Suite(.timeLimit(.minutes(2)))

@@ -1,7 +1,7 @@
 import NIOCore
 import Testing
 
-@testable import Cache
+@testable import Redis
 
 /// hiredis's formatter and reader as the client uses them, without a server.
 @Suite struct RESPTests {

@@ -1,6 +1,6 @@
 /// Reason phrases for the statuses the gateway produces itself.
-enum StatusReason {
-    static func phrase(_ status: Int) -> String {
+public enum StatusReason {
+    public static func phrase(_ status: Int) -> String {
         switch status {
         case 200: "OK"
         case 204: "No Content"

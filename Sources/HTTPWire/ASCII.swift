@@ -1,20 +1,20 @@
 /// Byte classes of RFC 9110 used by the HTTP/1.1 parser, as lookup tables so that validating a
 /// header costs one load per byte.
-enum ASCII {
-    static let cr: UInt8 = 13
-    static let lf: UInt8 = 10
-    static let space: UInt8 = 32
-    static let tab: UInt8 = 9
-    static let colon: UInt8 = 58
-    static let semicolon: UInt8 = 59
-    static let comma: UInt8 = 44
-    static let slash: UInt8 = 47
-    static let question: UInt8 = 63
+public enum ASCII {
+    public static let cr: UInt8 = 13
+    public static let lf: UInt8 = 10
+    public static let space: UInt8 = 32
+    public static let tab: UInt8 = 9
+    public static let colon: UInt8 = 58
+    public static let semicolon: UInt8 = 59
+    public static let comma: UInt8 = 44
+    public static let slash: UInt8 = 47
+    public static let question: UInt8 = 63
 
     /// `tchar` of RFC 9110 §5.6.2 (the characters of a method or header name) as a 128-bit
     /// bitmap: a constant, so a check is two shifts, with no table to initialise or bounds-check.
     @inline(__always)
-    static func isTokenChar(_ byte: UInt8) -> Bool {
+    public static func isTokenChar(_ byte: UInt8) -> Bool {
         let low: UInt64 = 0x03FF_6CFA_0000_0000
         let high: UInt64 = 0x57FF_FFFF_C7FF_FFFE
         if byte < 64 { return (low >> UInt64(byte)) & 1 == 1 }
@@ -25,24 +25,24 @@ enum ASCII {
     /// Bytes allowed in a field value: VCHAR, SP, HTAB and obs-text. CR, LF, NUL and the other
     /// controls are refused, because they are how header injection and smuggling start.
     @inline(__always)
-    static func isFieldValueChar(_ byte: UInt8) -> Bool {
+    public static func isFieldValueChar(_ byte: UInt8) -> Bool {
         (byte >= 0x20 && byte != 0x7F) || byte == ASCII.tab
     }
 
     /// Bytes allowed in a request-target: visible ASCII only (no spaces, controls or raw UTF-8).
     @inline(__always)
-    static func isTargetChar(_ byte: UInt8) -> Bool {
+    public static func isTargetChar(_ byte: UInt8) -> Bool {
         byte > 0x20 && byte < 0x7F
     }
 
     @inline(__always)
-    static func lowercased(_ byte: UInt8) -> UInt8 {
+    public static func lowercased(_ byte: UInt8) -> UInt8 {
         (byte &- 65) < 26 ? byte | 0x20 : byte
     }
 
     /// Case-insensitive comparison of `count` bytes at `offset` with a lowercase ASCII literal.
     @inline(__always)
-    static func equalsLowercase(
+    public static func equalsLowercase(
         _ bytes: UnsafeRawBufferPointer, _ offset: Int, _ count: Int, _ literal: StaticString
     ) -> Bool {
         guard count == literal.utf8CodeUnitCount else { return false }
@@ -55,7 +55,7 @@ enum ASCII {
 
     /// Parses a non-negative decimal integer (Content-Length); nil when empty, not all digits,
     /// or too large to be a body length.
-    static func parseDecimal(_ bytes: UnsafeRawBufferPointer, _ offset: Int, _ count: Int) -> Int? {
+    public static func parseDecimal(_ bytes: UnsafeRawBufferPointer, _ offset: Int, _ count: Int) -> Int? {
         guard count > 0, count <= 18 else { return nil }
         var value = 0
         for i in offset..<(offset + count) {
@@ -67,7 +67,7 @@ enum ASCII {
     }
 
     @inline(__always)
-    static func hexValue(_ byte: UInt8) -> Int? {
+    public static func hexValue(_ byte: UInt8) -> Int? {
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): return Int(byte - UInt8(ascii: "0"))
         case UInt8(ascii: "a")...UInt8(ascii: "f"): return Int(byte - UInt8(ascii: "a") + 10)

@@ -1,6 +1,6 @@
 /// The header names the gateway acts on, recognised once while parsing so that forwarding and
 /// framing never compare names again.
-enum KnownHeader: UInt8 {
+public enum KnownHeader: UInt8 {
     case other
     case host
     case contentLength
@@ -32,7 +32,7 @@ enum KnownHeader: UInt8 {
 
     /// Hop-by-hop headers of RFC 9110 §7.6.1 (plus the legacy Proxy-Connection and Keep-Alive):
     /// meaningful for one connection only, never forwarded.
-    var isHopByHop: Bool {
+    public var isHopByHop: Bool {
         switch self {
         case .connection, .keepAlive, .te, .trailer, .transferEncoding, .upgrade, .proxyConnection:
             true
@@ -41,7 +41,7 @@ enum KnownHeader: UInt8 {
         }
     }
 
-    static func classify(_ bytes: UnsafeRawBufferPointer, _ offset: Int, _ count: Int) -> KnownHeader {
+    public static func classify(_ bytes: UnsafeRawBufferPointer, _ offset: Int, _ count: Int) -> KnownHeader {
         @inline(__always) func eq(_ literal: StaticString) -> Bool {
             ASCII.equalsLowercase(bytes, offset, count, literal)
         }
@@ -93,12 +93,12 @@ enum KnownHeader: UInt8 {
 }
 
 /// One header line of a parsed head, as offsets into the head's bytes (no copies).
-struct HeaderField {
-    var nameStart: Int32
-    var nameLength: Int32
-    var valueStart: Int32
-    var valueLength: Int32
-    var kind: KnownHeader
+public struct HeaderField {
+    public var nameStart: Int32
+    public var nameLength: Int32
+    public var valueStart: Int32
+    public var valueLength: Int32
+    public var kind: KnownHeader
     /// Set for hop-by-hop headers and for the headers a `Connection` field names.
-    var hopByHop: Bool
+    public var hopByHop: Bool
 }

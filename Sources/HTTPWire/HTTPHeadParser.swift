@@ -4,8 +4,8 @@ import Router
 /// Turns the bytes of one complete head into an `HTTPHead`: validates the start line and every
 /// field, classifies the fields the gateway acts on, and decides the body framing and
 /// persistence (RFC 9112 §6.3, §9.3).
-enum HTTPHeadParser {
-    static func parse(_ raw: ByteBuffer, kind: HTTP1Parser.Kind, maxHeaderCount: Int) throws(HTTPParseError) -> HTTPHead {
+public enum HTTPHeadParser {
+    public static func parse(_ raw: ByteBuffer, kind: HTTP1Parser.Kind, maxHeaderCount: Int) throws(HTTPParseError) -> HTTPHead {
         let result: Result<HTTPHead, HTTPParseError> = raw.withUnsafeReadableBytes { bytes in
             do throws(HTTPParseError) {
                 return .success(try parse(bytes, raw: raw, kind: kind, maxHeaderCount: maxHeaderCount))
@@ -287,12 +287,12 @@ enum HTTPHeadParser {
     }
 
     /// Iterates list items without allocating: this runs for every response's Content-Length.
-    struct ListItems: Sequence, IteratorProtocol {
-        let bytes: UnsafeRawBufferPointer
-        var position: Int
-        let end: Int
+    public struct ListItems: Sequence, IteratorProtocol {
+        public let bytes: UnsafeRawBufferPointer
+        public var position: Int
+        public let end: Int
 
-        mutating func next() -> Range<Int>? {
+        public mutating func next() -> Range<Int>? {
             while position <= end {
                 var itemEnd = position
                 while itemEnd < end, bytes[itemEnd] != ASCII.comma { itemEnd += 1 }

@@ -9,10 +9,10 @@ import Router
 /// checks follow RFC 9112 strictly where laxness enables request smuggling: no obs-fold, no
 /// space before a colon, no bare CR, no Content-Length together with Transfer-Encoding, no
 /// differing Content-Length values.
-struct HTTP1Parser {
-    enum Kind { case request, response }
+public struct HTTP1Parser {
+    public enum Kind { case request, response }
 
-    enum Event {
+    public enum Event {
         case head(HTTPHead)
         case body(ByteBuffer)
         case end
@@ -31,39 +31,39 @@ struct HTTP1Parser {
         case failed(HTTPParseError)
     }
 
-    let kind: Kind
+    public let kind: Kind
     /// Upper bound of a head (start line + fields), and of a chunked body's trailer section.
-    var maxHeadBytes: Int
-    var maxHeaderCount: Int
+    public var maxHeadBytes: Int
+    public var maxHeaderCount: Int
     /// Responses only: set before parsing the response to a HEAD request, whose body is empty
     /// whatever its Content-Length says.
-    var respondingToHead = false
+    public var respondingToHead = false
 
     private var buffer = ByteBuffer()
     private var state = State.head(scanned: 0)
 
-    init(kind: Kind, maxHeadBytes: Int = 32 * 1024, maxHeaderCount: Int = 128) {
+    public init(kind: Kind, maxHeadBytes: Int = 32 * 1024, maxHeaderCount: Int = 128) {
         self.kind = kind
         self.maxHeadBytes = maxHeadBytes
         self.maxHeaderCount = maxHeaderCount
     }
 
     /// Bytes received but not yet turned into events.
-    var bufferedBytes: Int { buffer.readableBytes }
+    public var bufferedBytes: Int { buffer.readableBytes }
 
     /// Between messages, with nothing of the next one received yet.
-    var isIdle: Bool {
+    public var isIdle: Bool {
         if case .head = state, !pendingEnd, buffer.readableBytes == 0 { return true }
         return false
     }
 
     /// Waiting for (part of) a head: a timeout now means the peer is slow to send its headers.
-    var isReadingHead: Bool {
+    public var isReadingHead: Bool {
         if case .head = state, !pendingEnd { return true }
         return false
     }
 
-    mutating func append(_ bytes: ByteBuffer) {
+    public mutating func append(_ bytes: ByteBuffer) {
         if buffer.readableBytes == 0 {
             buffer = bytes
             return
@@ -76,7 +76,7 @@ struct HTTP1Parser {
     }
 
     /// The next event, or `.needMoreData`. After an error every call repeats the error.
-    mutating func next() throws(HTTPParseError) -> Event {
+    public mutating func next() throws(HTTPParseError) -> Event {
         switch state {
         case .failed(let error):
             throw error
@@ -123,7 +123,7 @@ struct HTTP1Parser {
 
     /// The peer closed its side: a close-delimited body ends here, anything else half-received
     /// is truncated.
-    mutating func finish() throws(HTTPParseError) -> Event {
+    public mutating func finish() throws(HTTPParseError) -> Event {
         if pendingEnd { return try next() }
         switch state {
         case .untilClose:
@@ -282,7 +282,7 @@ struct HTTP1Parser {
 }
 
 @inline(__always)
-func memchrLF(_ bytes: UnsafeRawBufferPointer, from: Int, to: Int) -> Int? {
+public func memchrLF(_ bytes: UnsafeRawBufferPointer, from: Int, to: Int) -> Int? {
     guard from < to, let base = bytes.baseAddress else { return nil }
     guard let found = memchr(base + from, Int32(ASCII.lf), to - from) else { return nil }
     return UnsafeRawPointer(found) - base

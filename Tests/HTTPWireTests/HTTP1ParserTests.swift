@@ -2,7 +2,7 @@ import NIOCore
 import Router
 import Testing
 
-@testable import Gateway
+@testable import HTTPWire
 
 /// What a parser produced, flattened for comparison.
 enum ParsedEvent: Equatable {
