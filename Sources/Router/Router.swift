@@ -93,6 +93,9 @@ public final class Router: Sendable {
         public var route: Int?
         public var isRead: Bool
         public var region: Int
+        /// Where the matched route sends requests.
+        public var routeTarget: RouteTarget
+        /// Where this request goes: the route's target, or the primary for a read pinned there.
         public var target: RouteTarget
         /// The chosen pool and server; nil when no candidate had an available server.
         public var pool: Int?
@@ -131,20 +134,36 @@ public final class Router: Sendable {
     /// The first pool with role primary: who takes writes until the databases say otherwise.
     public var configuredWritePool: Int? { pools.firstIndex { $0.role == .primary } }
 
+    /// The whole decision at once: `route`, then `pick`.
     public func decide(
         _ request: Request, headers: some RequestHeaders, state: RoutingState, balancer: inout BalancerState
     ) -> Decision {
-        let match = table.match(path: request.path, method: request.method, host: request.host, headers: headers)
-        var target = match.map { routes[$0.index].target } ?? .auto
-        if request.requirement == .writePool, target == .auto { target = .primary }
-        let isRead = readMethods.contains(request.method)
-        let region = regions.resolve(client: request.client, headerTrusted: request.headerTrusted, headers: headers)
-        var decision = Decision(
-            route: match?.index, isRead: isRead, region: region, target: target,
-            pool: nil, server: nil, toWritePool: false, noWritePool: false, candidatePosition: -1,
-            requirement: request.requirement)
-        advance(&decision, state: state, balancer: &balancer)
+        var decision = route(request, headers: headers)
+        pick(&decision, state: state, balancer: &balancer)
         return decision
+    }
+
+    /// What needs no state: the route that matches, read or write, the client's region. No pool
+    /// is chosen yet (`pick` does that, once the request's filters have had their say).
+    public func route(_ request: Request, headers: some RequestHeaders) -> Decision {
+        let match = table.match(path: request.path, method: request.method, host: request.host, headers: headers)
+        let target = match.map { routes[$0.index].target } ?? .auto
+        let region = regions.resolve(client: request.client, headerTrusted: request.headerTrusted, headers: headers)
+        return Decision(
+            route: match?.index, isRead: readMethods.contains(request.method), region: region, routeTarget: target,
+            target: target, pool: nil, server: nil, toWritePool: false, noWritePool: false, candidatePosition: -1,
+            requirement: request.requirement)
+    }
+
+    /// Chooses the first candidate pool with an available server, from the start of the
+    /// candidate order, under the decision's read requirement (again after the requirement
+    /// changed or the state moved on).
+    public func pick(_ decision: inout Decision, state: RoutingState, balancer: inout BalancerState) {
+        decision.target = decision.requirement == .writePool && decision.routeTarget == .auto ? .primary : decision.routeTarget
+        decision.candidatePosition = -1
+        decision.toWritePool = false
+        decision.noWritePool = false
+        advance(&decision, state: state, balancer: &balancer)
     }
 
     /// Moves `decision` to the next candidate pool with an available server (a retry after the

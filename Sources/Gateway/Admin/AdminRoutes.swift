@@ -226,7 +226,7 @@ struct AdminRoutes {
                                             counters: cache.store.usesRedis ? cache.store.counters : nil).utf8)
         }
         if let limits = gateway.runtime.rateLimits {
-            let perLoop = await gateway.contexts.collect { $0.rateLimitStats }
+            let perLoop = await gateway.contexts.collect { $0.rateLimits.stats }
             let totals = limits.policies.indices.map { index in perLoop.reduce(RateLimitStats()) { $0 + $1[index] } }
             body += Array(RateLimitStats.render(totals, policies: limits.policies.map(\.name), keys: limits.local.count).utf8)
         }

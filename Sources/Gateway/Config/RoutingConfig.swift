@@ -1,4 +1,5 @@
 import Cache
+import HTTPWire
 import Router
 
 /// `regions:` — how a client's region is found, and where its reads go when its own region has
@@ -117,10 +118,13 @@ public struct RouteConfig: Decodable, Sendable {
     public var invalidates: [CacheKeyTemplate]
     /// A policy of `rate_limits.policies`, or `none` (nil: the default policy).
     public var rateLimit: String?
+    /// Headers added to every response of the route, in file order.
+    public var responseHeaders: [(name: String, value: String)]
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, match, to, cors, cache, invalidates
         case rateLimit = "rate_limit"
+        case responseHeaders = "response_headers"
     }
 
     enum MatchKeys: String, CodingKey, CaseIterable {
@@ -157,6 +161,7 @@ public struct RouteConfig: Decodable, Sendable {
                 headers.append((key.stringValue, value == "*" ? nil : value))
             }
         }
+        responseHeaders = try Self.decodeResponseHeaders(c)
         let parameterNames = path.parameterNames
         cache = c.contains(.cache) ? try RouteCacheConfig(from: try c.superDecoder(forKey: .cache), parameterNames: parameterNames) : nil
         invalidates = []
@@ -171,5 +176,34 @@ public struct RouteConfig: Decodable, Sendable {
                 }
             }
         }
+    }
+
+    /// The gateway frames and persists messages itself; these it will not let a route set.
+    private static let managedHeaders: Set<String> = [
+        "connection", "content-length", "transfer-encoding", "keep-alive", "upgrade", "te", "trailer", "proxy-connection",
+        "date", "x-request-id",
+    ]
+
+    private static func decodeResponseHeaders(_ c: KeyedDecodingContainer<CodingKeys>) throws -> [(name: String, value: String)] {
+        guard c.contains(.responseHeaders) else { return [] }
+        let map = try c.nestedContainer(keyedBy: AnyCodingKey.self, forKey: .responseHeaders)
+        var headers: [(name: String, value: String)] = []
+        for key in map.allKeys {
+            let name = key.stringValue
+            let value = try map.decode(String.self, forKey: key)
+            guard !name.isEmpty, name.utf8.allSatisfy(ASCII.isTokenChar) else {
+                throw DecodingError.dataCorruptedError(forKey: key, in: map, debugDescription: "'\(name)' is not a header name")
+            }
+            guard !managedHeaders.contains(name.lowercased()) else {
+                throw DecodingError.dataCorruptedError(forKey: key, in: map,
+                    debugDescription: "'\(name)' is set by the gateway itself (framing, persistence, request IDs)")
+            }
+            guard value.utf8.allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }) else {
+                throw DecodingError.dataCorruptedError(forKey: key, in: map,
+                    debugDescription: "the value of '\(name)' may not contain control characters such as CR or LF")
+            }
+            headers.append((name, value.trimmingSpaces()))
+        }
+        return headers
     }
 }

@@ -1,0 +1,422 @@
+import HTTPWire
+import NIOCore
+import Router
+
+/// One HTTP/1.1 client connection: bytes in, an `Exchange` per request, bytes out. It parses
+/// requests, refuses the ones that cannot become exchanges, reads request bodies when the
+/// exchange can take them, frames what the exchange returns for HTTP/1.x (chunking,
+/// persistence, interim responses), keeps the connection's one deadline, and decides what the
+/// connection does after each response (next request, close, lingering close). It reads from
+/// the client only while the upstream can take more, and the exchange reads from the upstream
+/// only while the client can: backpressure both ways. Requests are served one at a time, so
+/// pipelined requests are answered in order; their bytes wait in the parser, which is bounded,
+/// and past that bound the socket is not read.
+final class HTTP1Connection: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    enum DeadlineKind: Equatable {
+        case none
+        /// Idle between requests.
+        case keepalive
+        /// Part of a head has arrived; the rest must arrive in time.
+        case clientHeader
+        /// Between two reads of a request body.
+        case clientBody
+        /// The exchange waits for an upstream connection (queue, then connect).
+        case acquire
+        /// The exchange waits for the upstream's response head, or between two reads of its body.
+        case response
+        /// The client does not read what it is sent.
+        case send
+        /// After an error response and a half-close, draining what the client still sends.
+        case linger
+    }
+
+    enum ConnectionState {
+        case open
+        case lingering
+        case closed
+    }
+
+    let loop: LoopContext
+    let runtime: GatewayRuntime
+    var context: ChannelHandlerContext?
+    var parser: HTTP1Parser
+    var exchange: Exchange?
+    var state = ConnectionState.open
+    var pendingRead = false
+    /// The client shut down its sending side: serve what it sent, then close.
+    var inputClosed = false
+    /// The current exchange waits for something before it can go on (see `Exchange.suspend`).
+    var parked = false {
+        didSet {
+            if parked {
+                deadline = .distantFuture
+                deadlineKind = .none
+            }
+        }
+    }
+    /// Shutdown asked this connection to close after the current response.
+    var closeAfterExchange = false
+    var deadline = NIODeadline.distantFuture
+    var deadlineKind = DeadlineKind.none
+    /// When a lingering close ends, however much the client still sends.
+    var lingerUntil = NIODeadline.distantFuture
+    /// nginx's lingering_timeout and lingering_time.
+    static let lingerTimeout = TimeAmount.seconds(5)
+    static let lingerTime = TimeAmount.seconds(30)
+    static let lingerOnShutdown = TimeAmount.seconds(1)
+    var peer = ClientPeer()
+    /// Response bytes held back to go out in one write with what follows (a small body behind
+    /// its head): each NIO write costs more than copying a few KiB. The buffer is reused: once
+    /// NIO has written it, its storage is ours again, so most responses allocate nothing.
+    var clientPending = ByteBuffer()
+    var hasClientPending = false
+    /// Something was written to the client since the last flush.
+    var clientNeedsFlush = false
+    /// How the current response's body is framed, and whether the connection closes after it.
+    var responseFraming = ClientFraming.asIs
+    var closesAfterResponse = false
+    /// `pumpRequest` is running; a nested call asks it to go round once more instead.
+    private var pumping = false
+    private var pumpAgain = false
+    let maxBodyBytes: Int
+    /// Unparsed bytes allowed to wait while a request is in flight (pipelining bound).
+    let maxBufferedBytes: Int
+
+    init(loop: LoopContext) {
+        self.loop = loop
+        self.runtime = loop.runtime
+        let limits = loop.runtime.config.limits
+        parser = HTTP1Parser(kind: .request, maxHeadBytes: limits.maxHeaderSize.bytes, maxHeaderCount: limits.maxHeaders)
+        maxBodyBytes = limits.maxBodySize.bytes
+        maxBufferedBytes = max(64 * 1024, limits.maxHeaderSize.bytes)
+    }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if let remote = context.channel.remoteAddress, let address = IPAddress(socketAddress: remote) {
+            peer = ClientPeer(address: address, text: address.description, trusted: runtime.trustedProxies.contains(address))
+        }
+        loop.register(self)
+        arm(.clientHeader, runtime.timeouts.clientHeader)
+        if loop.draining { drain() }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch state {
+        case .open:
+            parser.append(unwrapInboundIn(data))
+            pumpRequest()
+        case .lingering:
+            // nginx's lingering_timeout: a client still sending gets more time to read the
+            // response, up to lingering_time in all.
+            let now = NIODeadline.now()
+            arm(.linger, min(Self.lingerTimeout, lingerUntil - now), now: now)
+        case .closed:
+            break
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        exchange?.flushUpstream()
+        flushClient()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            inputClosed = true
+            switch state {
+            case .lingering:
+                closeNow()
+            case .open:
+                if exchange == nil { pumpRequest() }
+            case .closed:
+                break
+            }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            if deadlineKind == .send { exchange?.armWait() }
+            exchange?.downstreamWritable()
+        } else if let exchange, exchange.downstreamBlocked() {
+            arm(.send, runtime.timeouts.send)
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let wasOpen = state != .closed
+        state = .closed
+        if wasOpen, let exchange {
+            // The client left mid-exchange: nginx's 499, "client closed request".
+            exchange.abandon(status: 499, errorKind: "client_closed")
+        }
+        loop.unregister(self)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // Socket errors (reset by peer...) end the connection; channelInactive cleans up.
+        closeNow()
+    }
+
+    /// Reads are requested only when what they bring can be handled (backpressure).
+    func read(context: ChannelHandlerContext) {
+        if shouldReadFromClient {
+            context.read()
+        } else {
+            pendingRead = true
+        }
+    }
+
+    private var shouldReadFromClient: Bool {
+        switch state {
+        case .closed: return false
+        case .lingering: return true
+        case .open: break
+        }
+        guard let exchange else { return true }
+        if exchange.sendsRequestBody, !exchange.upstreamWritable { return false }
+        return parser.bufferedBytes < maxBufferedBytes
+    }
+
+    func resumeClientReads() {
+        if pendingRead, shouldReadFromClient, let context {
+            pendingRead = false
+            context.read()
+        }
+    }
+
+    // MARK: Requests
+
+    /// Pulls what the parser has, as far as the current state allows. Re-entrant calls (an
+    /// exchange that ends, or wants its body, while this runs) make it go round once more.
+    func pumpRequest() {
+        if pumping {
+            pumpAgain = true
+            return
+        }
+        pumping = true
+        repeat {
+            pumpAgain = false
+            pumpOnce()
+        } while pumpAgain && state == .open
+        pumping = false
+    }
+
+    private func pumpOnce() {
+        while state == .open {
+            if let exchange {
+                guard exchange.sendsRequestBody else { return }
+                guard exchange.upstreamWritable else {
+                    // The upstream holds us back, not the client: its timeout applies meanwhile.
+                    if deadlineKind != .response { arm(.response, exchange.responseTimeout) }
+                    exchange.flushUpstream()
+                    return
+                }
+                guard pumpRequestBody(exchange) else { return }
+            } else {
+                guard pumpNextHead() else { return }
+            }
+        }
+    }
+
+    /// Returns whether to keep pumping.
+    private func pumpNextHead() -> Bool {
+        if loop.draining && parser.isIdle {
+            closeNow()
+            return false
+        }
+        let event: HTTP1Parser.Event
+        do {
+            event = try parser.next()
+        } catch {
+            respondToBadRequest(error)
+            return false
+        }
+        switch event {
+        case .head(let head):
+            startExchange(head)
+            return true
+        case .needMoreData:
+            if inputClosed {
+                closeNow()
+            } else if parser.isIdle {
+                if deadlineKind != .keepalive && deadlineKind != .clientHeader {
+                    arm(.keepalive, runtime.timeouts.keepalive)
+                }
+            } else if deadlineKind != .clientHeader {
+                // From the first byte of a head; not re-armed per read, or a client sending one
+                // byte at a time (slowloris) could hold the connection forever.
+                arm(.clientHeader, runtime.timeouts.clientHeader)
+            }
+            resumeClientReads()
+            return false
+        case .body, .end:
+            // The parser yields these only inside a message, which an exchange owns.
+            closeNow()
+            return false
+        }
+    }
+
+    /// A request head: refused here if HTTP/1.1 itself rules it out, else an exchange.
+    private func startExchange(_ head: HTTPHead) {
+        var hasBody = false
+        switch head.framing {
+        case .none:
+            _ = try? parser.next()  // the message's `.end`
+        case .length(let length):
+            if length > maxBodyBytes {
+                return refuse(413, "request body larger than \(maxBodyBytes) bytes", errorKind: "body_too_large", head: head)
+            }
+            hasBody = length > 0
+            if !hasBody { _ = try? parser.next() }
+        case .chunked:
+            hasBody = true
+        case .untilClose:
+            break
+        }
+        if head.method == .connect {
+            return refuse(405, "CONNECT is not supported", errorKind: "bad_request", head: head)
+        }
+        let exchange = Exchange(head: head, hasBody: hasBody, downstream: self, loop: loop, peer: peer)
+        self.exchange = exchange
+        exchange.start()
+    }
+
+    /// Forwards body parts while the upstream can take them; returns whether to keep pumping.
+    private func pumpRequestBody(_ exchange: Exchange) -> Bool {
+        let event: HTTP1Parser.Event
+        do {
+            event = try parser.next()
+        } catch {
+            exchange.flushUpstream()
+            exchange.requestBodyFailed(status: 400, message: "\(error)", errorKind: "bad_request")
+            return false
+        }
+        switch event {
+        case .body(let part):
+            if exchange.requestBodyBytes + part.readableBytes > maxBodyBytes {
+                exchange.requestBodyFailed(status: 413, message: "request body larger than \(maxBodyBytes) bytes", errorKind: "body_too_large")
+                return false
+            }
+            exchange.forwardRequestBody(part, allocator: context!.channel.allocator)
+            arm(.clientBody, runtime.timeouts.clientBody)
+            return true
+        case .end:
+            exchange.requestBodyEnded()
+            resumeClientReads()
+            return true
+        case .needMoreData:
+            exchange.flushUpstream()
+            if inputClosed {
+                // The client stopped sending in the middle of its body.
+                exchange.requestBodyFailed(status: 400, message: "request body incomplete", errorKind: "bad_request")
+            }
+            return false
+        case .head:
+            closeNow()
+            return false
+        }
+    }
+
+    // MARK: Refusals (requests that never become exchanges)
+
+    /// A request that could not be parsed: 400, 431, 501 or 505, and the connection closes
+    /// (after a parse error nothing on it can be trusted to start a message).
+    func respondToBadRequest(_ error: HTTPParseError) {
+        refuse(error.requestStatus, error.description, errorKind: error.requestStatus == 431 ? "header_too_large" : "bad_request", head: nil)
+    }
+
+    /// Answers with an error and closes (lingering: the client may still be sending).
+    func refuse(_ status: Int, _ message: String, errorKind: String, head: HTTPHead?) {
+        let start = NIODeadline.now()
+        let requestID = head.map { RequestID.of($0, generator: &loop.requestIDs) } ?? loop.requestIDs.make()
+        let response = LocalResponse.error(status, message, requestID: requestID, errorKind: errorKind, forceClose: true)
+        runtime.metrics.countError(errorKind)
+        write(.local(response), head: head, exchange: nil, requestID: requestID, framing: .asIs, persistence: .close)
+        ExchangeLog.recordRefusal(head: head, status: status, requestID: requestID, bytesOut: response.body.readableBytes,
+                                  client: peer.text, start: start, loop: loop)
+        closeAfterResponse(linger: true)
+    }
+
+    // MARK: Closing
+
+    func closeNow() {
+        guard state != .closed, let context else { return }
+        flushClient()
+        state = .closed
+        context.close(promise: nil)
+    }
+
+    /// After a final response: stop sending, keep reading (and dropping) for a moment so the
+    /// client reads the response instead of a reset (nginx's lingering close).
+    func closeAfterResponse(linger: Bool) {
+        guard state == .open, let context else { return }
+        flushClient()
+        guard linger, !inputClosed else {
+            state = .closed
+            context.close(mode: .all, promise: nil)
+            return
+        }
+        state = .lingering
+        context.close(mode: .output, promise: nil)
+        let now = NIODeadline.now()
+        lingerUntil = now + Self.lingerTime
+        arm(.linger, Self.lingerTimeout, now: now)
+        if pendingRead {
+            pendingRead = false
+            context.read()
+        }
+    }
+
+    /// Shutdown: close if idle, otherwise after the current response. A lingering close gets
+    /// at most a second more: its response went out already, and a rolling restart should not
+    /// wait on clients that neither read nor close.
+    func drain() {
+        if state == .lingering {
+            let now = NIODeadline.now()
+            lingerUntil = min(lingerUntil, now + Self.lingerOnShutdown)
+            if deadline > lingerUntil { arm(.linger, lingerUntil - now, now: now) }
+            return
+        }
+        guard state == .open else { return }
+        if exchange == nil {
+            if parser.isIdle { closeNow() }
+        } else {
+            closeAfterExchange = true
+        }
+    }
+
+    func forceClose() {
+        exchange?.abandon(status: 503, errorKind: "shutdown")
+        closeNow()
+    }
+}
+
+extension IPAddress {
+    init?(socketAddress: SocketAddress) {
+        switch socketAddress {
+        case .v4(let address):
+            self.init(ipv4: UInt32(bigEndian: address.address.sin_addr.s_addr))
+        case .v6(let address):
+            let bytes = withUnsafeBytes(of: address.address.sin6_addr) { Array($0) }
+            self.init(ipv6Bytes: bytes)
+        default:
+            return nil
+        }
+    }
+}

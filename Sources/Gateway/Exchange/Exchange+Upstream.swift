@@ -1,0 +1,329 @@
+import HTTPWire
+import NIOCore
+
+/// The upstream half of an exchange: one lease per attempt, the request head and body on their
+/// way up, the response on its way down, and what a failure turns into.
+extension Exchange: UpstreamLeaseRequester, UpstreamConnectionOwner {
+    // MARK: Leasing
+
+    /// One attempt: filters prepare it, the server counts it in flight, a connection is leased.
+    func sendToUpstream(now: NIODeadline) {
+        guard let server else { return }
+        chain.upstreamRequest(self)
+        loop.balancer.inFlight[server.id] += 1
+        attemptInFlight = true
+        downstream.arm(.upstreamConnection, timeout: server.acquireTimeout, now: now)
+        switch loop.connectionPool(for: server).lease(for: self) {
+        case .ready(let connection):
+            attach(connection, now: .now())
+        case .pending:
+            break
+        }
+    }
+
+    func leaseSucceeded(_ connection: UpstreamConnection) {
+        guard !ended, upstream == nil, connection.server === server else {
+            // Nobody needs it any more.
+            loop.connectionPool(for: connection.server).release(connection, reusable: true)
+            return
+        }
+        attach(connection, now: .now())
+    }
+
+    func leaseFailed(_ failure: UpstreamFailure) {
+        guard !ended, upstream == nil else { return }
+        fail(failure)
+    }
+
+    /// Gives the upstream connection back, unusable (a half-done exchange leaves it in an
+    /// unknown state), or cancels a lease still pending.
+    func releaseUpstream() {
+        if let connection = upstream {
+            upstream = nil
+            loop.connectionPool(for: connection.server).release(connection, reusable: false)
+        } else if attemptInFlight, let server {
+            loop.connectionPool(for: server).cancel(self)
+        }
+    }
+
+    // MARK: Request
+
+    /// An upstream connection is ours: send the head, then the body as the downstream reads it.
+    private func attach(_ connection: UpstreamConnection, now: NIODeadline) {
+        connection.owner = self
+        connection.beginRequest(respondingToHead: head.method == .head)
+        upstream = connection
+        let bodyFollows = machine.upstreamAttached()
+        let forwarding = ForwardingContext(
+            peerAddress: peer.text, peerIsTrusted: peer.trusted, requestID: requestID,
+            extraHeaders: runtime.routingHeaders[decision.region][decision.toWritePool ? 1 : 0],
+            dropConditionals: dropsConditionals)
+        connection.headScratch.clear()
+        RequestHeadWriter.write(head, context: forwarding, chunkedBody: head.framing == .chunked, into: &connection.headScratch)
+        connection.write(connection.headScratch)
+        if bodyFollows {
+            downstream.requestBodyWanted(now: now, restartTimeout: true)
+        } else {
+            connection.flush()
+            downstream.arm(.upstreamResponse, timeout: responseTimeout, now: now)
+        }
+        if connection.parser.bufferedBytes > 0, upstream === connection {
+            pumpResponse()
+        }
+    }
+
+    /// Whether the request body goes to an upstream now.
+    var sendsRequestBody: Bool { machine.request == .sendingBody && upstream != nil }
+
+    var upstreamWritable: Bool { upstream?.isWritable ?? false }
+
+    func forwardRequestBody(_ part: ByteBuffer, allocator: ByteBufferAllocator) {
+        guard let upstream else { return }
+        requestBodyBytes += part.readableBytes
+        // Chunked bodies are re-framed, so what reaches the upstream is framing of our making.
+        if head.framing == .chunked {
+            upstream.write(ChunkedEncoding.header(part.readableBytes, allocator: allocator))
+            upstream.write(part)
+            upstream.write(ChunkedEncoding.crlf)
+        } else {
+            upstream.write(part)
+        }
+    }
+
+    func requestBodyEnded() {
+        guard let upstream else { return }
+        if head.framing == .chunked {
+            upstream.write(ChunkedEncoding.lastChunk)
+        }
+        upstream.flush()
+        machine.requestBodyFinished()
+        if !machine.responseStarted { armWait() }
+    }
+
+    func flushUpstream() {
+        upstream?.flushIfNeeded()
+    }
+
+    /// Arms the timeout of what the exchange waits for now (`ExchangeStateMachine.waiting`).
+    func armWait(now: NIODeadline = .now()) {
+        switch machine.waiting(upstreamWritable: upstreamWritable) {
+        case .requestBody: downstream.arm(.requestBody, timeout: runtime.timeouts.clientBody, now: now)
+        case .upstreamResponse, .upstreamConnection: downstream.arm(.upstreamResponse, timeout: responseTimeout, now: now)
+        }
+    }
+
+    // MARK: Upstream events
+
+    func upstreamHasData(_ connection: UpstreamConnection) {
+        guard upstream === connection else { return }
+        pumpResponse()
+    }
+
+    func upstreamReadComplete(_ connection: UpstreamConnection) {
+        downstream.flush()
+    }
+
+    func upstreamWritabilityChanged(_ connection: UpstreamConnection) {
+        guard upstream === connection, connection.isWritable else { return }
+        downstream.requestBodyWanted(now: .now(), restartTimeout: machine.request == .sendingBody && !machine.responseStarted)
+    }
+
+    func upstreamClosed(_ connection: UpstreamConnection) {
+        guard upstream === connection else { return }
+        upstreamEOF = true
+        pumpResponse()
+    }
+
+    // MARK: Downstream events
+
+    /// The client can take more: the upstream may send more.
+    func downstreamWritable() {
+        upstream?.resumeReading()
+        pumpResponse()
+    }
+
+    /// The client takes nothing now: the upstream is not read meanwhile. Returns whether an
+    /// upstream was paused (the client's send timeout then runs).
+    func downstreamBlocked() -> Bool {
+        guard let upstream else { return false }
+        upstream.pauseReading()
+        return true
+    }
+
+    // MARK: Response
+
+    /// Moves response events to the client while the client can take them.
+    func pumpResponse() {
+        while !ended, let connection = upstream, heldHead?.reason != .followUp {
+            guard downstream.isWritable else {
+                // Pause first: the flush may complete at once, and NIO then reports the client
+                // writable again from inside it, which must find reading paused to resume it.
+                connection.pauseReading()
+                downstream.responseBlocked()
+                return
+            }
+            let event: HTTP1Parser.Event
+            do {
+                event = try connection.parser.next()
+            } catch {
+                fail(machine.responseStarted ? .reset : .malformedResponse)
+                return
+            }
+            switch event {
+            case .head(let response):
+                guard receiveHead(response, from: connection) else { return }
+            case .body(let part):
+                if heldHead != nil { releaseHeldHead() }
+                chain.responseBody(self, part)
+                responseBodyBytes += part.readableBytes
+                downstream.sendBody(part)
+            case .end:
+                if heldHead != nil { releaseHeldHead() }
+                complete()
+                return
+            case .needMoreData:
+                if upstreamEOF {
+                    finishAtUpstreamEOF(connection)
+                } else {
+                    armWait()
+                }
+                return
+            }
+        }
+    }
+
+    /// Returns false when the exchange stops here for now (its head held for a follow-up,
+    /// replaced by a stale entry, or failed).
+    private func receiveHead(_ response: HTTPHead, from connection: UpstreamConnection) -> Bool {
+        switch machine.responseHead(status: response.status, contentLength: response.contentLength, keepAlive: response.keepAlive) {
+        case .interim:
+            downstream.sendInterim(response)
+            return true
+        case .fail(let failure):
+            fail(failure)
+            return false
+        case .final(let mayBeReplaced, let holdUntilBody):
+            if mayBeReplaced, let stale = chain.fallback(self) {
+                replace(with: stale, outcome: .failure)
+                return false
+            }
+            let holds = chain.responseHead(self, response)
+            if !holds.isEmpty {
+                hold(response, until: holds, connection)
+                return false
+            }
+            if holdUntilBody {
+                heldHead = HeldHead(head: response, reason: .firstBodyByte)
+            } else {
+                forwardHead(response)
+            }
+            return true
+        }
+    }
+
+    /// The head waits (the upstream paused) until every filter's follow-up is done.
+    private func hold(_ response: HTTPHead, until holds: [EventLoopFuture<Void>], _ connection: UpstreamConnection) {
+        heldHead = HeldHead(head: response, reason: .followUp)
+        connection.pauseReading()
+        EventLoopFuture.andAllComplete(holds, on: loop.eventLoop).assumeIsolated().whenComplete { _ in
+            guard !self.ended, self.upstream === connection, let held = self.heldHead, held.reason == .followUp else { return }
+            self.heldHead = nil
+            self.forwardHead(held.head)
+            connection.resumeReading()
+            self.pumpResponse()
+            self.downstream.flush()
+        }
+    }
+
+    private func releaseHeldHead() {
+        guard let held = heldHead else { return }
+        heldHead = nil
+        forwardHead(held.head)
+    }
+
+    private func forwardHead(_ response: HTTPHead) {
+        machine.responseHeadForwarded()
+        status = response.status
+        downstream.sendHead(.upstream(response), for: self)
+    }
+
+    /// The upstream closed: a close-delimited body ends here; anything else is cut short.
+    private func finishAtUpstreamEOF(_ connection: UpstreamConnection) {
+        switch try? connection.parser.finish() {
+        case .end?:
+            if heldHead != nil { releaseHeldHead() }
+            complete()
+        default:
+            fail(.reset)
+        }
+    }
+
+    private func complete() {
+        let reusable = machine.responseEnded()
+        if let connection = upstream {
+            upstream = nil
+            loop.connectionPool(for: connection.server).release(connection, reusable: reusable)
+        }
+        upstreamResponseComplete = true
+        status = machine.status
+        finish(.completed, outcome: status >= 500 ? .failure : .success)
+    }
+
+    // MARK: Failures
+
+    /// The upstream side failed, or there was nothing to try. Before any response byte the
+    /// request is retried where that is safe, or a stale entry answers, or an error does;
+    /// after, the client is cut off, which is how HTTP/1.1 says "this response is incomplete".
+    func fail(_ failure: UpstreamFailure) {
+        guard !ended else { return }
+        if machine.retryIsSafe(after: failure), retry(after: failure) { return }
+        releaseUpstream()
+        runtime.metrics.countError(failure.metricKind)
+        switch machine.failed(failure) {
+        case .answer(let status):
+            if let stale = chain.fallback(self) {
+                return replace(with: stale, outcome: failure.outcome)
+            }
+            endAttempt(failure.outcome)
+            respond(LocalResponse.error(status, failure.description, requestID: requestID, errorKind: nil,
+                                        extraHeaders: failure.nothingToTry ? [("Retry-After", "1")] : []))
+        case .abort:
+            endAttempt(failure.outcome)
+            status = machine.status
+            finish(.aborted)
+        }
+    }
+
+    /// A stale entry answers instead of a failed or 5xx upstream; the server's failure still
+    /// counts against it.
+    private func replace(with stale: CachedAnswer, outcome: ExchangeOutcome) {
+        releaseUpstream()
+        endAttempt(outcome)
+        serve(stale)
+    }
+
+    /// Sends the request to another server when the state machine says it is safe, the router
+    /// has one, and the retry budget allows it.
+    private func retry(after failure: UpstreamFailure) -> Bool {
+        guard let failed = server else { return false }
+        let now = NIODeadline.now()
+        var next = decision
+        runtime.router.retry(&next, failed: failed.id, state: loop.routingState, balancer: &loop.balancer)
+        // Nowhere else to go: the failure stands, and is answered and recorded as usual.
+        guard let poolIndex = next.pool, let serverIndex = next.server else { return false }
+        guard loop.retryBudget.tryRetry(now: Int64(now.uptimeNanoseconds)) else {
+            runtime.metrics.countEvent("gateway_retries_total", [("result", "budget_exhausted")])
+            return false
+        }
+        releaseUpstream()
+        endAttempt(failure.outcome, now: now)
+        runtime.metrics.countError(failure.metricKind)
+        runtime.metrics.countEvent("gateway_retries_total", [("result", "retried"), ("reason", failure.metricKind)])
+        decision = next
+        target(pool: poolIndex, server: serverIndex)
+        heldHead = nil
+        machine.retrying()
+        sendToUpstream(now: now)
+        return true
+    }
+}

@@ -1,0 +1,158 @@
+import Cache
+import HTTPWire
+import NIOCore
+import Router
+
+/// One request's life, from its head to its log line: who sent it, where it is routed, what its
+/// filters made of it, the upstream attempt(s), and how it ended. It does not know which
+/// protocol the request came in on: a downstream (`ExchangeDownstream`) hands it a head and
+/// body parts and writes what it returns. Its phases are listed in `Exchange+Phases.swift`;
+/// its decisions are `ExchangeStateMachine`'s. A class: it is handed around and inspected many
+/// times per request, and a struct this size would be copied at every `if let`.
+final class Exchange {
+    /// A response head not yet written to the client.
+    struct HeldHead {
+        enum Reason {
+            /// A filter prepares something the client must have with the head (a write's
+            /// read-your-writes token, its cache invalidations): the upstream is paused.
+            case followUp
+            /// A retryable read whose body has not started: if the upstream dies now, the
+            /// request can still go elsewhere, since the client has seen nothing.
+            case firstBodyByte
+        }
+
+        let head: HTTPHead
+        let reason: Reason
+    }
+
+    /// Where the answer came from, for stats and the access log.
+    enum Source {
+        case upstream
+        case cache
+        /// The gateway answered itself (an error, a preflight, a 429).
+        case gateway
+    }
+
+    let loop: LoopContext
+    let runtime: GatewayRuntime
+    let downstream: ExchangeDownstream
+    let head: HTTPHead
+    let path: NormalizedPath
+    let requestID: RequestID
+    let startedAt: NIODeadline
+    /// The socket peer (X-Forwarded-For is appended with it; trusted proxies' headers count).
+    let peer: ClientPeer
+    /// The client as routing, limits and logs see it: the peer, or the address a trusted proxy
+    /// forwarded.
+    let client: IPAddress?
+    let clientText: String
+    var decision: Router.Decision
+    /// The route's filters.
+    let chain: FilterChain
+    var machine: ExchangeStateMachine
+    /// What each filter knows about this request.
+    var filters = FilterState()
+    /// A filter rewrites the upstream's fields (the composer asks the chain about each one).
+    var rewritesUpstreamFields = false
+    /// A fetch that fills the cache: the client's conditional headers are not forwarded.
+    var dropsConditionals = false
+    /// A request the gateway makes itself (a cache refresh): no client, no access log line.
+    let isBackground: Bool
+
+    // MARK: The upstream attempt
+
+    private(set) var pool: PoolRuntime?
+    private(set) var server: UpstreamServer?
+    var upstream: UpstreamConnection?
+    /// The current attempt counts as in flight on `server` (the balancer's view).
+    var attemptInFlight = false
+    var heldHead: HeldHead?
+    var upstreamEOF = false
+    /// The upstream's whole response arrived (what the cache may store).
+    var upstreamResponseComplete = false
+    /// The write's WAL position, once a filter asked for it (`Exchange+WritePosition`).
+    var writePositionFuture: EventLoopFuture<LSN?>?
+
+    // MARK: Progress and outcome
+
+    /// Parked in `suspend`.
+    var suspended = false
+    /// Set once, by `finish`: nothing may happen to the exchange after.
+    var ended = false
+    var status = 0
+    var source = Source.upstream
+    var requestBodyBytes = 0
+    var responseBodyBytes = 0
+
+    /// Identify: the request ID, the client address, the route and region, the route's filters.
+    init(head: HTTPHead, hasBody: Bool, downstream: ExchangeDownstream, loop: LoopContext, peer: ClientPeer) {
+        self.loop = loop
+        self.runtime = loop.runtime
+        self.downstream = downstream
+        self.head = head
+        self.peer = peer
+        isBackground = false
+        startedAt = .now()
+        requestID = RequestID.of(head, generator: &loop.requestIDs)
+        client = peer.trusted && peer.address != nil
+            ? ClientAddress.resolve(peer: peer.address!, trusted: runtime.trustedProxies,
+                                    forwardedFor: head.combinedValue(.xForwardedFor), forwarded: head.firstValue(named: "forwarded"))
+            : peer.address
+        clientText = client?.description ?? peer.text
+        path = NormalizedPath(head.path)
+        decision = runtime.router.route(
+            Router.Request(method: head.method, path: path, host: head.host, client: client, headerTrusted: peer.trusted),
+            headers: head)
+        chain = runtime.filterChains.chain(forRoute: decision.route)
+        machine = ExchangeStateMachine(method: head.method, requestHasBody: hasBody, maxRetries: runtime.config.retries.attempts)
+    }
+
+    /// The same request, made again by the gateway on its own behalf (a cache refresh).
+    init(repeating original: Exchange, downstream: ExchangeDownstream) {
+        loop = original.loop
+        runtime = original.runtime
+        self.downstream = downstream
+        head = original.head
+        peer = original.peer
+        isBackground = true
+        startedAt = .now()
+        requestID = loop.requestIDs.make()
+        client = original.client
+        clientText = original.clientText
+        path = original.path
+        decision = original.decision
+        decision.requirement = .any
+        chain = original.chain
+        machine = ExchangeStateMachine(method: original.head.method, requestHasBody: false,
+                                       maxRetries: runtime.config.retries.attempts)
+    }
+
+    var responseTimeout: TimeAmount { server?.responseTimeout ?? .seconds(60) }
+
+    /// The attempt's pool and server, chosen by the router (again on a retry).
+    func target(pool poolIndex: Int, server serverIndex: Int) {
+        pool = runtime.pools[poolIndex]
+        server = runtime.servers[serverIndex]
+    }
+}
+
+/// The socket peer of a client connection.
+struct ClientPeer {
+    var address: IPAddress?
+    var text = "-"
+    /// In `trusted_proxies`: its forwarding and region headers are believed.
+    var trusted = false
+}
+
+/// What the filters know about one exchange; each filter reads and writes its own field.
+struct FilterState {
+    /// CORS: the policy's headers for this request's origin.
+    var cors: [(String, String)]?
+    /// Rate limits: the fields every response gets.
+    var rateLimit: RateLimitFields?
+    /// Read-your-writes: what the client's writes demand, and how it was met.
+    var readYourWrites: ReadYourWrites?
+    /// The response cache: the request as the cache sees it, and the response being stored.
+    var cache: CacheRequest?
+    var cacheCapture: CacheCapture?
+}

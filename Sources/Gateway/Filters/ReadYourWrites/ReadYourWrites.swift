@@ -1,0 +1,62 @@
+import Cache
+import HTTPWire
+import Router
+
+/// Read-your-writes for one request: what the client's earlier writes demand of a read, how it
+/// was met, and (for a write) who to record the new token for.
+struct ReadYourWrites {
+    /// Reported in `X-Gateway-Consistency` and `gateway_consistency_reads_total{outcome}`.
+    enum Outcome: String {
+        /// A replica had already replayed the client's write.
+        case replicaFresh = "replica-fresh"
+        /// A replica replayed it while the read waited (at most `max_wait`).
+        case waited
+        /// The primary served the read (time mode, or no replica caught up in time).
+        case primaryPinned = "primary-pinned"
+    }
+
+    let isRead: Bool
+    var requirement: Router.ReadRequirement = .any
+    var outcome: Outcome?
+    /// The hashed identity to record a write's token for (when a store is configured).
+    var identity: String?
+    /// Every replica has replayed the token's position: the client can forget it.
+    var dropToken = false
+    /// The read already waited for a replica (it waits at most once).
+    var waited = false
+    /// A write's new token, as headers of its response.
+    var issued: [(String, String)] = []
+
+    static func prepare(_ head: HTTPHead, client: String, runtime: GatewayRuntime) -> ReadYourWrites {
+        let consistency = runtime.consistency
+        var state = ReadYourWrites(isRead: runtime.router.readMethods.contains(head.method))
+        let now = ConsistencyRuntime.unixMilliseconds()
+        if state.isRead {
+            var token = consistency.presentedToken(head, now: now / 1000)
+            if token == nil, let store = consistency.store, let identity = runtime.identity.identity(of: head, client: client) {
+                token = store.lookup(identity, now: now / 1000)
+            }
+            switch token?.requirement {
+            case .primaryUntil(let until) where until > now: state.requirement = .writePool
+            case .replayed(let lsn): state.requirement = .replayed(lsn)
+            default: break
+            }
+        } else if consistency.store != nil {
+            state.identity = runtime.identity.identity(of: head, client: client)
+        }
+        return state
+    }
+
+    /// Names the outcome of a read with a requirement, once routed.
+    mutating func settle(_ decision: Router.Decision, state: RoutingState, router: Router) {
+        guard isRead, requirement != .any else { return }
+        if outcome == nil {
+            outcome = decision.toWritePool || requirement == .writePool ? .primaryPinned : .replicaFresh
+        }
+        if case .replayed(let needed) = requirement {
+            dropToken = router.pools.indices.allSatisfy { pool in
+                router.pools[pool].role != .replica || state.replayLSN[pool].map { $0 >= needed } ?? false
+            }
+        }
+    }
+}

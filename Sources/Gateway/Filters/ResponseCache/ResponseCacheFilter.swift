@@ -1,0 +1,298 @@
+import Cache
+import HTTPWire
+import NIOCore
+import Router
+
+/// The response cache on the request path, on every route once any route caches or
+/// invalidates. A cached route's GET or HEAD is looked up in this process, then in Redis (the
+/// exchange suspended meanwhile); a hit is answered from the entry; a miss leads the one fetch
+/// of its key or waits for it (nginx's `proxy_cache_lock`); a stale entry is served while one
+/// background refresh runs (`stale_while_revalidate`), or instead of an upstream failure
+/// (`stale_if_error`). What comes back is stored when RFC 9111 and the route allow. A
+/// successful write removes the entries it affects before its client hears of it.
+final class ResponseCacheFilter: ExchangeFilter, Sendable {
+    let cache: CacheRuntime
+    /// The route's caching rules; nil where the filter only invalidates (writes).
+    let policy: ResponseCachePolicy?
+    /// The route applies a CORS policy: the upstream's own CORS fields are not stored.
+    let routeHasCORS: Bool
+
+    init(cache: CacheRuntime, policy: ResponseCachePolicy?, routeHasCORS: Bool) {
+        self.cache = cache
+        self.policy = policy
+        self.routeHasCORS = routeHasCORS
+    }
+
+    // MARK: Lookup
+
+    func request(_ exchange: Exchange) -> FilterVerdict {
+        let method = exchange.head.method
+        guard let policy, method == .get || method == .head else { return .next }
+        guard let request = cacheRequest(exchange, policy: policy) else {
+            exchange.loop.cacheStats.bypasses &+= 1
+            return .next
+        }
+        exchange.filters.cache = request
+        return lookUp(exchange)
+    }
+
+    /// What the cache makes of a cached route's GET or HEAD; nil when it must be bypassed.
+    private func cacheRequest(_ exchange: Exchange, policy: ResponseCachePolicy) -> CacheRequest? {
+        let head = exchange.head
+        // A body, or a part of the resource: not what an entry holds.
+        if exchange.machine.requestHasBody || head.firstField(.range) != nil { return nil }
+        let variant: String
+        if policy.shared {
+            variant = "-"
+        } else {
+            guard let identity = exchange.runtime.identity.identity(of: head, client: exchange.clientText) else { return nil }
+            variant = identity
+        }
+        let inputs = RequestKeyInputs(head: head, path: exchange.path,
+                                      parameters: exchange.runtime.router.parameters(of: exchange.decision, path: exchange.path))
+        let control = CacheControl(head.combinedValue(.cacheControl))
+        let pragmaNoCache = head.firstValue(named: "pragma")?.lowercased().contains("no-cache") ?? false
+        let requirement = exchange.decision.requirement
+        return CacheRequest(
+            key: policy.key.render(inputs), variant: variant, policy: policy, lookupOnly: head.method == .head,
+            revalidate: control.noCache || (pragmaNoCache && head.firstField(.cacheControl) == nil),
+            coalesces: requirement == .any, requirement: requirement)
+    }
+
+    /// Looks in this process first, then in Redis.
+    private func lookUp(_ exchange: Exchange) -> FilterVerdict {
+        guard let request = exchange.filters.cache else { return .next }
+        if request.revalidate { return missed(exchange) }
+        let now = CacheRuntime.unixMilliseconds()
+        if let entry = cache.store.lookupLocal(request.key, variant: request.variant, now: now) {
+            return answer(entry, exchange, now: now)
+        }
+        guard cache.store.usesRedis else { return missed(exchange) }
+        // An open circuit fails the lookup at once (no I/O), and lets a trial through now and
+        // then: that is how the cache comes back.
+        guard let redis = exchange.loop.redis else { return bypass(exchange) }
+        return .suspend(cache.store.lookupRedis(request.key, variant: request.variant, client: redis, now: now)
+            .assumeIsolated()
+            .map { entry -> FilterResumption in
+                { entry.map { self.answer($0, exchange, now: CacheRuntime.unixMilliseconds()) } ?? self.missed(exchange) }
+            }
+            .recover { _ -> FilterResumption in { self.bypass(exchange) } }
+            .nonisolated())
+    }
+
+    /// Redis cannot answer: the request goes upstream as if there were no cache, and nothing is
+    /// stored either (the in-process near cache must only hold what Redis has).
+    private func bypass(_ exchange: Exchange) -> FilterVerdict {
+        exchange.loop.cacheStats.bypasses &+= 1
+        exchange.filters.cache?.lookupOnly = true
+        exchange.filters.cache?.revalidate = false
+        exchange.filters.cache?.coalesces = false
+        exchange.filters.cache?.label = "BYPASS"
+        return .next
+    }
+
+    private func answer(_ entry: CachedResponse, _ exchange: Exchange, now: Int64) -> FilterVerdict {
+        guard let request = exchange.filters.cache, entry.matchesVary({ exchange.head.firstValue(named: $0) }),
+              request.accepts(entry) else {
+            return missed(exchange)
+        }
+        switch entry.freshness(now: now) {
+        case .fresh:
+            exchange.loop.cacheStats.hits &+= 1
+            return .serve(served(entry, exchange, label: "HIT", now: now))
+        case .staleWhileRevalidate:
+            exchange.loop.cacheStats.stale &+= 1
+            refresh(exchange, request)
+            return .serve(served(entry, exchange, label: "STALE", now: now))
+        case .staleIfError:
+            exchange.filters.cache?.staleFallback = entry
+            return missed(exchange)
+        case .expired:
+            return missed(exchange)
+        }
+    }
+
+    /// Not in the cache (or not usable): lead the fetch, or wait for the one in flight.
+    private func missed(_ exchange: Exchange) -> FilterVerdict {
+        guard let request = exchange.filters.cache else { return .next }
+        guard request.coalesces, !request.lookupOnly, !request.revalidate else {
+            exchange.loop.cacheStats.misses &+= 1
+            return .next
+        }
+        let id = CacheCoalescer.id(key: request.key, variant: request.variant)
+        let eventLoop = exchange.loop.eventLoop
+        let fetched = eventLoop.makePromise(of: CachedResponse?.self)
+        let waiter = CacheCoalescer.Waiter { entry in fetched.succeed(entry) }
+        if cache.store.coalescer.lead(id, orWait: waiter) {
+            fetched.succeed(nil)
+            exchange.loop.cacheStats.misses &+= 1
+            exchange.filters.cache?.coalesceID = id
+            return .next
+        }
+        // nginx's proxy_cache_lock_timeout: past it, go upstream alone.
+        eventLoop.scheduleTask(in: cache.lockTimeout) { waiter.finish(nil) }
+        return .suspend(fetched.futureResult.assumeIsolated()
+            .map { entry -> FilterResumption in { self.coalesced(entry, exchange) } }
+            .nonisolated())
+    }
+
+    /// The fetch this request waited for is done: its entry, or upstream alone.
+    private func coalesced(_ entry: CachedResponse?, _ exchange: Exchange) -> FilterVerdict {
+        let now = CacheRuntime.unixMilliseconds()
+        if let entry, entry.freshness(now: now) != .expired, entry.matchesVary({ exchange.head.firstValue(named: $0) }) {
+            exchange.loop.cacheStats.coalesced &+= 1
+            return .serve(served(entry, exchange, label: "HIT", now: now))
+        }
+        exchange.loop.cacheStats.misses &+= 1
+        return .next
+    }
+
+    /// An entry as this request's answer: `304` when the client's `If-None-Match` names its ETag.
+    private func served(_ entry: CachedResponse, _ exchange: Exchange, label: String, now: Int64) -> CachedAnswer {
+        let notModified = entry.etag.map { Self.ifNoneMatch(exchange.head.firstValue(.ifNoneMatch), matches: $0) } ?? false
+        if notModified { exchange.loop.cacheStats.notModified &+= 1 }
+        exchange.filters.cache?.label = label
+        return CachedAnswer(entry: entry, label: label, notModified: notModified, now: now)
+    }
+
+    /// `If-None-Match` against an entity tag, by weak comparison (RFC 9110 §13.1.2).
+    static func ifNoneMatch(_ header: String?, matches etag: String) -> Bool {
+        guard let header else { return false }
+        func opaque(_ tag: Substring) -> Substring { tag.hasPrefix("W/") ? tag.dropFirst(2) : tag }
+        let stored = opaque(Substring(etag.trimmingSpaces()))
+        for candidate in header.split(separator: ",") {
+            let tag = Substring(candidate.trimmingSpaces())
+            if tag == "*" || opaque(tag) == stored { return true }
+        }
+        return false
+    }
+
+    /// Stale-while-revalidate: one background fetch refreshes the entry (unless one runs).
+    private func refresh(_ exchange: Exchange, _ request: CacheRequest) {
+        // A HEAD's refresh would bring no body; the next GET refreshes.
+        guard !request.lookupOnly else { return }
+        let id = CacheCoalescer.id(key: request.key, variant: request.variant)
+        guard cache.store.coalescer.lead(id, orWait: nil) else { return }
+        exchange.loop.cacheStats.refreshes &+= 1
+        var refresh = request
+        refresh.coalesceID = id
+        refresh.staleFallback = nil
+        refresh.label = "MISS"
+        BackgroundDownstream.run({ downstream in
+            let repeated = Exchange(repeating: exchange, downstream: downstream)
+            repeated.filters.cache = refresh
+            return repeated
+        }, on: exchange.loop)
+    }
+
+    // MARK: Storing what comes back
+
+    /// An attempt begins: the first one starts capturing the response (tagged with what its
+    /// pool had replayed; a read that had to see a position went only where that position was,
+    /// so its entry reflects it too), a retry starts the capture over.
+    func upstreamRequest(_ exchange: Exchange) {
+        guard let request = exchange.filters.cache, !request.lookupOnly, let pool = exchange.pool else { return }
+        if let capture = exchange.filters.cacheCapture {
+            capture.abandonAttempt()
+            return
+        }
+        var lsn = exchange.loop.routingState.positionLSN[pool.index]?.value ?? 0
+        if case .replayed(let needed) = exchange.decision.requirement { lsn = max(lsn, needed.value) }
+        exchange.filters.cacheCapture = CacheCapture(request: request, fetchStartedAt: CacheRuntime.unixMilliseconds(), lsn: lsn,
+                                                     routeHasCORS: routeHasCORS)
+        // The cache needs the whole response, not a 304 about the client's copy.
+        exchange.dropsConditionals = true
+    }
+
+    func responseHead(_ exchange: Exchange, _ head: HTTPHead) -> EventLoopFuture<Void>? {
+        if let capture = exchange.filters.cacheCapture, !capture.admit(head, requestHead: exchange.head) {
+            capture.finish(succeeded: false, loop: exchange.loop)
+        }
+        guard !exchange.decision.isRead, (200..<300).contains(head.status) else { return nil }
+        return invalidate(after: exchange, head)
+    }
+
+    func responseBody(_ exchange: Exchange, _ part: ByteBuffer) {
+        // Past max_body: the client still gets it all, the cache none of it.
+        if let capture = exchange.filters.cacheCapture, capture.collecting, !capture.append(part) {
+            capture.finish(succeeded: false, loop: exchange.loop)
+        }
+    }
+
+    /// A stale entry within `stale_if_error` answers instead of a failure or a 5xx.
+    func fallback(_ exchange: Exchange) -> CachedAnswer? {
+        guard let entry = exchange.filters.cache?.staleFallback else { return nil }
+        let now = CacheRuntime.unixMilliseconds()
+        guard entry.freshness(now: now) != .expired else { return nil }
+        exchange.loop.cacheStats.staleIfError &+= 1
+        return served(entry, exchange, label: "STALE", now: now)
+    }
+
+    /// A complete response is stored; otherwise the requests waiting for this fetch go upstream
+    /// themselves.
+    func end(_ exchange: Exchange) {
+        if let capture = exchange.filters.cacheCapture {
+            capture.finish(succeeded: exchange.upstreamResponseComplete, loop: exchange.loop)
+        } else if let id = exchange.filters.cache?.coalesceID {
+            cache.store.coalescer.finish(id, entry: nil)
+        }
+    }
+
+    func fieldsLength(_ exchange: Exchange, _ kind: ResponseKind) -> Int {
+        guard exchange.runtime.config.debugHeaders, kind != .local, let request = exchange.filters.cache else { return 0 }
+        return 11 + request.label.utf8.count
+    }
+
+    func writeFields(_ exchange: Exchange, _ kind: ResponseKind, into writer: inout RawHeadWriter) {
+        guard exchange.runtime.config.debugHeaders, kind != .local, let request = exchange.filters.cache else { return }
+        writer.header("X-Cache", request.label)
+    }
+
+    // MARK: Invalidation
+
+    /// A successful write removes its route's `invalidates` keys and the cached GET of the URI
+    /// it wrote (RFC 9111 §4.4) before its head goes out, and leaves a tombstone with the
+    /// write's position, so that a fetch from a replica behind the write is not stored.
+    private func invalidate(after exchange: Exchange, _ head: HTTPHead) -> EventLoopFuture<Void>? {
+        let keys = invalidationKeys(exchange)
+        guard !keys.isEmpty else { return nil }
+        let loop = exchange.loop
+        let cache = self.cache
+        return exchange.writePosition(head).assumeIsolated().flatMap { lsn -> EventLoopFuture<Void> in
+            let now = CacheRuntime.unixMilliseconds()
+            return cache.store.invalidate(keys, tombstone: cache.tombstone(writeLSN: lsn, now: now), now: now,
+                                          on: loop.eventLoop, client: loop.redis)
+                .assumeIsolated()
+                .map { _ in loop.cacheStats.invalidations &+= UInt64(keys.count) }
+                .recover { _ in
+                    // The write happened: its client gets its answer. Entries Redis still
+                    // holds expire with their TTL; the failure is counted and logged.
+                    loop.cacheStats.invalidationFailures &+= UInt64(keys.count)
+                    exchange.runtime.logger.warning("cache invalidation failed", metadata: [
+                        "keys": .stringConvertible(keys.joined(separator: " ")),
+                        "request_id": .stringConvertible(exchange.requestID),
+                    ])
+                }
+                .nonisolated()
+        }.nonisolated()
+    }
+
+    /// The keys a successful write removes, each rendered from the write request.
+    func invalidationKeys(_ exchange: Exchange) -> [String] {
+        let head = exchange.head
+        let path = exchange.path
+        let router = exchange.runtime.router
+        var keys: [String] = []
+        if let route = exchange.decision.route, !cache.invalidations[route].isEmpty {
+            let inputs = RequestKeyInputs(head: head, path: path, parameters: router.parameters(of: exchange.decision, path: path))
+            keys += cache.invalidations[route].map { $0.render(inputs) }
+        }
+        let table = router.table
+        if let match = table.match(path: path, method: .get, host: head.host, headers: head), let policy = cache.policies[match.index] {
+            let inputs = RequestKeyInputs(head: head, path: path, parameters: table.parameters(of: match, path: path))
+            let key = policy.key.render(inputs)
+            if !keys.contains(key) { keys.append(key) }
+        }
+        return keys
+    }
+}

@@ -1,0 +1,131 @@
+import Cache
+import Logging
+import NIOCore
+import Redis
+import Router
+
+/// A pool as the data path sees it.
+final class PoolRuntime: Sendable {
+    let index: Int
+    let name: String
+    let role: PoolConfig.Role
+    let region: String?
+    let servers: [UpstreamServer]
+    let balancer: BalancerKind
+
+    init(index: Int, name: String, role: PoolConfig.Role, region: String?, servers: [UpstreamServer], balancer: BalancerKind) {
+        self.index = index
+        self.name = name
+        self.role = role
+        self.region = region
+        self.servers = servers
+        self.balancer = balancer
+    }
+}
+
+/// Everything the data path reads that comes from the configuration, compiled once: upstream
+/// addresses resolved, pools indexed, metric handles created. Immutable and shared by all
+/// event loops.
+final class GatewayRuntime: Sendable {
+    let config: GatewayConfig
+    let pools: [PoolRuntime]
+    let servers: [UpstreamServer]
+    let router: Router
+    /// Per region, the headers that tell the upstream where a request was routed:
+    /// `[replica, primary]` variants of X-Gateway-Target and X-Gateway-Region.
+    let routingHeaders: [[[(String, String)]]]
+    let trustedProxies: CIDRSet
+    let timeouts: ClientTimeouts
+    let consistency: ConsistencyRuntime
+    let identity: ClientIdentity
+    /// nil without `redis:`.
+    let redis: RedisClient?
+    /// nil when no route caches or invalidates.
+    let cache: CacheRuntime?
+    /// nil when no rate limit policy is configured.
+    let rateLimits: RateLimitRuntime?
+    /// Each route's filters.
+    let filterChains: FilterChains
+    /// Per pool, its index in `databases:`.
+    let poolDatabase: [Int?]
+    let metrics: GatewayMetrics
+    let logger: Logger
+    /// nil when `access_log: false`.
+    let accessLogger: Logger?
+
+    /// - Parameter eventLoops: the data path's loops (each gets a Redis connection); none in
+    ///   tests that drive handlers without a server.
+    init(config: GatewayConfig, metrics: GatewayMetrics, logger: Logger, accessLogger: Logger?, eventLoops: [EventLoop] = []) throws {
+        self.config = config
+        self.metrics = metrics
+        self.logger = logger
+        self.accessLogger = config.accessLog ? accessLogger : nil
+        var servers: [UpstreamServer] = []
+        var pools: [PoolRuntime] = []
+        for (poolIndex, pool) in config.pools.enumerated() {
+            var poolServers: [UpstreamServer] = []
+            for server in pool.servers {
+                let address = try Self.resolve(server.url)
+                let upstream = UpstreamServer(
+                    id: servers.count, poolName: pool.name, url: server.url, address: address,
+                    weight: server.weight, settings: config.upstream)
+                servers.append(upstream)
+                poolServers.append(upstream)
+            }
+            pools.append(PoolRuntime(
+                index: poolIndex, name: pool.name, role: pool.role, region: pool.region,
+                servers: poolServers, balancer: pool.balancer))
+        }
+        self.servers = servers
+        self.pools = pools
+        self.router = try RouterCompiler.compile(config, pools: pools)
+        self.routingHeaders = router.regions.names.map { region in
+            [[("X-Gateway-Target", "replica"), ("X-Gateway-Region", region)],
+             [("X-Gateway-Target", "primary"), ("X-Gateway-Region", region)]]
+        }
+        self.trustedProxies = CIDRSet(config.trustedProxies)
+        self.timeouts = ClientTimeouts(config.timeouts)
+        self.consistency = ConsistencyRuntime(config.consistency)
+        self.identity = ClientIdentity(sources: config.identity)
+        if let redis = config.redis, !eventLoops.isEmpty {
+            self.redis = RedisClient(
+                settings: .init(url: redis.url, connectTimeout: redis.connectTimeout.timeAmount, commandTimeout: redis.timeout.timeAmount),
+                eventLoops: eventLoops, logger: logger)
+        } else {
+            self.redis = nil
+        }
+        cache = CacheRuntime.needed(by: config)
+            ? CacheRuntime(config: config, redis: self.redis, subscriberLoop: eventLoops.first, logger: logger) : nil
+        rateLimits = RateLimitRuntime(config: config)
+        filterChains = FilterChains(config: config, router: router, rateLimits: rateLimits, cache: cache, consistency: consistency)
+        self.poolDatabase = config.pools.map { pool in pool.database.flatMap { name in config.databases.firstIndex { $0.name == name } } }
+    }
+
+    /// Resolves a server's host once, at start-up, as nginx does for `server` lines.
+    private static func resolve(_ url: UpstreamURL) throws -> SocketAddress {
+        if let ip = IPAddress(url.host) {
+            return try SocketAddress(ipAddress: ip.description, port: url.port)
+        }
+        do {
+            return try SocketAddress.makeAddressResolvingHost(url.host, port: url.port)
+        } catch {
+            throw ConfigError(file: "", key: "pools", message: "cannot resolve upstream host '\(url.host)': \(error)")
+        }
+    }
+}
+
+/// Client timeouts converted once: turning a `Duration` into a `TimeAmount` is arithmetic the
+/// data path should not repeat on every request.
+struct ClientTimeouts: Sendable {
+    let clientHeader: TimeAmount
+    let clientBody: TimeAmount
+    let keepalive: TimeAmount
+    let send: TimeAmount
+
+    init(_ timeouts: Timeouts) {
+        clientHeader = timeouts.clientHeader.timeAmount
+        clientBody = timeouts.clientBody.timeAmount
+        keepalive = timeouts.keepalive.timeAmount
+        send = timeouts.send.timeAmount
+    }
+}

@@ -1,0 +1,204 @@
+import Cache
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import Redis
+import ServiceLifecycle
+
+/// A running gateway: the event loops, the proxy listener and the admin listener. As a
+/// `Service` it runs until SIGTERM/SIGINT, then stops accepting, lets in-flight requests finish
+/// for up to `timeouts.drain`, closes what is left and returns.
+public final class GatewayServer: Service, Sendable {
+    public static let version = "0.1.0"
+
+    public struct BoundAddresses: Sendable {
+        public var proxy: SocketAddress
+        public var admin: SocketAddress
+        public var proxyPort: Int { proxy.port ?? 0 }
+        public var adminPort: Int { admin.port ?? 0 }
+    }
+
+    public let config: GatewayConfig
+    let group: MultiThreadedEventLoopGroup
+    let runtime: GatewayRuntime
+    let contexts: LoopContexts
+    let routing: RoutingControl
+    let healthChecker: HealthChecker
+    let databaseMonitor: DatabaseMonitor
+    let consistencyQueries: ConsistencyQueries
+    let logger: Logger
+    private let controlPlane = NIOLockedValueBox<Task<Void, Never>?>(nil)
+    let startedAt = NIODeadline.now()
+    private let channels = NIOLockedValueBox<[Channel]>([])
+    private let shutdownStarted = NIOLockedValueBox(false)
+
+    /// - Parameters:
+    ///   - eventLoops: overrides `event_loops` of the config (command line).
+    public convenience init(config: GatewayConfig, logger: Logger, accessLogger: Logger?, eventLoops: Int? = nil) throws {
+        try self.init(config: config, logger: logger, accessLogger: accessLogger, eventLoops: eventLoops,
+                      connector: TCPUpstreamConnector())
+    }
+
+    init(config: GatewayConfig, logger: Logger, accessLogger: Logger?, eventLoops: Int?, connector: UpstreamConnector & Sendable) throws {
+        self.config = config
+        self.logger = logger
+        let threads = eventLoops ?? config.eventLoops ?? System.coreCount
+        group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        do {
+            runtime = try GatewayRuntime(config: config, metrics: GatewayMetrics(), logger: logger, accessLogger: accessLogger,
+                                         eventLoops: Array(group.makeIterator()))
+        } catch {
+            try? group.syncShutdownGracefully()
+            throw error
+        }
+        contexts = LoopContexts(group: group, runtime: runtime, connector: connector)
+        routing = RoutingControl(
+            router: runtime.router, serverCount: runtime.servers.count,
+            poolDatabase: runtime.poolDatabase,
+            contexts: contexts, metrics: runtime.metrics, logger: logger)
+        healthChecker = HealthChecker(servers: runtime.servers, settings: config.health, group: group, routing: routing,
+                                      metrics: runtime.metrics, logger: logger)
+        databaseMonitor = DatabaseMonitor(databases: config.databases, settings: config.health, routing: routing,
+                                          metrics: runtime.metrics, logger: logger)
+        consistencyQueries = ConsistencyQueries(connectionStrings: config.databases.map(\.url), threadPool: databaseMonitor.threadPool,
+                                                timeout: config.health.databaseTimeout)
+    }
+
+    /// Binds both listeners and starts serving; returns the bound addresses (port 0 in the
+    /// config means "any free port").
+    @discardableResult
+    public func start() async throws -> BoundAddresses {
+        let queries: ConsistencyQueries? = config.databases.isEmpty ? nil : consistencyQueries
+        runtime.cache?.store.start()
+        runtime.redis?.warmUp(scripts: (runtime.cache == nil ? [] : ResponseCache.scripts)
+                                  + (runtime.rateLimits == nil ? [] : RedisRateLimiter.scripts))
+        contexts.forEach { context in
+            context.consistencyQueries = queries
+            context.start()
+        }
+        let contexts = self.contexts
+        let proxy = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 4096)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelOption(.maxMessagesPerRead, value: 4)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let handler = HTTP1Connection(loop: contexts.context(for: channel.eventLoop))
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                }
+            }
+            .bind(host: config.listen.host, port: config.listen.port)
+            .mapListenError(address: config.listen, key: "listen")
+        channels.withLockedValue { $0.append(proxy) }
+
+        let admin: Channel
+        do {
+            admin = try await AdminServer(gateway: self).bind(group: group)
+        } catch let error as IOError {
+            try? await proxy.close()
+            throw ListenError(key: "admin", address: config.admin, reason: error.description)
+        } catch {
+            try? await proxy.close()
+            throw error
+        }
+        channels.withLockedValue { $0.append(admin) }
+        // The control plane: health checks and database probes, until shutdown cancels them.
+        let healthChecker = self.healthChecker, databaseMonitor = self.databaseMonitor
+        controlPlane.withLockedValue { task in
+            task = Task {
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask { await healthChecker.run() }
+                    group.addTask { await databaseMonitor.run() }
+                }
+            }
+        }
+        let bound = BoundAddresses(proxy: proxy.localAddress!, admin: admin.localAddress!)
+        logger.info("gateway started", metadata: [
+            "listen": "\(Self.describe(bound.proxy))", "admin": "\(Self.describe(bound.admin))", "event_loops": "\(contexts.ordered.count)",
+            "pools": "\(runtime.pools.map(\.name).joined(separator: ","))", "version": "\(Self.version)",
+            "hiredis": "\(NativeLibraries.all["hiredis"]!)", "libpq": "\(NativeLibraries.libpq)",
+        ])
+        return bound
+    }
+
+    public func run() async throws {
+        try await start()
+        // Returns on SIGTERM/SIGINT (through the ServiceGroup) or when the task is cancelled.
+        try? await gracefulShutdown()
+        await shutdown()
+    }
+
+    /// Stops accepting, drains in-flight requests for up to `timeouts.drain`, then closes
+    /// everything and stops the event loops.
+    public func shutdown() async {
+        let first = shutdownStarted.withLockedValue { started in
+            defer { started = true }
+            return !started
+        }
+        guard first else { return }
+        let drain = config.timeouts.drain
+        logger.info("draining", metadata: ["timeout": "\(drain)"])
+        for channel in channels.withLockedValue({ $0 }) {
+            try? await channel.close()
+        }
+        contexts.forEach { $0.beginDrain() }
+        let deadline = NIODeadline.now() + drain.timeAmount
+        while NIODeadline.now() < deadline {
+            let open = await contexts.collect { $0.clientConnections.count }.reduce(0, +)
+            if open == 0 { break }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        let left = await contexts.collect { $0.clientConnections.count }.reduce(0, +)
+        if left > 0 {
+            logger.warning("drain timeout: closing connections still open", metadata: ["connections": "\(left)"])
+        }
+        if let task = controlPlane.withLockedValue({ $0 }) {
+            task.cancel()
+            await task.value
+        }
+        consistencyQueries.close()
+        await runtime.cache?.store.close()
+        await runtime.redis?.close()
+        contexts.forEach { $0.closeEverything() }
+        try? await Task.sleep(for: .milliseconds(20))
+        try? await group.shutdownGracefully()
+        logger.info("stopped")
+    }
+
+    var isDraining: Bool { shutdownStarted.withLockedValue { $0 } }
+
+    /// `127.0.0.1:8080` / `[::1]:8080` rather than NIO's `[IPv4]127.0.0.1/127.0.0.1:8080`.
+    static func describe(_ address: SocketAddress) -> String {
+        let ip = address.ipAddress ?? "?"
+        return ip.contains(":") ? "[\(ip)]:\(address.port ?? 0)" : "\(ip):\(address.port ?? 0)"
+    }
+}
+
+/// A listener that could not be opened, said in the config's terms.
+public struct ListenError: Error, CustomStringConvertible {
+    public var key: String
+    public var address: ListenAddress
+    public var reason: String
+
+    public var description: String {
+        let cause = reason.contains("errno: 98") ? "the address is already in use"
+            : reason.contains("errno: 13") ? "permission denied (ports below 1024 need privileges)"
+            : reason.contains("errno: 99") ? "no interface has that address"
+            : reason
+        return "cannot listen on \(address) (\(key)): \(cause)"
+    }
+}
+
+extension EventLoopFuture where Value == Channel {
+    /// Awaits a bind, turning socket errors into a `ListenError` naming the config key.
+    func mapListenError(address: ListenAddress, key: String) async throws -> Channel {
+        do {
+            return try await get()
+        } catch let error as IOError {
+            throw ListenError(key: key, address: address, reason: error.description)
+        }
+    }
+}

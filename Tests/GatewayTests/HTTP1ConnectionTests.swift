@@ -1,0 +1,300 @@
+import NIOCore
+import Router
+import NIOEmbedded
+import Testing
+
+@testable import Gateway
+
+/// Makes an embedded channel for every upstream connection, so a whole exchange (client handler,
+/// pool, upstream handler) runs in memory on one embedded loop.
+final class EmbeddedUpstreamConnector: UpstreamConnector, @unchecked Sendable {
+    let loop: EmbeddedEventLoop
+    var channels: [EmbeddedChannel] = []
+    var refuse = false
+
+    init(loop: EmbeddedEventLoop) { self.loop = loop }
+
+    func connect(to server: UpstreamServer, on eventLoop: EventLoop, handler: UpstreamConnection) -> EventLoopFuture<Channel> {
+        if refuse {
+            return loop.makeFailedFuture(IOError(errnoCode: 111, reason: "connect"))
+        }
+        let channel = EmbeddedChannel(handler: handler, loop: loop)
+        channels.append(channel)
+        return channel.connect(to: server.address).map { channel }
+    }
+}
+
+/// The client connection, its exchanges and the upstream handler driven through embedded channels.
+@Suite struct HTTP1ConnectionTests {
+    let loop = EmbeddedEventLoop()
+    let connector: EmbeddedUpstreamConnector
+    let context: LoopContext
+
+    init() throws {
+        connector = EmbeddedUpstreamConnector(loop: loop)
+        let config = try ConfigLoader.parse(yaml: """
+            debug_headers: true
+            access_log: false
+            timeouts: { client_header: 5s, keepalive: 30s }
+            pools:
+              primary: { servers: [http://127.0.0.1:9000] }
+            """)
+        let runtime = try GatewayRuntime(config: config, metrics: GatewayMetrics(), logger: .init(label: "t"), accessLogger: nil)
+        context = LoopContext(eventLoop: loop, runtime: runtime, connector: connector, loopCount: 1)
+    }
+
+    func makeClient() throws -> EmbeddedChannel {
+        let channel = EmbeddedChannel(handler: HTTP1Connection(loop: context), loop: loop)
+        try channel.connect(to: SocketAddress(ipAddress: "192.0.2.10", port: 40000)).wait()
+        return channel
+    }
+
+    func readAll(_ channel: EmbeddedChannel) throws -> String {
+        var text = ""
+        while let buffer = try channel.readOutbound(as: ByteBuffer.self) { text += String(buffer: buffer) }
+        return text
+    }
+
+    @Test func forwardsARequestAndItsResponse() throws {
+        let client = try makeClient()
+        try client.writeInbound(ByteBuffer(string: "GET /a?b=1 HTTP/1.1\r\nHost: api\r\nConnection: keep-alive\r\n\r\n"))
+        #expect(connector.channels.count == 1)
+        let upstream = connector.channels[0]
+        let request = try readAll(upstream)
+        #expect(request.hasPrefix("GET /a?b=1 HTTP/1.1\r\nHost: api\r\n"))
+        #expect(request.contains("X-Forwarded-For: 192.0.2.10\r\n"))
+        #expect(!request.contains("Connection:"))
+
+        try upstream.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nKeep-Alive: timeout=5\r\n\r\nhello"))
+        let response = try readAll(client)
+        #expect(response.hasPrefix("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"))
+        #expect(!response.contains("Keep-Alive"))
+        #expect(response.contains("X-Gateway-Pool: primary\r\n"))
+        #expect(response.hasSuffix("\r\n\r\nhello"))
+
+        // The upstream connection went back to the pool and serves the next request.
+        try client.writeInbound(ByteBuffer(string: "GET /next HTTP/1.1\r\nHost: api\r\n\r\n"))
+        #expect(connector.channels.count == 1)
+        #expect(try readAll(upstream).hasPrefix("GET /next HTTP/1.1"))
+    }
+
+    @Test func responseArrivingInPiecesIsStreamed() throws {
+        let client = try makeClient()
+        try client.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: api\r\n\r\n"))
+        let upstream = connector.channels[0]
+        _ = try readAll(upstream)
+        try upstream.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"))
+        let first = try readAll(client)
+        #expect(first.contains("Transfer-Encoding: chunked\r\n"))
+        #expect(first.hasSuffix("3\r\nabc\r\n"))
+        try upstream.writeInbound(ByteBuffer(string: "2\r\nde\r\n0\r\n\r\n"))
+        #expect(try readAll(client) == "2\r\nde\r\n0\r\n\r\n")
+    }
+
+    @Test func pipelinedRequestsWaitForTheirTurn() throws {
+        let client = try makeClient()
+        try client.writeInbound(ByteBuffer(string: "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n"))
+        let upstream = connector.channels[0]
+        let sent = try readAll(upstream)
+        // Only the first request went out; the second waits for the first response.
+        #expect(sent.hasPrefix("GET /1 "))
+        #expect(!sent.contains("GET /2 "))
+        try upstream.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1"))
+        #expect(try readAll(upstream).hasPrefix("GET /2 "))
+        try upstream.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2"))
+        let responses = try readAll(client)
+        #expect(responses.hasSuffix("\r\n\r\n2"))
+        #expect(responses.components(separatedBy: "HTTP/1.1 200").count == 3)
+    }
+
+    @Test func refusedConnectIs502() throws {
+        connector.refuse = true
+        let client = try makeClient()
+        try client.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: a\r\n\r\n"))
+        let response = try readAll(client)
+        #expect(response.hasPrefix("HTTP/1.1 502 Bad Gateway\r\n"))
+        #expect(response.contains("\"error\":\"upstream refused the connection\""))
+        #expect(client.isActive)
+    }
+
+    @Test func upstreamClosingBeforeAResponseIs502() throws {
+        let client = try makeClient()
+        try client.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: a\r\n\r\n"))
+        let upstream = connector.channels[0]
+        try upstream.close().wait()
+        #expect(try readAll(client).hasPrefix("HTTP/1.1 502 "))
+    }
+
+    @Test func headerTimeoutAnswers408() throws {
+        let client = try makeClient()
+        try client.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nHo"))
+        context.sweeper.sweep(now: .now() + .seconds(6))
+        let response = try readAll(client)
+        #expect(response.hasPrefix("HTTP/1.1 408 Request Timeout\r\n"))
+        #expect(response.contains("Connection: close\r\n"))
+    }
+
+    @Test func idleKeepAliveTimeoutClosesSilently() throws {
+        let client = try makeClient()
+        context.sweeper.sweep(now: .now() + .seconds(31))
+        #expect(try readAll(client).isEmpty)
+        #expect(!client.isActive)
+    }
+
+    @Test func badRequestIs400AndNoUpstreamIsUsed() throws {
+        let client = try makeClient()
+        try client.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"))
+        let response = try readAll(client)
+        #expect(response.hasPrefix("HTTP/1.1 400 Bad Request\r\n"))
+        #expect(connector.channels.isEmpty)
+    }
+
+    @Test func clientLeavingMidResponseReleasesTheUpstreamUnusable() throws {
+        let client = try makeClient()
+        try client.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: a\r\n\r\n"))
+        let upstream = connector.channels[0]
+        try upstream.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial"))
+        try client.close().wait()
+        // Half a response is in flight on that connection: it must not be reused.
+        #expect(!upstream.isActive)
+    }
+}
+
+/// The pure decisions of one exchange.
+@Suite struct ExchangeStateMachineTests {
+    func machine(_ method: RequestMethod = .get, body: Bool = false, retries: Int = 1) -> ExchangeStateMachine {
+        ExchangeStateMachine(method: method, requestHasBody: body, maxRetries: retries)
+    }
+
+    @Test func keepAliveExchangeReusesTheUpstream() {
+        var exchange = machine(retries: 0)
+        #expect(exchange.upstreamAttached() == false)
+        #expect(exchange.responseHead(status: 200, contentLength: 3, keepAlive: true) == .final(mayBeReplaced: false, holdUntilBody: false))
+        exchange.responseHeadForwarded()
+        #expect(exchange.responseEnded() == true)
+        var closing = machine(retries: 0)
+        _ = closing.upstreamAttached()
+        _ = closing.responseHead(status: 200, contentLength: 3, keepAlive: false)
+        #expect(closing.responseEnded() == false)
+    }
+
+    @Test func interimResponsesAndProtocolSwitches() {
+        var exchange = machine(.post, body: true)
+        _ = exchange.upstreamAttached()
+        #expect(exchange.responseHead(status: 100, contentLength: nil, keepAlive: true) == .interim)
+        #expect(!exchange.responseHeadReceived)
+        #expect(exchange.responseHead(status: 101, contentLength: nil, keepAlive: true) == .fail(.malformedResponse))
+    }
+
+    @Test func aResponseBeforeTheWholeBodyLeavesItUnreadAndTheUpstreamUnusable() {
+        var exchange = machine(.post, body: true)
+        #expect(exchange.upstreamAttached() == true)
+        #expect(exchange.requestBodyUnread)
+        _ = exchange.responseHead(status: 413, contentLength: 0, keepAlive: true)
+        exchange.responseHeadForwarded()
+        #expect(exchange.responseEnded() == false)
+        #expect(exchange.requestBodyUnread)
+    }
+
+    @Test func retriesOnlyWhatIsSafe() {
+        // Never reached an upstream: any method.
+        #expect(machine(.post, body: true).retryIsSafe(after: .connectRefused))
+        #expect(machine(.post, body: true).retryIsSafe(after: .connectTimeout))
+        // Reset: only idempotent reads without a body.
+        #expect(machine(.get).retryIsSafe(after: .reset))
+        #expect(!machine(.post).retryIsSafe(after: .reset))
+        #expect(!machine(.put, body: true).retryIsSafe(after: .reset))
+        // Timeouts and bad responses: never.
+        #expect(!machine(.get).retryIsSafe(after: .responseTimeout))
+        #expect(!machine(.get).retryIsSafe(after: .malformedResponse))
+        // Attempts are bounded.
+        #expect(!machine(.get, retries: 0).retryIsSafe(after: .connectRefused))
+        var once = machine(.get, retries: 1)
+        _ = once.upstreamAttached()
+        once.retrying()
+        #expect(once.retries == 1)
+        #expect(!once.retryIsSafe(after: .connectRefused))
+        // Nothing once a response byte reached the client.
+        var started = machine(.get, retries: 3)
+        _ = started.upstreamAttached()
+        _ = started.responseHead(status: 200, contentLength: 10, keepAlive: true)
+        #expect(started.retryIsSafe(after: .reset))
+        started.responseHeadForwarded()
+        #expect(!started.retryIsSafe(after: .reset))
+    }
+
+    @Test func aRetryableReadHoldsItsHeadUntilItsBodyStarts() {
+        var read = machine(.get, retries: 1)
+        _ = read.upstreamAttached()
+        #expect(read.responseHead(status: 200, contentLength: 10, keepAlive: true) == .final(mayBeReplaced: false, holdUntilBody: true))
+        // No body to wait for, a stream, a HEAD, a write, no retries left: the head goes at once.
+        var empty = machine(.get, retries: 1)
+        #expect(empty.responseHead(status: 204, contentLength: 0, keepAlive: true) == .final(mayBeReplaced: false, holdUntilBody: false))
+        var stream = machine(.get, retries: 1)
+        #expect(stream.responseHead(status: 200, contentLength: nil, keepAlive: true) == .final(mayBeReplaced: false, holdUntilBody: false))
+        var head = machine(.head, retries: 1)
+        #expect(head.responseHead(status: 200, contentLength: 10, keepAlive: true) == .final(mayBeReplaced: false, holdUntilBody: false))
+        var write = machine(.post, body: true, retries: 1)
+        #expect(write.responseHead(status: 200, contentLength: 10, keepAlive: true) == .final(mayBeReplaced: false, holdUntilBody: false))
+        var noRetries = machine(.get, retries: 0)
+        #expect(noRetries.responseHead(status: 200, contentLength: 10, keepAlive: true) == .final(mayBeReplaced: false, holdUntilBody: false))
+    }
+
+    @Test func serverErrorsMayBeReplaced() {
+        var failing = machine(.get, retries: 0)
+        #expect(failing.responseHead(status: 503, contentLength: 5, keepAlive: true) == .final(mayBeReplaced: true, holdUntilBody: false))
+        var fine = machine(.get, retries: 0)
+        #expect(fine.responseHead(status: 404, contentLength: 5, keepAlive: true) == .final(mayBeReplaced: false, holdUntilBody: false))
+    }
+
+    @Test func failuresBeforeAndAfterTheResponseStarted() {
+        var before = machine()
+        _ = before.upstreamAttached()
+        #expect(before.failed(.responseTimeout) == .answer(status: 504))
+        #expect(before.status == 504)
+        var refused = machine(.post, body: true)
+        #expect(refused.failed(.connectRefused) == .answer(status: 502))
+        #expect(refused.requestBodyUnread)
+        var after = machine()
+        _ = after.upstreamAttached()
+        _ = after.responseHead(status: 200, contentLength: 10, keepAlive: true)
+        after.responseHeadForwarded()
+        #expect(after.failed(.reset) == .abort)
+        // A head received but held back (nothing reached the client): still answerable.
+        var held = machine()
+        _ = held.upstreamAttached()
+        _ = held.responseHead(status: 200, contentLength: 10, keepAlive: true)
+        #expect(!held.responseStarted)
+        #expect(held.failed(.reset) == .answer(status: 502))
+        #expect(UpstreamFailure.queueTimeout.status == 503)
+        #expect(UpstreamFailure.noPrimary.status == 503 && UpstreamFailure.noPrimary.nothingToTry)
+    }
+
+    @Test func theWaitTellsWhichTimeoutRuns() {
+        var upload = machine(.post, body: true)
+        _ = upload.upstreamAttached()
+        // Sending the body to an upstream that takes it: the client's body timeout.
+        #expect(upload.waiting(upstreamWritable: true) == .requestBody)
+        // The upstream holds the body back: its response timeout, the client is not at fault.
+        #expect(upload.waiting(upstreamWritable: false) == .upstreamResponse)
+        upload.requestBodyFinished()
+        #expect(upload.waiting(upstreamWritable: true) == .upstreamResponse)
+        // An answer before the body ended: the upstream's timeout while the response streams.
+        var early = machine(.post, body: true)
+        _ = early.upstreamAttached()
+        _ = early.responseHead(status: 200, contentLength: 10, keepAlive: true)
+        early.responseHeadForwarded()
+        #expect(early.waiting(upstreamWritable: true) == .upstreamResponse)
+    }
+}
+
+/// How responses are framed for HTTP/1.x clients.
+@Suite struct ClientFramingTests {
+    @Test func framingFollowsTheClientsVersion() {
+        #expect(ClientFraming.choose(upstream: .length(3), clientMinorVersion: 1) == .asIs)
+        #expect(ClientFraming.choose(upstream: .none, clientMinorVersion: 0) == .asIs)
+        #expect(ClientFraming.choose(upstream: .chunked, clientMinorVersion: 1) == .chunked)
+        #expect(ClientFraming.choose(upstream: .untilClose, clientMinorVersion: 1) == .chunked)
+        #expect(ClientFraming.choose(upstream: .chunked, clientMinorVersion: 0) == .untilClose)
+    }
+}
