@@ -5,25 +5,6 @@ import Testing
 
 @testable import Gateway
 
-/// Makes an embedded channel for every upstream connection, so a whole exchange (client handler,
-/// pool, upstream handler) runs in memory on one embedded loop.
-final class EmbeddedUpstreamConnector: UpstreamConnector, @unchecked Sendable {
-    let loop: EmbeddedEventLoop
-    var channels: [EmbeddedChannel] = []
-    var refuse = false
-
-    init(loop: EmbeddedEventLoop) { self.loop = loop }
-
-    func connect(to server: UpstreamServer, on eventLoop: EventLoop, handler: UpstreamConnection) -> EventLoopFuture<Channel> {
-        if refuse {
-            return loop.makeFailedFuture(IOError(errnoCode: 111, reason: "connect"))
-        }
-        let channel = EmbeddedChannel(handler: handler, loop: loop)
-        channels.append(channel)
-        return channel.connect(to: server.address).map { channel }
-    }
-}
-
 /// The client connection, its exchanges and the upstream handler driven through embedded channels.
 @Suite struct HTTP1ConnectionTests {
     let loop = EmbeddedEventLoop()
@@ -157,6 +138,75 @@ final class EmbeddedUpstreamConnector: UpstreamConnector, @unchecked Sendable {
         try client.close().wait()
         // Half a response is in flight on that connection: it must not be reused.
         #expect(!upstream.isActive)
+    }
+}
+
+/// Persistence and framing towards HTTP/1.x clients, for every kind of answer.
+@Suite struct HTTP1PersistenceTests {
+    static let config = """
+        access_log: false
+        pools:
+          primary: { servers: [http://127.0.0.1:9000] }
+        """
+
+    @Test func http10KeepAliveIsSaidAndKept() throws {
+        let gateway = try EmbeddedGateway(Self.config)
+        let client = try gateway.client()
+        let (_, response) = try gateway.send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", on: client,
+                                             upstream: "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1")
+        #expect(response.header("connection") == "keep-alive")
+        #expect(client.isActive)
+        // The gateway's own answers say it too.
+        gateway.refuseUpstreamConnections()
+        let (_, local) = try gateway.send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", on: client)
+        #expect(local.status == 502 && local.header("connection") == "keep-alive")
+        #expect(client.isActive)
+    }
+
+    @Test func http10ClientsGetChunkedBodiesCloseDelimited() throws {
+        let gateway = try EmbeddedGateway(Self.config)
+        let client = try gateway.client()
+        try client.writeInbound(ByteBuffer(string: "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"))
+        try gateway.connector.channels[0].writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"))
+        let text = try EmbeddedGateway.readAll(client)
+        #expect(text.contains("Connection: close\r\n") && !text.contains("Transfer-Encoding"))
+        #expect(text.hasSuffix("\r\n\r\nabc"))
+        #expect(!client.isActive)
+    }
+
+    @Test func aClientThatSaysCloseIsClosedAfterAnyAnswer() throws {
+        let gateway = try EmbeddedGateway(Self.config)
+        let forwarded = try gateway.client()
+        let (_, upstream) = try gateway.send("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", on: forwarded,
+                                             upstream: "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1")
+        #expect(upstream.header("connection") == "close" && !forwarded.isActive)
+        gateway.refuseUpstreamConnections()
+        let local = try gateway.client()
+        let (_, failed) = try gateway.send("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", on: local)
+        #expect(failed.status == 502 && failed.header("connection") == "close" && !local.isActive)
+    }
+
+    @Test func drainingClosesAfterTheResponseInFlight() throws {
+        let gateway = try EmbeddedGateway(Self.config)
+        let client = try gateway.client()
+        try client.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: a\r\n\r\n"))
+        gateway.context.beginDrain()
+        #expect(client.isActive)
+        try gateway.connector.channels[0].writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1"))
+        let text = try EmbeddedGateway.readAll(client)
+        #expect(text.contains("Connection: close\r\n") && text.hasSuffix("\r\n\r\n1"))
+        #expect(!client.isActive)
+    }
+
+    @Test func aResponseBeforeTheBodyEndsClosesTheConnection() throws {
+        let gateway = try EmbeddedGateway(Self.config)
+        let client = try gateway.client()
+        try client.writeInbound(ByteBuffer(string: "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n12345"))
+        try gateway.connector.channels[0].writeInbound(ByteBuffer(string: "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n"))
+        let text = try EmbeddedGateway.readAll(client)
+        #expect(text.hasPrefix("HTTP/1.1 413 ") && text.contains("Connection: close\r\n"))
+        // The upstream connection, with half a body on it, is not reused.
+        #expect(!gateway.connector.channels[0].isActive)
     }
 }
 

@@ -201,8 +201,8 @@ extension RawClient {
 }
 
 /// A deliberately simple response parser for tests (no shared code with the gateway's).
-enum ResponseParser {
-    static func parse(_ bytes: [UInt8], head isHead: Bool, closed: Bool) -> (TestResponse, Int)? {
+public enum ResponseParser {
+    public static func parse(_ bytes: [UInt8], head isHead: Bool, closed: Bool) -> (TestResponse, Int)? {
         guard let headEnd = find([13, 10, 13, 10], in: bytes, from: 0) else { return nil }
         let headText = String(decoding: bytes[0..<headEnd], as: UTF8.self)
         var lines = headText.components(separatedBy: "\r\n")

@@ -1,0 +1,30 @@
+/// Bounds on what a client may send.
+public struct Limits: Decodable, Sendable {
+    /// The whole request head (start line and fields); larger gets 431.
+    public var maxHeaderSize = ByteSize(32 * 1024)
+    public var maxHeaders = 100
+    /// The request body; larger gets 413 (nginx `client_max_body_size`).
+    public var maxBodySize = ByteSize(10 * 1024 * 1024)
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case maxHeaderSize = "max_header_size"
+        case maxHeaders = "max_headers"
+        case maxBodySize = "max_body_size"
+    }
+
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        maxHeaderSize = try c.decode(.maxHeaderSize, default: maxHeaderSize)
+        maxHeaders = try c.decode(.maxHeaders, default: maxHeaders)
+        maxBodySize = try c.decode(.maxBodySize, default: maxBodySize)
+        if maxHeaderSize.bytes < 256 {
+            throw DecodingError.dataCorruptedError(forKey: .maxHeaderSize, in: c, debugDescription: "must be at least 256 bytes")
+        }
+        if maxHeaders < 1 {
+            throw DecodingError.dataCorruptedError(forKey: .maxHeaders, in: c, debugDescription: "must be at least 1")
+        }
+    }
+}
