@@ -25,7 +25,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
     /// When it went back to the pool; idle connections past `idle_timeout` are closed.
     var idleSince: NIODeadline = .now()
     private(set) var requestsServed = 0
-    /// Reused for request heads (see `DownstreamHandler.responseHeadScratch`).
+    /// Reused for request heads: once NIO has written it, its storage is ours again.
     var headScratch = ByteBuffer()
     /// Set once the pool has counted this connection as gone.
     var closeAccounted = false
