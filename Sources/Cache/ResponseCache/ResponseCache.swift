@@ -74,7 +74,7 @@ public final class ResponseCache: Sendable {
     public init(settings: Settings, redis: RedisClient?, subscriberLoop: EventLoop?, logger: Logger) {
         self.settings = settings
         self.redis = redis
-        if let redis {
+        if redis != nil {
             local = settings.nearCacheBytes > 0 ? LocalResponseStore(maxBytes: settings.nearCacheBytes) : nil
         } else {
             local = LocalResponseStore(maxBytes: settings.maxBytes)

@@ -65,6 +65,16 @@ extension Exchange {
         }
     }
 
+    /// How a filter waits: returns the verdict that parks the exchange until `future`
+    /// completes; `then` decides what comes next (only if the client is still there).
+    func wait<Value>(for future: EventLoopFuture<Value>, then decide: @escaping (Result<Value, Error>) -> FilterVerdict) -> FilterVerdict {
+        let resumption = loop.eventLoop.makePromise(of: FilterResumption.self)
+        future.assumeIsolated().whenComplete { result in
+            resumption.assumeIsolated().succeed { decide(result) }
+        }
+        return .suspend(resumption.futureResult)
+    }
+
     // MARK: 3. Upstream
 
     /// Picks a server (again after a `picked` hook waited), then sends the request to it; with

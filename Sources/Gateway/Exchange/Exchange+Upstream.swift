@@ -8,7 +8,7 @@ extension Exchange: UpstreamLeaseRequester, UpstreamConnectionOwner {
 
     /// One attempt: filters prepare it, the server counts it in flight, a connection is leased.
     func sendToUpstream(now: NIODeadline) {
-        guard let server else { return }
+        guard let server else { return fail(.noServer) }
         chain.upstreamRequest(self)
         loop.balancer.inFlight[server.id] += 1
         attemptInFlight = true

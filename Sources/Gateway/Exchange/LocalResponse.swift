@@ -57,10 +57,4 @@ enum JSONString {
         }
         buffer.writeStaticString("\"")
     }
-
-    static func quoted(_ text: String) -> String {
-        var buffer = ByteBuffer()
-        write(text, into: &buffer)
-        return String(buffer: buffer)
-    }
 }

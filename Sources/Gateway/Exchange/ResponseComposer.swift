@@ -43,7 +43,7 @@ enum ResponseComposer {
     private static func writeUpstream(_ head: HTTPHead, framing: ClientFraming, _ context: Context, into out: inout ByteBuffer) {
         let debug = debugFields(context)
         let bound = head.raw.readableBytes + head.fields.count + 64 + additionsLength(.upstream, context, debug)
-        head.raw.withUnsafeReadableBytes { raw in
+        _ = head.raw.withUnsafeReadableBytes { raw in
             out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { memory in
                 var w = RawHeadWriter(memory)
                 w.write("HTTP/1.1 ")

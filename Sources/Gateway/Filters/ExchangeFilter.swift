@@ -9,9 +9,9 @@ enum FilterVerdict {
     case respond(LocalResponse)
     /// Answer from the cache.
     case serve(CachedAnswer)
-    /// Wait for something (Redis, another request's fetch, a replica). The future completes
-    /// with what the filter then decides, run only if the exchange is still live:
-    /// `Exchange.suspend` is the one place that parks an exchange and resumes it.
+    /// Wait for something (Redis, another request's fetch, a replica): made with
+    /// `Exchange.wait(for:then:)`; `Exchange.suspend` is the one place that parks an exchange
+    /// and resumes it with what the filter then decides.
     case suspend(EventLoopFuture<FilterResumption>)
 }
 

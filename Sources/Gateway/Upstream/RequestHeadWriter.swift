@@ -34,7 +34,7 @@ enum RequestHeadWriter {
             + (combinedForwardedFor?.utf8.count ?? 0) + (absoluteAuthority?.utf8.count ?? 0) * 2
         for (name, value) in context.extraHeaders { bound += name.utf8.count + value.utf8.count + 4 }
 
-        head.raw.withUnsafeReadableBytes { raw in
+        _ = head.raw.withUnsafeReadableBytes { raw in
             out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { memory in
                 var w = RawHeadWriter(memory)
                 w.write(UnsafeRawBufferPointer(rebasing: raw[head.part1]))

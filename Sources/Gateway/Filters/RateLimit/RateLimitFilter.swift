@@ -31,20 +31,19 @@ final class RateLimitFilter: ExchangeFilter, Sendable {
             return decide(limits.local.check(localKey, rule: policy.rule, now: Self.microsecondsNow(), cost: policy.cost), exchange)
         }
         let key = loop.rateLimits.redisKey(policy, text: text, address: address, clientText: exchange.clientText)
-        return .suspend(RedisRateLimiter.check(key, arguments: policy.redisArguments, client: redis)
-            .assumeIsolated()
-            .map { outcome -> FilterResumption in { self.decide(outcome, exchange) } }
-            .recover { error -> FilterResumption in
-                {
-                    // Never stop limiting: this process limits alone, to its share of the limit.
-                    loop.rateLimits.stats[self.policy.index].fallbacks &+= 1
-                    loop.rateLimits.logFallback(self.policy, error: error, logger: exchange.runtime.logger)
-                    let outcome = self.limits.local.check(localKey, rule: self.policy.fallbackRule, now: Self.microsecondsNow(),
-                                                          cost: self.policy.cost)
-                    return self.decide(outcome, exchange)
-                }
+        return exchange.wait(for: RedisRateLimiter.check(key, arguments: policy.redisArguments, client: redis)) { result in
+            switch result {
+            case .success(let outcome):
+                return self.decide(outcome, exchange)
+            case .failure(let error):
+                // Never stop limiting: this process limits alone, to its share of the limit.
+                loop.rateLimits.stats[self.policy.index].fallbacks &+= 1
+                loop.rateLimits.logFallback(self.policy, error: error, logger: exchange.runtime.logger)
+                let outcome = self.limits.local.check(localKey, rule: self.policy.fallbackRule, now: Self.microsecondsNow(),
+                                                      cost: self.policy.cost)
+                return self.decide(outcome, exchange)
             }
-            .nonisolated())
+        }
     }
 
     private func decide(_ outcome: GCRA.Outcome, _ exchange: Exchange) -> FilterVerdict {

@@ -36,12 +36,11 @@ final class ReadYourWritesFilter: ExchangeFilter, Sendable {
             if !databases.isEmpty {
                 exchange.filters.readYourWrites!.waited = true
                 let started = NIODeadline.now()
-                return .suspend(queries.waitForReplay(databases: Array(databases), target: needed, timeout: consistency.maxWait,
-                                                      on: exchange.loop.eventLoop)
-                    .assumeIsolated()
-                    .map { database -> FilterResumption in { self.replayed(database, needed, since: started, exchange) } }
-                    .recover { _ -> FilterResumption in { self.replayed(nil, needed, since: started, exchange) } }
-                    .nonisolated())
+                let replay = queries.waitForReplay(databases: Array(databases), target: needed, timeout: consistency.maxWait,
+                                                   on: exchange.loop.eventLoop)
+                return exchange.wait(for: replay) { result in
+                    self.replayed((try? result.get()) ?? nil, needed, since: started, exchange)
+                }
             }
         }
         exchange.filters.readYourWrites!.settle(decision, state: exchange.loop.routingState, router: runtime.router)

@@ -71,13 +71,13 @@ final class ResponseCacheFilter: ExchangeFilter, Sendable {
         // An open circuit fails the lookup at once (no I/O), and lets a trial through now and
         // then: that is how the cache comes back.
         guard let redis = exchange.loop.redis else { return bypass(exchange) }
-        return .suspend(cache.store.lookupRedis(request.key, variant: request.variant, client: redis, now: now)
-            .assumeIsolated()
-            .map { entry -> FilterResumption in
-                { entry.map { self.answer($0, exchange, now: CacheRuntime.unixMilliseconds()) } ?? self.missed(exchange) }
+        return exchange.wait(for: cache.store.lookupRedis(request.key, variant: request.variant, client: redis, now: now)) { result in
+            switch result {
+            case .success(let entry?): self.answer(entry, exchange, now: CacheRuntime.unixMilliseconds())
+            case .success(nil): self.missed(exchange)
+            case .failure: self.bypass(exchange)
             }
-            .recover { _ -> FilterResumption in { self.bypass(exchange) } }
-            .nonisolated())
+        }
     }
 
     /// Redis cannot answer: the request goes upstream as if there were no cache, and nothing is
@@ -131,9 +131,7 @@ final class ResponseCacheFilter: ExchangeFilter, Sendable {
         }
         // nginx's proxy_cache_lock_timeout: past it, go upstream alone.
         eventLoop.scheduleTask(in: cache.lockTimeout) { waiter.finish(nil) }
-        return .suspend(fetched.futureResult.assumeIsolated()
-            .map { entry -> FilterResumption in { self.coalesced(entry, exchange) } }
-            .nonisolated())
+        return exchange.wait(for: fetched.futureResult) { result in self.coalesced((try? result.get()) ?? nil, exchange) }
     }
 
     /// The fetch this request waited for is done: its entry, or upstream alone.
