@@ -37,6 +37,8 @@ public final class TestUpstream: @unchecked Sendable {
 
     public struct Counters: Sendable {
         public var connections = 0
+        /// Connections open now.
+        public var openConnections = 0
         public var requests = 0
         /// Body bytes written by generated responses (`/bytes`, `/chunked`, `/until-close`).
         public var bodyBytesWritten = 0
@@ -60,7 +62,11 @@ public final class TestUpstream: @unchecked Sendable {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                counters.withLockedValue { $0.connections += 1 }
+                counters.withLockedValue {
+                    $0.connections += 1
+                    $0.openConnections += 1
+                }
+                channel.closeFuture.whenComplete { _ in counters.withLockedValue { $0.openConnections -= 1 } }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
                     try channel.pipeline.syncOperations.addHandler(TestUpstreamHandler(name: name, counters: counters, resetEverything: resetEverything))

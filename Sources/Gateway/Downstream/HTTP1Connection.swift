@@ -138,7 +138,10 @@ final class HTTP1Connection: ChannelDuplexHandler {
             case .lingering:
                 closeNow()
             case .open:
-                if exchange == nil { pumpRequest() }
+                // Between requests: close once what was sent is served. In the middle of a
+                // body: the body will not be complete, which the pump finds out now rather than
+                // at the body timeout (with an upstream connection held meanwhile).
+                if exchange == nil || exchange!.sendsRequestBody { pumpRequest() }
             case .closed:
                 break
             }

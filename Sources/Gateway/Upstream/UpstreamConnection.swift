@@ -33,7 +33,13 @@ final class UpstreamConnection: ChannelDuplexHandler {
     private var context: ChannelHandlerContext?
     private var readingAllowed = true
     private var pendingRead = false
+    /// Usable: connected and not closing. NIO completes a connect before it fires
+    /// `channelActive`, so the pool marks a connection usable (`connected()`) when its connect
+    /// succeeds; waiting for `channelActive` left a window in which `close()` did nothing and a
+    /// released connection stayed open for ever.
     private(set) var isActive = false
+    /// `close()` was asked for; the channel closes on its own time.
+    private var closing = false
 
     init(server: UpstreamServer, pool: UpstreamConnectionPool, maxHeadBytes: Int) {
         self.server = server
@@ -79,8 +85,14 @@ final class UpstreamConnection: ChannelDuplexHandler {
         }
     }
 
+    /// The connect succeeded.
+    func connected() {
+        if !closing { isActive = true }
+    }
+
     func close() {
-        guard let context, isActive else { return }
+        guard let context, !closing else { return }
+        closing = true
         isActive = false
         context.close(promise: nil)
     }
@@ -93,7 +105,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        isActive = true
+        if !closing { isActive = true }
         context.fireChannelActive()
     }
 
@@ -112,7 +124,20 @@ final class UpstreamConnection: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        closed()
+        context.fireChannelInactive()
+    }
+
+    /// A channel closed before it became active (within its connect's tick) gets no
+    /// `channelInactive`, only this: its pool must still learn that the slot is free.
+    func channelUnregistered(context: ChannelHandlerContext) {
+        closed()
+        context.fireChannelUnregistered()
+    }
+
+    private func closed() {
         isActive = false
+        closing = true
         let owner = self.owner
         self.owner = nil
         pool.connectionClosed(self)

@@ -129,6 +129,7 @@ final class UpstreamConnectionPool {
                 let waiting = self.connectsInFlight.removeValue(forKey: key)
                 switch result {
                 case .success:
+                    connection.connected()
                     if let waiting, waiting === requester {
                         requester.leaseSucceeded(connection)
                     } else {
