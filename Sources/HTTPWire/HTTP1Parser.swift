@@ -157,6 +157,11 @@ public struct HTTP1Parser {
             if buffer.readableBytes > maxHeadBytes {
                 return try fail(.headTooLarge)
             }
+            // A CR not followed by LF can only be an error: say so now rather than at the
+            // header timeout (a head of bare-CR lines never ends).
+            if hasBareCR(from: scanned) {
+                return try fail(.malformedHeader)
+            }
             state = .head(scanned: max(0, buffer.readableBytes - 3))
             return .needMoreData
         }
@@ -200,6 +205,17 @@ public struct HTTP1Parser {
 
     /// The length from `start` through the blank line ending a head or trailer section, or nil.
     /// A line ends with LF (a CR before it is stripped when the line is parsed).
+    private func hasBareCR(from scanned: Int) -> Bool {
+        buffer.withUnsafeReadableBytes { bytes in
+            var i = max(0, scanned - 1)
+            while i + 1 < bytes.count {
+                if bytes[i] == ASCII.cr && bytes[i + 1] != ASCII.lf { return true }
+                i += 1
+            }
+            return false
+        }
+    }
+
     private func findEndOfSection(from start: Int, scanned: Int) -> Int? {
         buffer.withUnsafeReadableBytes { bytes -> Int? in
             let base = start - buffer.readerIndex

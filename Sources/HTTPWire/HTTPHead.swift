@@ -72,6 +72,11 @@ public final class HTTPHead {
     /// The request target exactly as received (origin-form, absolute-form or `*`).
     public var target: String { string(part2) }
 
+    /// `*`: a request about the server as a whole (RFC 9112 §3.2.4; OPTIONS only).
+    public var isAsteriskForm: Bool {
+        part2.count == 1 && raw.getInteger(at: part2.lowerBound, as: UInt8.self) == UInt8(ascii: "*")
+    }
+
     /// The path of the request target, without the query; for absolute-form targets the part
     /// after the authority.
     public var path: String {

@@ -106,8 +106,10 @@ public enum HTTPHeadParser {
         let major = bytes[start + 5] &- UInt8(ascii: "0")
         let minor = bytes[start + 7] &- UInt8(ascii: "0")
         guard major < 10, minor < 10 else { throw .malformedStartLine }
-        guard major == 1, minor <= 1 else { throw .unsupportedVersion }
-        return Int(minor)
+        guard major == 1 else { throw .unsupportedVersion }
+        // A higher minor version is one the sender knows is compatible: treated as the
+        // highest this side implements (RFC 9110 §2.5).
+        return Int(min(minor, 1))
     }
 
     private static func method(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> RequestMethod {
@@ -195,6 +197,7 @@ public enum HTTPHeadParser {
                 }
             case .host:
                 hostCount += 1
+                if kind == .request, !Authority.isValid(bytes, vs, vl) { throw .invalidHost }
             case .connection, .proxyConnection:
                 for item in listItems(bytes, vs, vl) {
                     if ASCII.equalsLowercase(bytes, item.lowerBound, item.count, "close") {
@@ -234,6 +237,7 @@ public enum HTTPHeadParser {
             if head.minorVersion == 1 ? hostCount != 1 : hostCount > 1 {
                 throw .invalidHost
             }
+            try checkAbsoluteFormAuthority(head, bytes)
         case .response:
             let status = head.status
             if status < 200 || status == 204 || status == 304 {
@@ -254,6 +258,27 @@ public enum HTTPHeadParser {
                 head.keepAlive = false
             }
         }
+    }
+
+    /// An absolute-form target (`http://authority/path`) names its authority, which replaces
+    /// Host (RFC 9112 §3.2.2): it must be a valid host too, and carry no userinfo.
+    private static func checkAbsoluteFormAuthority(_ head: HTTPHead, _ bytes: UnsafeRawBufferPointer) throws(HTTPParseError) {
+        let target = head.part2
+        // CONNECT's authority-form is refused later, with a 405 of its own.
+        guard head.method != .connect, target.count > 0, bytes[target.lowerBound] != ASCII.slash,
+              bytes[target.lowerBound] != UInt8(ascii: "*") else { return }
+        var schemeLength = 0
+        if ASCII.equalsLowercase(bytes, target.lowerBound, min(7, target.count), "http://") {
+            schemeLength = 7
+        } else if ASCII.equalsLowercase(bytes, target.lowerBound, min(8, target.count), "https://") {
+            schemeLength = 8
+        } else {
+            throw .malformedStartLine
+        }
+        let start = target.lowerBound + schemeLength
+        var end = start
+        while end < target.upperBound, bytes[end] != ASCII.slash, bytes[end] != ASCII.question { end += 1 }
+        guard end > start, Authority.isValid(bytes, start, end - start) else { throw .invalidHost }
     }
 
     /// Marks the fields named by Connection as hop-by-hop, except the framing and routing fields

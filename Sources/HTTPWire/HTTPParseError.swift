@@ -34,7 +34,7 @@ public enum HTTPParseError: Error, Equatable, CustomStringConvertible {
         case .invalidContentLength: "invalid or conflicting Content-Length"
         case .conflictingFraming: "both Content-Length and Transfer-Encoding"
         case .unsupportedTransferEncoding: "unsupported transfer coding"
-        case .invalidHost: "missing or repeated Host header"
+        case .invalidHost: "missing, repeated or malformed Host"
         case .malformedChunk: "malformed chunked body"
         case .truncatedMessage: "connection closed in the middle of a message"
         }

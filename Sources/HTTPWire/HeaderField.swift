@@ -29,6 +29,8 @@ public enum KnownHeader: UInt8 {
     case ifModifiedSince
     case range
     case vary
+    /// RFC 7239; believed (and forwarded) only from trusted proxies.
+    case forwarded
 
     /// Hop-by-hop headers of RFC 9110 §7.6.1 (plus the legacy Proxy-Connection and Keep-Alive):
     /// meaningful for one connection only, never forwarded.
@@ -48,6 +50,7 @@ public enum KnownHeader: UInt8 {
         switch count {
         case 2: return eq("te") ? .te : .other
         case 5: return eq("range") ? .range : .other
+        case 9: return eq("forwarded") ? .forwarded : .other
         case 3: return eq("age") ? .age : .other
         case 4:
             if eq("host") { return .host }

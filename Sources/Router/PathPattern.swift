@@ -91,11 +91,18 @@ public struct PathPattern: Hashable, Sendable, CustomStringConvertible {
 public struct NormalizedPath: Sendable {
     public let path: Substring
 
-    public init(_ raw: String) {
+    /// - Parameter unescapingSlashes: `%2F` and `%5C` become `/` and `\` before the path is
+    ///   normalized (so `/a%2F..%2Fb` is `/b`); otherwise they stay data.
+    public init(_ raw: String, unescapingSlashes: Bool = false) {
         var raw = raw
         raw.makeContiguousUTF8()
         let utf8 = raw.utf8
-        let withoutQuery = utf8.firstIndex(of: UInt8(ascii: "?")).map { raw[..<$0] } ?? raw[...]
+        var withoutQuery = utf8.firstIndex(of: UInt8(ascii: "?")).map { raw[..<$0] } ?? raw[...]
+        var unescaped: String?
+        if unescapingSlashes, Self.hasEscapedSlash(withoutQuery) {
+            unescaped = Self.unescapeSlashes(withoutQuery)
+            withoutQuery = unescaped![...]
+        }
         if Self.isClean(withoutQuery.utf8) {
             path = withoutQuery
         } else {
@@ -103,6 +110,43 @@ public struct NormalizedPath: Sendable {
             normalized.makeContiguousUTF8()
             path = Substring(normalized)
         }
+    }
+
+    /// `%2F` or `%5C` (either case) in the path: a slash or backslash the client escaped, which
+    /// some upstreams decode before routing and some do not.
+    public static func hasEscapedSlash(_ path: Substring) -> Bool {
+        let bytes = Array(path.utf8)
+        guard bytes.count >= 3 else { return false }
+        for i in 0..<(bytes.count - 2) where bytes[i] == UInt8(ascii: "%") {
+            let high = bytes[i + 1], low = bytes[i + 2] | 0x20
+            if (high == UInt8(ascii: "2") && low == UInt8(ascii: "f")) || (high == UInt8(ascii: "5") && low == UInt8(ascii: "c")) {
+                return true
+            }
+        }
+        return false
+    }
+
+    static func unescapeSlashes(_ path: Substring) -> String {
+        var bytes: [UInt8] = []
+        var utf8 = Array(path.utf8)[...]
+        while let byte = utf8.first {
+            if byte == UInt8(ascii: "%"), utf8.count >= 3 {
+                let high = utf8[utf8.startIndex + 1], low = utf8[utf8.startIndex + 2] | 0x20
+                if high == UInt8(ascii: "2") && low == UInt8(ascii: "f") {
+                    bytes.append(UInt8(ascii: "/"))
+                    utf8 = utf8.dropFirst(3)
+                    continue
+                }
+                if high == UInt8(ascii: "5") && low == UInt8(ascii: "c") {
+                    bytes.append(UInt8(ascii: "\\"))
+                    utf8 = utf8.dropFirst(3)
+                    continue
+                }
+            }
+            bytes.append(byte)
+            utf8 = utf8.dropFirst()
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Runs `body` over the path's UTF-8 bytes (contiguous for native strings; copied otherwise).
@@ -144,10 +188,14 @@ public struct NormalizedPath: Sendable {
     static func isClean(_ bytes: Substring.UTF8View) -> Bool {
         var dotsInSegment = 0
         var segmentLength = 0
+        var sawSlash = false
         for byte in bytes {
             if byte == UInt8(ascii: "%") { return false }
             if byte == UInt8(ascii: "/") {
                 if segmentLength > 0 && dotsInSegment == segmentLength && dotsInSegment <= 2 { return false }
+                // An empty segment (`//`) is merged away, as routing skips it.
+                if segmentLength == 0 && sawSlash { return false }
+                sawSlash = true
                 dotsInSegment = 0
                 segmentLength = 0
             } else {
@@ -168,7 +216,9 @@ public struct NormalizedPath: Sendable {
             default: output.append(decoded)
             }
         }
-        return "/" + output.joined(separator: "/")
+        // A trailing slash is part of the resource's name (`/api/health/` is not `/api/health`).
+        let trailingSlash = raw.hasSuffix("/") && !output.isEmpty
+        return "/" + output.joined(separator: "/") + (trailingSlash ? "/" : "")
     }
 
     /// Decodes `%XX` only where XX is an unreserved character (RFC 3986 §2.3); `%2F` and the

@@ -129,3 +129,44 @@ final class CallbackBox<T>: @unchecked Sendable {
     var value: T
     init(_ value: T) { self.value = value }
 }
+
+/// Keys that cannot collide, whatever clients send (issue 13: Host poisoning).
+@Suite struct CacheKeyEscapingTests {
+    struct Inputs: CacheKeyInputs {
+        var parameters: [Substring] = []
+        var path: Substring = "/"
+        var query: Substring = ""
+        var host = "api"
+        var headers: [String: String] = [:]
+        func pathParameter(_ index: Int) -> Substring? { index < parameters.count ? parameters[index] : nil }
+        func header(_ lowercasedName: String) -> String? { headers[lowercasedName] }
+    }
+
+    @Test func valuesAreEscapedToTheirKind() throws {
+        let template = try CacheKeyTemplate("t:{header.X-Tenant}{path}", parameterNames: [])
+        // A header that carries a path separator cannot shift the boundary with the path.
+        let a = template.render(Inputs(path: "/c", headers: ["x-tenant": "a/b"]))
+        let b = template.render(Inputs(path: "/b/c", headers: ["x-tenant": "a"]))
+        #expect(a == "t:a%2Fb/c" && b == "t:a/b/c" && a != b)
+        // `%` is escaped too, so an escape in a value is not confused with a character.
+        #expect(template.render(Inputs(path: "/c", headers: ["x-tenant": "a%2Fb"])) == "t:a%252Fb/c")
+        let params = try CacheKeyTemplate("{id}|{query.page}", parameterNames: ["id"])
+        #expect(params.render(Inputs(parameters: ["a b:c"], query: "page=x&y")) == "a%20b:c|x")
+        // The default key keeps readable paths and queries.
+        let whole = try CacheKeyTemplate(CacheKeyTemplate.defaultText, parameterNames: [])
+        #expect(whole.render(Inputs(path: "/api/users/42", query: "a=1&b=/x?", host: "API.example.com"))
+                == "api.example.com/api/users/42?a=1&b=/x?")
+    }
+
+    @Test func templatesWhosePlaceholdersCouldTradeCharactersAreRefused() {
+        for ambiguous in ["{a}{b}", "{a}-{b}", "{a}:{b}", "{path}{query}", "{header.x}{header.y}", "{host}{a}", "{a}%{b}"] {
+            #expect(throws: CacheKeyTemplate.TemplateError.self, "\(ambiguous)") {
+                try CacheKeyTemplate(ambiguous, parameterNames: ["a", "b"])
+            }
+        }
+        for fine in [CacheKeyTemplate.defaultText, "{host}/api/users/{a}?", "sub:{a}:{query.page}:{header.Accept-Language}",
+                     "{a}/{b}", "{a}|{b}", "{header.x}:{header.y}", "{host}{path}"] {
+            #expect(throws: Never.self, "\(fine)") { try CacheKeyTemplate(fine, parameterNames: ["a", "b"]) }
+        }
+    }
+}

@@ -53,4 +53,125 @@ import TestSupport
             #expect(closed, "the upstream still has \(upstream.stats.openConnections) connections open")
         }
     }
+
+    @Test func aHostThatIsNotAHostCannotPoisonASharedEntry() async throws {
+        let routes = """
+            routes:
+              - match: { path: "/echo/**", methods: [GET, HEAD] }
+                cache: { ttl: 1h, shared: true }
+            """
+        try await withGateway(routes) { gateway, upstream in
+            // Before, this was stored under edge.test/echo + /echo/cached/k ...
+            let attacker = try await gateway.client()
+            try await attacker.send("GET /echo/cached/k HTTP/1.1\r\nHost: edge.test/echo\r\n\r\n")
+            let refused = try await attacker.readResponse()
+            #expect(refused.status == 400)
+            #expect(refused.text.contains("malformed Host"))
+            await attacker.close()
+            // ... the key of another client's /echo/echo/cached/k on edge.test.
+            let victim = try await gateway.client()
+            try await victim.send("GET /echo/echo/cached/k HTTP/1.1\r\nHost: edge.test\r\n\r\n")
+            let response = try await victim.readResponse()
+            #expect(response.status == 200)
+            #expect(response.text.contains("\"target\":\"/echo/echo/cached/k\""))
+            await victim.close()
+            // The authority of an absolute-form target is held to the same rules.
+            let absolute = try await gateway.client()
+            try await absolute.send("GET http://edge.test@evil/echo/x HTTP/1.1\r\nHost: edge.test\r\n\r\n")
+            #expect(try await absolute.readResponse().status == 400)
+            await absolute.close()
+            #expect(upstream.stats.requests == 1)
+        }
+    }
+
+    /// The target and header list the upstream saw (its `/echo`).
+    static func echoed(_ response: TestResponse) throws -> (target: String, headers: [(String, String)]) {
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])
+        let list = try #require(json["headers"] as? [Any])
+        let headers = try list.map { pair in
+            let pair = try #require(pair as? [Any])
+            return (try #require(pair[0] as? String), try #require(pair[1] as? String))
+        }
+        // Every echo has Host: an empty list would mean the parsing above is wrong.
+        try #require(headers.contains { $0.0.lowercased() == "host" })
+        return (json["target"] as? String ?? "", headers)
+    }
+
+    @Test func whatIsRoutedIsWhatIsForwarded() async throws {
+        let routes = """
+            routes:
+              - match: { path: "/echo/public/**" }
+                to: primary
+            """
+        try await withGateway(routes) { gateway, _ in
+            for (sent, forwarded) in [("/echo/x/../public/a?q=1", "/echo/public/a?q=1"), ("/echo//public///a", "/echo/public/a"),
+                                      ("/echo/public/%7Euser/", "/echo/public/~user/"), ("/echo/./public/a/", "/echo/public/a/")] {
+                let response = try await gateway.request("GET", sent)
+                #expect(response.status == 200)
+                #expect(try Self.echoed(response).target == forwarded, "\(sent)")
+            }
+            // An escaped slash means different things to different upstreams: refused by default.
+            let escaped = try await gateway.request("GET", "/echo/public%2F..%2F..%2Fadmin")
+            #expect(escaped.status == 400)
+            #expect(escaped.text.contains("escaped slash"))
+        }
+        try await withGateway("escaped_slashes: unescape") { gateway, _ in
+            let response = try await gateway.request("GET", "/echo/a%2F..%2Fb")
+            #expect(try Self.echoed(response).target == "/echo/b")
+        }
+        try await withGateway("escaped_slashes: keep") { gateway, _ in
+            let response = try await gateway.request("GET", "/echo/a%2Fb")
+            #expect(try Self.echoed(response).target == "/echo/a%2Fb")
+        }
+    }
+
+    @Test func untrustedForwardedIsDroppedAndLengthsAreOne() async throws {
+        try await withGateway { gateway, _ in
+            let untrusted = try await gateway.request("GET", "/echo/x", headers: ["Forwarded: for=1.2.3.4;host=evil"])
+            #expect(!(try Self.echoed(untrusted).headers.contains { $0.0.lowercased() == "forwarded" }))
+            let client = try await gateway.client()
+            try await client.send("POST /echo/x HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nContent-Length: 2, 2\r\n\r\nok")
+            let all = try Self.echoed(try await client.readResponse()).headers
+            var lengths: [String] = []
+            for (name, value) in all where name.lowercased() == "content-length" { lengths.append(value) }
+            #expect(lengths == ["2"])
+            await client.close()
+        }
+        try await withGateway("trusted_proxies: [127.0.0.1/32]") { gateway, _ in
+            let trusted = try await gateway.request("GET", "/echo/x", headers: ["Forwarded: for=1.2.3.4"])
+            #expect(try Self.echoed(trusted).headers.contains { $0.0.lowercased() == "forwarded" && $0.1 == "for=1.2.3.4" })
+        }
+    }
+
+    @Test func versionsAsteriskFormAndBareCR() async throws {
+        try await withGateway("timeouts: { client_header: 5s }") { gateway, _ in
+            // A higher minor version is served as HTTP/1.1.
+            let newer = try await gateway.client()
+            try await newer.send("GET /echo/v HTTP/1.2\r\nHost: a\r\n\r\n")
+            let served = try await newer.readResponse()
+            let target = try Self.echoed(served).target
+            #expect(served.status == 200 && target == "/echo/v")
+            await newer.close()
+            let major = try await gateway.client()
+            try await major.send("GET / HTTP/2.0\r\nHost: a\r\n\r\n")
+            #expect(try await major.readResponse().status == 505)
+            await major.close()
+            // OPTIONS * is the gateway's to answer; * with anything else is a bad request.
+            let options = try await gateway.client()
+            try await options.send("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n")
+            let allowed = try await options.readResponse()
+            #expect(allowed.status == 200 && allowed.header("allow")?.contains("GET") == true)
+            try await options.send("GET * HTTP/1.1\r\nHost: a\r\n\r\n")
+            #expect(try await options.readResponse().status == 400)
+            await options.close()
+            // A head of bare-CR lines never ends: it is refused at once, not at the header timeout.
+            let bareCR = try await gateway.client()
+            let started = ContinuousClock.now
+            try await bareCR.send("GET / HTTP/1.1\rHost: a\r\r")
+            let refused = try await bareCR.readResponse(timeout: .seconds(3))
+            #expect(refused.status == 400)
+            #expect(ContinuousClock.now - started < .seconds(2))
+            await bareCR.close()
+        }
+    }
 }

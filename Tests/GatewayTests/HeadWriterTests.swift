@@ -1,6 +1,7 @@
 import Cache
 import HTTPWire
 import NIOCore
+import Router
 import Testing
 
 @testable import Gateway
@@ -27,7 +28,8 @@ import Testing
         let requestID = head.firstValue(.xRequestID).map(RequestID.init(client:)) ?? Self.requestID
         RequestHeadWriter.write(head, context: ForwardingContext(
             peerAddress: "192.0.2.9", peerIsTrusted: trusted, requestID: requestID,
-            extraHeaders: [("X-Gateway-Target", "replica")], dropConditionals: dropConditionals), chunkedBody: chunked, into: &out)
+            extraHeaders: [("X-Gateway-Target", "replica")], dropConditionals: dropConditionals, path: NormalizedPath(head.path).path),
+            chunkedBody: chunked, into: &out)
         return String(buffer: out)
     }
 

@@ -192,6 +192,22 @@ func parseAll(
         #expect(parseAll("GET / HTTP/1.1\r\nHo", finish: true).events == [.error(.truncatedMessage)])
     }
 
+    @Test func hostsMustBeHostsAsRFC3986SaysSo() {
+        for good in ["api.example.com", "api:8080", "[::1]:8080", "[2001:db8::1]", "10.0.0.1", "xn--bcher-kva.example", "a%41b", "host:", ""] {
+            #expect(parseAll("GET / HTTP/1.1\r\nHost: \(good)\r\n\r\n").events == [.head("GET /"), .end], "\(good)")
+        }
+        for bad in ["edge.test/cached", "a b", "user@host", "a?b", "a#b", "[::1", "[zz::1]", "host:80a", "host:1:2", "a%zz", "a\\b", "\"quoted\""] {
+            #expect(parseAll("GET / HTTP/1.1\r\nHost: \(bad)\r\n\r\n").events == [.error(.invalidHost)], "\(bad)")
+        }
+        // The authority of an absolute-form target replaces Host: it is held to the same rules.
+        #expect(parseAll("GET http://user@api/x HTTP/1.1\r\nHost: api\r\n\r\n").events == [.error(.invalidHost)])
+        #expect(parseAll("GET http:///x HTTP/1.1\r\nHost: api\r\n\r\n").events == [.error(.invalidHost)])
+        #expect(parseAll("GET ftp://api/x HTTP/1.1\r\nHost: api\r\n\r\n").events == [.error(.malformedStartLine)])
+        #expect(parseAll("GET api/x HTTP/1.1\r\nHost: api\r\n\r\n").events == [.error(.malformedStartLine)])
+        // Responses are not held to it.
+        #expect(parseAll("HTTP/1.1 200 OK\r\nHost: a b\r\nContent-Length: 0\r\n\r\n", kind: .response).events.first == .head("200"))
+    }
+
     @Test func absoluteFormTarget() {
         let head = parseAll("GET http://api.example:8080/v1/x?q=2 HTTP/1.1\r\nHost: other\r\n\r\n").heads[0]
         #expect(head.path == "/v1/x")

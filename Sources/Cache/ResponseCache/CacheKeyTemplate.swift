@@ -13,6 +13,12 @@ public protocol CacheKeyInputs {
 /// A cache key template such as `sub:{user}` or `{host}{path}?{query}`: literal text and
 /// placeholders — `{name}` (a path parameter of the route), `{query.NAME}`, `{header.NAME}`,
 /// `{path}`, `{query}` and `{host}` — compiled once and rendered per request.
+///
+/// Keys are unambiguous: every value is escaped to the alphabet of its kind (`%XX` for
+/// anything else, `%` itself included), so a header can never contain `/` and a path
+/// parameter never a `/` or `?`; and a template whose neighbouring placeholders could still
+/// be split two ways (`{a}-{b}` over path parameters, which may contain `-`) is refused when
+/// the configuration loads. Two requests that differ get different keys, whoever sends them.
 public struct CacheKeyTemplate: Sendable, Equatable, CustomStringConvertible {
     public enum Part: Sendable, Equatable {
         case literal(String)
@@ -72,6 +78,93 @@ public struct CacheKeyTemplate: Sendable, Equatable, CustomStringConvertible {
         literal += rest
         if !literal.isEmpty { parts.append(.literal(literal)) }
         self.parts = parts
+        try Self.checkSeparators(parts, text: text)
+    }
+
+    /// Which characters a placeholder's rendered value may contain (besides `%XX` escapes).
+    enum Alphabet {
+        /// Headers and query values: unreserved characters only.
+        case free
+        /// A path parameter: a segment's characters (RFC 3986 pchar).
+        case segment
+        /// The path: segments and `/`.
+        case path
+        /// The query string: segments, `/` and `?`.
+        case query
+        /// The host: a registered name or IP literal, and a port.
+        case host
+
+        func allows(_ byte: UInt8) -> Bool {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                return true
+            case UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: ")"),
+                 UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: "="):
+                return self != .free
+            case UInt8(ascii: ":"):
+                return self != .free
+            case UInt8(ascii: "@"):
+                return self == .segment || self == .path || self == .query
+            case UInt8(ascii: "/"):
+                return self == .path || self == .query
+            case UInt8(ascii: "?"):
+                return self == .query
+            case UInt8(ascii: "["), UInt8(ascii: "]"):
+                return self == .host
+            default:
+                return false
+            }
+        }
+    }
+
+    static func alphabet(of part: Part) -> Alphabet? {
+        switch part {
+        case .literal: nil
+        case .pathParameter: .segment
+        case .queryParameter, .header: .free
+        case .path: .path
+        case .query: .query
+        case .host: .host
+        }
+    }
+
+    /// Between two placeholders, the literal text must hold a character one of them cannot
+    /// contain, or the two could trade characters. With no text between, only a path after a
+    /// placeholder without `/` is safe (`{host}{path}`): a path starts with `/`.
+    private static func checkSeparators(_ parts: [Part], text: String) throws(TemplateError) {
+        var previous: (part: Part, alphabet: Alphabet)?
+        var between: [UInt8] = []
+        for part in parts {
+            if case .literal(let literal) = part {
+                between += literal.utf8
+                continue
+            }
+            let alphabet = alphabet(of: part)!
+            if let (before, beforeAlphabet) = previous {
+                let separated = between.isEmpty
+                    ? (part == .path && !beforeAlphabet.allows(UInt8(ascii: "/")))
+                    // `%` starts the escapes any value may hold: it separates nothing.
+                    : between.contains { $0 != UInt8(ascii: "%") && (!beforeAlphabet.allows($0) || !alphabet.allows($0)) }
+                if !separated {
+                    throw TemplateError(description: "in key '\(text)', \(name(of: before)) and \(name(of: part)) need a separator neither can contain (such as '/' or '|'), or keys could collide")
+                }
+            }
+            previous = (part, alphabet)
+            between = []
+        }
+    }
+
+    private static func name(of part: Part) -> String {
+        switch part {
+        case .literal(let text): "'\(text)'"
+        case .pathParameter(let index): "path parameter #\(index + 1)"
+        case .queryParameter(let name): "{query.\(name)}"
+        case .header(let name): "{header.\(name)}"
+        case .path: "{path}"
+        case .query: "{query}"
+        case .host: "{host}"
+        }
     }
 
     public var description: String { text }
@@ -81,15 +174,34 @@ public struct CacheKeyTemplate: Sendable, Equatable, CustomStringConvertible {
         for part in parts {
             switch part {
             case .literal(let text): key += text
-            case .pathParameter(let index): key += inputs.pathParameter(index) ?? ""
-            case .queryParameter(let name): key += Self.queryValue(name, in: inputs.query) ?? ""
-            case .header(let name): key += inputs.header(name) ?? ""
-            case .path: key += inputs.path
-            case .query: key += inputs.query
-            case .host: key += inputs.host.lowercased()
+            case .pathParameter(let index): Self.append(inputs.pathParameter(index) ?? "", .segment, to: &key)
+            case .queryParameter(let name): Self.append(Self.queryValue(name, in: inputs.query) ?? "", .free, to: &key)
+            case .header(let name): Self.append(inputs.header(name).map { Substring($0) } ?? "", .free, to: &key)
+            case .path: Self.append(inputs.path, .path, to: &key)
+            case .query: Self.append(inputs.query, .query, to: &key)
+            case .host: Self.append(Substring(inputs.host.lowercased()), .host, to: &key)
             }
         }
         return key
+    }
+
+    /// `value`, with every byte its alphabet does not allow (and `%`) as `%XX`.
+    static func append(_ value: Substring, _ alphabet: Alphabet, to key: inout String) {
+        if value.utf8.allSatisfy(alphabet.allows) {
+            key += value
+            return
+        }
+        let digits = Array("0123456789ABCDEF".utf8)
+        var escaped: [UInt8] = []
+        escaped.reserveCapacity(value.utf8.count + 8)
+        for byte in value.utf8 {
+            if alphabet.allows(byte) {
+                escaped.append(byte)
+            } else {
+                escaped += [UInt8(ascii: "%"), digits[Int(byte >> 4)], digits[Int(byte & 15)]]
+            }
+        }
+        key += String(decoding: escaped, as: UTF8.self)
     }
 
     /// The first `name=value` of a query string (the value as sent, not decoded).

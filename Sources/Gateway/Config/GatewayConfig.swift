@@ -22,6 +22,8 @@ public struct GatewayConfig: Decodable, Sendable {
     public var pools: [PoolConfig]
     /// Methods that read (go to replicas); every other method writes.
     public var readMethods: [String]
+    /// `%2F`/`%5C` in a request path (Envoy's `path_with_escaped_slashes_action`).
+    public var escapedSlashes: EscapedSlashes
     public var regions: RegionsConfig
     /// Named CORS policies, referenced by routes.
     public var cors: [(name: String, policy: CORSConfig)]
@@ -50,6 +52,7 @@ public struct GatewayConfig: Decodable, Sendable {
         case identity, redis, cache
         case rateLimits = "rate_limits"
         case readMethods = "read_methods"
+        case escapedSlashes = "escaped_slashes"
         case outlierDetection = "outlier_detection"
     }
 
@@ -68,6 +71,11 @@ public struct GatewayConfig: Decodable, Sendable {
         upstream = try c.decode(.upstream, default: UpstreamSettings())
         pools = try PoolConfig.decodeAll(c, key: .pools)
         readMethods = try c.decode(.readMethods, default: ["GET", "HEAD", "OPTIONS"]).map { $0.uppercased() }
+        let escaped = try c.decode(.escapedSlashes, default: EscapedSlashes.reject.rawValue)
+        guard let escapedSlashes = EscapedSlashes(rawValue: escaped) else {
+            throw DecodingError.dataCorruptedError(forKey: .escapedSlashes, in: c, debugDescription: "expected reject, keep or unescape")
+        }
+        self.escapedSlashes = escapedSlashes
         regions = try c.decode(.regions, default: RegionsConfig())
         cors = []
         if c.contains(.cors) {
@@ -207,4 +215,16 @@ public struct GatewayConfig: Decodable, Sendable {
         for pool in pools { add(pool.region) }
         return names
     }
+}
+
+/// What a request path's escaped slashes (`%2F`) and backslashes (`%5C`) mean. Some upstreams
+/// decode them before routing, some do not: a gateway that routes `/public%2F..%2Fadmin` as one
+/// segment under `/public` may forward what the upstream serves as `/admin`.
+public enum EscapedSlashes: String, Sendable {
+    /// 400: no request can mean two things (the default).
+    case reject
+    /// Data, in routing and in the forwarded path alike.
+    case keep
+    /// Decoded before the path is normalized, routed and forwarded.
+    case unescape
 }

@@ -20,6 +20,17 @@ typealias FilterResumption = () -> FilterVerdict
 extension Exchange {
     /// Runs the exchange from its request phase on.
     func start() {
+        if head.isAsteriskForm {
+            // OPTIONS * asks about the server as a whole: the gateway answers for itself.
+            guard head.method == .options else {
+                return respond(LocalResponse.error(400, "the target * is for OPTIONS only", requestID: requestID, errorKind: "bad_request"))
+            }
+            return respond(LocalResponse(status: 200, headers: [("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")]))
+        }
+        if pathRefused {
+            return respond(LocalResponse.error(400, "escaped slash in the path (escaped_slashes: reject)", requestID: requestID,
+                                               errorKind: "bad_request"))
+        }
         runRequestFilters(from: 0)
     }
 

@@ -57,7 +57,7 @@ extension Exchange: UpstreamLeaseRequester, UpstreamConnectionOwner {
         let forwarding = ForwardingContext(
             peerAddress: peer.text, peerIsTrusted: peer.trusted, requestID: requestID,
             extraHeaders: runtime.routingHeaders[decision.region][decision.toWritePool ? 1 : 0],
-            dropConditionals: dropsConditionals)
+            dropConditionals: dropsConditionals, path: path.path)
         connection.headScratch.clear()
         RequestHeadWriter.write(head, context: forwarding, chunkedBody: head.framing == .chunked, into: &connection.headScratch)
         connection.write(connection.headScratch)

@@ -58,6 +58,8 @@ final class Exchange {
     var dropsConditionals = false
     /// A request the gateway makes itself (a cache refresh): no client, no access log line.
     let isBackground: Bool
+    /// The path has an escaped slash and `escaped_slashes: reject`.
+    private(set) var pathRefused = false
 
     // MARK: The upstream attempt
 
@@ -99,7 +101,16 @@ final class Exchange {
                                     forwardedFor: head.combinedValue(.xForwardedFor), forwarded: head.firstValue(named: "forwarded"))
             : peer.address
         clientText = client?.description ?? peer.text
-        path = NormalizedPath(head.path)
+        let rawPath = head.path
+        switch runtime.config.escapedSlashes {
+        case .reject:
+            pathRefused = NormalizedPath.hasEscapedSlash(rawPath[...])
+            path = NormalizedPath(rawPath)
+        case .keep:
+            path = NormalizedPath(rawPath)
+        case .unescape:
+            path = NormalizedPath(rawPath, unescapingSlashes: true)
+        }
         decision = runtime.router.route(
             Router.Request(method: head.method, path: path, host: head.host, client: client, headerTrusted: peer.trusted),
             headers: head)

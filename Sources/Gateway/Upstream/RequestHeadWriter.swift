@@ -14,11 +14,14 @@ struct ForwardingContext {
     /// A fetch that fills the cache: the client's conditional headers go (the cache needs the
     /// whole response, not a 304 about the client's copy).
     var dropConditionals = false
+    /// The normalized path the request was routed by: what is forwarded, so that the upstream
+    /// serves the resource the gateway routed (not `/x/../admin` routed as `/admin`).
+    var path: Substring = "/"
 }
 
-/// Writes the head of a request as the gateway forwards it upstream: origin-form target,
-/// HTTP/1.1, hop-by-hop fields removed, X-Forwarded-* and X-Request-Id set, body framing
-/// declared for what the gateway will actually send.
+/// Writes the head of a request as the gateway forwards it upstream: origin-form target with
+/// the normalized path it was routed by, HTTP/1.1, hop-by-hop fields removed, X-Forwarded-* and
+/// X-Request-Id set, body framing declared for what the gateway will actually send.
 enum RequestHeadWriter {
     static func write(_ head: HTTPHead, context: ForwardingContext, chunkedBody: Bool, into out: inout ByteBuffer) {
         let absoluteAuthority = head.absoluteFormAuthority
@@ -27,9 +30,9 @@ enum RequestHeadWriter {
         let forwardedHost = keepHost ? nil : head.host
         let combinedForwardedFor = head.fields.lazy.filter { $0.kind == .xForwardedFor }.count > 1
             ? head.combinedValue(.xForwardedFor) : nil
-        let originTarget: String? = absoluteAuthority == nil ? nil : head.path + (head.query.map { "?" + $0 } ?? "")
+        var path = context.path
 
-        var bound = head.raw.readableBytes * 2 + 192 + context.peerAddress.utf8.count
+        var bound = head.raw.readableBytes * 2 + 192 + context.peerAddress.utf8.count + path.utf8.count
             + RawHeadWriter.length(of: context.requestID) + (forwardedHost?.utf8.count ?? 0)
             + (combinedForwardedFor?.utf8.count ?? 0) + (absoluteAuthority?.utf8.count ?? 0) * 2
         for (name, value) in context.extraHeaders { bound += name.utf8.count + value.utf8.count + 4 }
@@ -39,10 +42,11 @@ enum RequestHeadWriter {
                 var w = RawHeadWriter(memory)
                 w.write(UnsafeRawBufferPointer(rebasing: raw[head.part1]))
                 w.write(" ")
-                if let originTarget {
-                    w.write(originTarget)
-                } else {
-                    w.write(UnsafeRawBufferPointer(rebasing: raw[head.part2]))
+                path.withUTF8 { w.write(UnsafeRawBufferPointer($0)) }
+                // The query as the client sent it.
+                let target = UnsafeRawBufferPointer(rebasing: raw[head.part2])
+                if let question = target.firstIndex(of: ASCII.question) {
+                    w.write(UnsafeRawBufferPointer(rebasing: target[question...]))
                 }
                 w.write(" HTTP/1.1\r\n")
 
@@ -65,6 +69,12 @@ enum RequestHeadWriter {
                         continue
                     case .host where absoluteAuthority != nil:
                         w.header("Host", absoluteAuthority!)
+                        continue
+                    case .forwarded where !context.peerIsTrusted:
+                        // The gateway does not believe an untrusted Forwarded; neither should the upstream.
+                        continue
+                    case .contentLength:
+                        // Repeated or listed identical values are one length (written below).
                         continue
                     default:
                         w.header(field.name(in: raw), field.value(in: raw))
@@ -100,6 +110,10 @@ enum RequestHeadWriter {
                 }
                 if chunkedBody {
                     w.write("Transfer-Encoding: chunked\r\n")
+                } else if case .length(let length) = head.framing, head.firstField(.contentLength) != nil {
+                    w.write("Content-Length: ")
+                    w.writeDecimal(UInt64(length))
+                    w.write("\r\n")
                 }
                 w.write("\r\n")
                 return w.count
