@@ -210,6 +210,50 @@ import Testing
     }
 }
 
+/// Pooled upstream connections are never reused past their idle limit.
+@Suite struct UpstreamKeepAliveTests {
+    @Test func aConnectionIdlePastIdleTimeoutIsNeverReusedEvenBeforeTheSweeperCloses() async throws {
+        // No sweeper runs in memory: only the lease's own check can retire the connection.
+        let gateway = try EmbeddedGateway("""
+            access_log: false
+            upstream: { idle_timeout: 300ms }
+            pools:
+              primary: { servers: [http://127.0.0.1:9000] }
+            """)
+        let answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        _ = try gateway.send("PUT /a HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", upstream: answer)
+        try await Task.sleep(for: .milliseconds(100))
+        _ = try gateway.send("PUT /a HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", upstream: answer)
+        #expect(gateway.connector.channels.count == 1)
+        try await Task.sleep(for: .milliseconds(400))
+        _ = try gateway.send("PUT /a HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", upstream: answer)
+        #expect(gateway.connector.channels.count == 2)
+        #expect(!gateway.connector.channels[0].isActive)
+    }
+
+    @Test func anAdvertisedKeepAliveTimeoutRetiresTheConnectionEarly() async throws {
+        let gateway = try EmbeddedGateway("""
+            access_log: false
+            upstream: { idle_timeout: 30s }
+            pools:
+              primary: { servers: [http://127.0.0.1:9000] }
+            """)
+        let answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nKeep-Alive: timeout=1, max=100\r\n\r\nok"
+        _ = try gateway.send("PUT /a HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", upstream: answer)
+        #expect(gateway.connector.channels.count == 1)
+        // Soon after: the same connection.
+        try await Task.sleep(for: .milliseconds(100))
+        _ = try gateway.send("PUT /a HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", upstream: answer)
+        #expect(gateway.connector.channels.count == 1)
+        // Past timeout − max(0.5 s, 20%) = 0.5 s: a new one, the old one closed.
+        try await Task.sleep(for: .milliseconds(600))
+        let (_, response) = try gateway.send("PUT /a HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", upstream: answer)
+        #expect(response.status == 200)
+        #expect(gateway.connector.channels.count == 2)
+        #expect(!gateway.connector.channels[0].isActive)
+    }
+}
+
 /// The pure decisions of one exchange.
 @Suite struct ExchangeStateMachineTests {
     func machine(_ method: RequestMethod = .get, body: Bool = false, retries: Int = 1) -> ExchangeStateMachine {

@@ -174,4 +174,33 @@ import TestSupport
             await bareCR.close()
         }
     }
+
+    /// gunicorn closes idle keep-alive connections after 2 s: a write sent on a connection it is
+    /// closing fails (the classic 502 of proxies in front of it). Pooled connections retire
+    /// before that (`idle_timeout`'s default, 1.5 s), so no request ever goes out on a
+    /// connection gunicorn may be closing. The race itself is a sub-millisecond window that a
+    /// test cannot force (gunicorn's gthread worker closes on a 1 s loop tick); what makes it
+    /// impossible — never reusing past the limit — is checked deterministically in
+    /// `UpstreamKeepAliveTests`. This runs the real thing at the boundary.
+    @Test func writesSpacedAroundGunicornsKeepAliveTimeoutNeverFail() async throws {
+        let gunicorn = try await GunicornApp.start()
+        defer { Task { await gunicorn.stop() } }
+        let gateway = try await TestGateway.start("""
+            listen: 127.0.0.1:0
+            admin: 127.0.0.1:0
+            event_loops: 1
+            retries: { attempts: 0 }
+            pools:
+              primary: { role: primary, servers: [{{UPSTREAM}}] }
+            """, ["UPSTREAM": gunicorn.url])
+        defer { Task { await gateway.stop() } }
+        var statuses: [Int] = []
+        for pause in [1.90, 1.98, 2.00, 2.02, 2.05, 2.10] {
+            let write = try await gateway.request("PUT", "/items/1", body: "{}")
+            statuses.append(write.status)
+            try await Task.sleep(for: .milliseconds(Int(pause * 1000)))
+        }
+        statuses.append(try await gateway.request("PUT", "/items/1", body: "{}").status)
+        #expect(statuses.allSatisfy { $0 == 200 }, "statuses \(statuses)")
+    }
 }

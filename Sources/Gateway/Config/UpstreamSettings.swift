@@ -4,8 +4,12 @@ public struct UpstreamSettings: Decodable, Sendable {
     public var connectTimeout = ConfigDuration.seconds(2)
     /// Time to wait for the response head, and between two reads of its body; then 504.
     public var responseTimeout = ConfigDuration.seconds(60)
-    /// Idle keep-alive connections to an upstream are closed after this.
-    public var idleTimeout = ConfigDuration.seconds(30)
+    /// Idle keep-alive connections to an upstream are closed after this, and never reused past
+    /// it. It must stay below the upstream's own keep-alive timeout, or a request can go out on
+    /// a connection the upstream is closing (and a write then fails): gunicorn closes idle
+    /// connections after 2 s, Node and uvicorn after 5 s. An upstream's `Keep-Alive: timeout=N`
+    /// shortens it further for that connection.
+    public var idleTimeout = ConfigDuration.milliseconds(1500)
     /// Connections to one server, over all event loops; requests beyond wait in a queue.
     public var maxConnections = 1024
     /// How long a request may wait for a connection when a server is at `max_connections`.

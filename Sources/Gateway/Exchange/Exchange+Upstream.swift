@@ -203,6 +203,7 @@ extension Exchange: UpstreamLeaseRequester, UpstreamConnectionOwner {
             fail(failure)
             return false
         case .final(let mayBeReplaced, let holdUntilBody):
+            connection.noteKeepAlive(of: response)
             if mayBeReplaced, let stale = chain.fallback(self) {
                 replace(with: stale, outcome: .failure)
                 return false

@@ -72,7 +72,7 @@ final class LoopContext {
     func start() {
         sweeper.onTick = { [unowned self] now in
             for pool in self.pools {
-                pool.closeIdle(before: now - pool.server.settings.idleTimeout.timeAmount)
+                pool.closeIdle(now: now)
             }
             let returned = self.outliers.expire(now: Int64(now.uptimeNanoseconds))
             if !returned.isEmpty {

@@ -22,8 +22,11 @@ final class UpstreamConnection: ChannelDuplexHandler {
     var parser: HTTP1Parser
     /// The client connection using this one; nil while idle in the pool.
     var owner: UpstreamConnectionOwner?
-    /// When it went back to the pool; idle connections past `idle_timeout` are closed.
+    /// When it went back to the pool; idle connections past `idleLimit` are closed.
     var idleSince: NIODeadline = .now()
+    /// How long it may stay idle and still be reused: `idle_timeout`, or less when the upstream
+    /// said when it closes idle connections (`Keep-Alive: timeout=N`), a margin before that.
+    private(set) var idleLimit: TimeAmount
     private(set) var requestsServed = 0
     /// Reused for request heads: once NIO has written it, its storage is ours again.
     var headScratch = ByteBuffer()
@@ -45,6 +48,26 @@ final class UpstreamConnection: ChannelDuplexHandler {
         self.server = server
         self.pool = pool
         self.parser = HTTP1Parser(kind: .response, maxHeadBytes: maxHeadBytes, maxHeaderCount: 256)
+        self.idleLimit = server.settings.idleTimeout.timeAmount
+    }
+
+    /// Reads `Keep-Alive: timeout=N` from a response head: the connection retires
+    /// max(0.5 s, N/5) before the upstream would close it.
+    func noteKeepAlive(of response: HTTPHead) {
+        guard let value = response.firstValue(.keepAlive) else { return }
+        for parameter in value.split(separator: ",") {
+            let pair = parameter.split(separator: "=", maxSplits: 1)
+            guard pair.count == 2, pair[0].trimmingSpaces().lowercased() == "timeout",
+                  let seconds = Int64(pair[1].trimmingSpaces()), seconds >= 0 else { continue }
+            let advertised = TimeAmount.seconds(seconds)
+            let margin = max(TimeAmount.milliseconds(500), TimeAmount.nanoseconds(advertised.nanoseconds / 5))
+            idleLimit = min(server.settings.idleTimeout.timeAmount, advertised - margin)
+        }
+    }
+
+    /// Whether it may still carry a request after being idle since `idleSince`.
+    func reusable(now: NIODeadline) -> Bool {
+        isActive && now - idleSince < idleLimit
     }
 
     var isWritable: Bool { context?.channel.isWritable ?? false }

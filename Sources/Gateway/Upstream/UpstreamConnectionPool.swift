@@ -47,8 +47,12 @@ final class UpstreamConnectionPool {
     }
 
     func lease(for requester: UpstreamLeaseRequester) -> LeaseResult {
+        let now = NIODeadline.now()
         while let connection = idle.popLast() {
-            if connection.isActive { return .ready(connection) }
+            // Past its idle limit it may be closing at the other end: never reuse it (the
+            // sweeper that closes it runs only every 100 ms).
+            if connection.reusable(now: now) { return .ready(connection) }
+            connection.close()
         }
         guard !closed else {
             return .pending.failing(requester, with: .noServer, on: eventLoop)
@@ -97,12 +101,13 @@ final class UpstreamConnectionPool {
         serveWaitersWithNewConnections()
     }
 
-    /// Closes connections idle since before `cutoff`.
-    func closeIdle(before cutoff: NIODeadline) {
-        while let oldest = idle.first, oldest.idleSince < cutoff {
-            idle.removeFirst()
-            oldest.close()
-        }
+    /// Closes the idle connections past their idle limit.
+    func closeIdle(now: NIODeadline) {
+        guard idle.contains(where: { !$0.reusable(now: now) }) else { return }
+        let expired = idle.filter { !$0.reusable(now: now) }
+        idle.removeAll { !$0.reusable(now: now) }
+        // Closing may report the channel inactive at once, which looks at `idle`: after the removal.
+        for connection in expired { connection.close() }
     }
 
     /// Shutdown: idle connections close, waiters fail, leased ones close when released.
