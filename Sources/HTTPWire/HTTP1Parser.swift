@@ -51,6 +51,12 @@ public struct HTTP1Parser {
     /// Bytes received but not yet turned into events.
     public var bufferedBytes: Int { buffer.readableBytes }
 
+    /// Lets go of the last received buffer once all of it was read: an idle connection then
+    /// holds no receive buffer, and NIO can reuse the one it read into.
+    public mutating func releaseConsumedBytes() {
+        if buffer.readableBytes == 0, buffer.capacity > 0 { buffer = ByteBuffer() }
+    }
+
     /// Between messages, with nothing of the next one received yet.
     public var isIdle: Bool {
         if case .head = state, !pendingEnd, buffer.readableBytes == 0 { return true }

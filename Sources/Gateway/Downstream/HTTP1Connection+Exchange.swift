@@ -182,6 +182,17 @@ extension HTTP1Connection: TimedConnection {
         deadline = now + timeout
     }
 
+    /// A keep-alive connection idle for a second gives its response buffer back: 10,000 idle
+    /// clients should cost little more than their sockets. Busy ones keep it (reusing it saves
+    /// an allocation per response).
+    func swept(now: NIODeadline) {
+        guard deadlineKind == .keepalive, clientPending.capacity > 0, !hasClientPending,
+              now >= deadline - runtime.timeouts.keepalive + .seconds(1) else { return }
+        clientPending = ByteBuffer()
+        parser.releaseConsumedBytes()
+        loop.idleBuffersReleased()
+    }
+
     func deadlineExpired(now: NIODeadline) {
         let kind = deadlineKind
         deadline = .distantFuture

@@ -255,6 +255,7 @@ final class HTTP1Connection: ChannelDuplexHandler {
             startExchange(head)
             return true
         case .needMoreData:
+            parser.releaseConsumedBytes()
             if inputClosed {
                 closeNow()
             } else if parser.isIdle {

@@ -5,6 +5,12 @@ import NIOCore
 protocol TimedConnection: AnyObject {
     var deadline: NIODeadline { get }
     func deadlineExpired(now: NIODeadline)
+    /// Every tick the deadline has not passed (a chance to shed what an idle connection holds).
+    func swept(now: NIODeadline)
+}
+
+extension TimedConnection {
+    func swept(now: NIODeadline) {}
 }
 
 /// Checks every connection of one event loop against its deadline every `interval`.
@@ -43,8 +49,12 @@ final class DeadlineSweeper {
     }
 
     func sweep(now: NIODeadline) {
-        for member in members.values where member.deadline <= now {
-            member.deadlineExpired(now: now)
+        for member in members.values {
+            if member.deadline <= now {
+                member.deadlineExpired(now: now)
+            } else {
+                member.swept(now: now)
+            }
         }
         onTick?(now)
     }

@@ -84,6 +84,9 @@ public final class GatewayServer: Service, Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.maxMessagesPerRead, value: 4)
+            // NIO keeps a receive buffer per channel: a small one to start with (a request head
+            // is a few hundred bytes), growing while reads fill it (uploads).
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let handler = HTTP1Connection(loop: contexts.context(for: channel.eventLoop))

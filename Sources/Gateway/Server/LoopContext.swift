@@ -74,6 +74,7 @@ final class LoopContext {
             for pool in self.pools {
                 pool.closeIdle(now: now)
             }
+            self.trimHeapAfterManyCloses()
             let returned = self.outliers.expire(now: Int64(now.uptimeNanoseconds))
             if !returned.isEmpty {
                 self.refreshRoutingState()
@@ -94,6 +95,25 @@ final class LoopContext {
     func unregister(_ handler: HTTP1Connection) {
         clientConnections.removeValue(forKey: ObjectIdentifier(handler))
         sweeper.remove(handler)
+        closedSinceTrim += 1
+    }
+
+    /// Client connections closed, or idle ones that gave their buffers back, since the heap
+    /// was last trimmed.
+    private var closedSinceTrim = 0
+
+    /// An idle connection released its buffers (see `HTTP1Connection.swept`).
+    func idleBuffersReleased() {
+        closedSinceTrim += 1
+    }
+
+    /// After a crowd of clients left or went idle, give the memory they used back to the
+    /// system: malloc keeps freed pages otherwise, and RSS would stay at its peak. On a
+    /// background thread, at most once per tick, and only after a thousand or so.
+    private func trimHeapAfterManyCloses() {
+        guard closedSinceTrim >= 1024 else { return }
+        closedSinceTrim = 0
+        HeapTrimmer.trimSoon()
     }
 
     /// Shutdown, step one: idle clients are closed now, busy ones after their current response.

@@ -87,6 +87,7 @@ final class UpstreamConnectionPool {
             return
         }
         connection.idleSince = .now()
+        connection.parser.releaseConsumedBytes()
         idle.append(connection)
     }
 
