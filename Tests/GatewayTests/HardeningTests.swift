@@ -26,7 +26,8 @@ import TestSupport
 
     @Test func requestsThatEndBeforeTheirBodyNeverLeaveAnUpstreamConnectionOpen() async throws {
         // Few connection slots, a short queue: a leak shows as 503s within a few dozen requests.
-        try await withGateway("upstream: { max_connections: 8, queue_timeout: 300ms }") { gateway, upstream in
+        // Bodies stream (request_buffering: 0), so each head reaches the upstream first.
+        try await withGateway("upstream: { max_connections: 8, queue_timeout: 300ms }\nlimits: { request_buffering: 0 }") { gateway, upstream in
             let malformed = ["5g", "fffffffffffffffffffff", "5\r\nhelloXX", "5\nhello"]
             for round in 0..<10 {
                 for chunk in malformed {
@@ -202,5 +203,55 @@ import TestSupport
         }
         statuses.append(try await gateway.request("PUT", "/items/1", body: "{}").status)
         #expect(statuses.allSatisfy { $0 == 200 }, "statuses \(statuses)")
+    }
+
+    @Test func smallBodiesAreReadWholeBeforeAnUpstreamIsChosen() async throws {
+        try await withGateway("limits: { request_buffering: 1KiB }") { gateway, upstream in
+            // A malformed small body never reaches an upstream: not even a connection is made.
+            let client = try await gateway.client()
+            try await client.send("POST /echo/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX\r\n0\r\n\r\n")
+            #expect(try await client.readResponse().status == 400)
+            await client.close()
+            #expect(upstream.stats.connections == 0 && upstream.stats.requests == 0)
+            // A small chunked body goes up whole once it has all arrived, re-chunked.
+            let small = try await gateway.client()
+            try await small.send("POST /echo/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(upstream.stats.requests == 0, "the upstream was asked before the body was whole")
+            try await small.send("6\r\n world\r\n0\r\n\r\n")
+            let echoed = try await small.readResponse()
+            #expect(echoed.text.contains("\"body\":\"hello world\""))
+            #expect(try Self.echoed(echoed).headers.contains { $0.0.lowercased() == "transfer-encoding" && $0.1 == "chunked" })
+            await small.close()
+            // A larger one streams, re-chunked, and arrives intact.
+            let large = try await gateway.client()
+            let chunk = String(repeating: "x", count: 700)
+            try await large.send("POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2bc\r\n\(chunk)\r\n2bc\r\n\(chunk)\r\n0\r\n\r\n")
+            let uploaded = try await large.readResponse()
+            #expect(uploaded.status == 200 && uploaded.text.contains("\"bytes\":1400"))
+            await large.close()
+        }
+    }
+
+    @Test func anEarlyAnswerToABufferedBodyKeepsTheConnection() async throws {
+        let limited = """
+            rate_limits:
+              default: tight
+              policies:
+                tight: { limit: 1, period: 1h }
+            """
+        try await withGateway(limited) { gateway, _ in
+            let client = try await gateway.client()
+            let post = "POST /echo/x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
+            try await client.send(post)
+            #expect(try await client.readResponse().status == 200)
+            // Limited before the upstream was chosen, but the body was read: the connection goes on.
+            try await client.send(post)
+            let limitedResponse = try await client.readResponse()
+            #expect(limitedResponse.status == 429 && limitedResponse.header("connection") == nil)
+            try await client.send(post)
+            #expect(try await client.readResponse().status == 429)
+            await client.close()
+        }
     }
 }

@@ -28,6 +28,7 @@ import Cache
         #expect(config.limits.maxHeaderSize == defaults.limits.maxHeaderSize)
         #expect(config.limits.maxHeaders == defaults.limits.maxHeaders)
         #expect(config.limits.maxBodySize == defaults.limits.maxBodySize)
+        #expect(config.limits.requestBuffering == defaults.limits.requestBuffering)
         #expect(config.timeouts.clientHeader == defaults.timeouts.clientHeader)
         #expect(config.timeouts.clientBody == defaults.timeouts.clientBody)
         #expect(config.timeouts.keepalive == defaults.timeouts.keepalive)

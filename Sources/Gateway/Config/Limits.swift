@@ -5,11 +5,17 @@ public struct Limits: Decodable, Sendable {
     public var maxHeaders = 100
     /// The request body; larger gets 413 (nginx `client_max_body_size`).
     public var maxBodySize = ByteSize(10 * 1024 * 1024)
+    /// Request bodies up to this size are read whole before an upstream is chosen (a malformed
+    /// or abandoned one then never reaches an upstream, and a request that could not connect
+    /// can be sent elsewhere body and all); larger ones stream. 0 streams every body.
+    /// nginx's `client_body_buffer_size` (8–16 KiB).
+    public var requestBuffering = ByteSize(16 * 1024)
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case maxHeaderSize = "max_header_size"
         case maxHeaders = "max_headers"
         case maxBodySize = "max_body_size"
+        case requestBuffering = "request_buffering"
     }
 
     public init() {}
@@ -20,6 +26,7 @@ public struct Limits: Decodable, Sendable {
         maxHeaderSize = try c.decode(.maxHeaderSize, default: maxHeaderSize)
         maxHeaders = try c.decode(.maxHeaders, default: maxHeaders)
         maxBodySize = try c.decode(.maxBodySize, default: maxBodySize)
+        requestBuffering = try c.decode(.requestBuffering, default: requestBuffering)
         if maxHeaderSize.bytes < 256 {
             throw DecodingError.dataCorruptedError(forKey: .maxHeaderSize, in: c, debugDescription: "must be at least 256 bytes")
         }

@@ -22,7 +22,7 @@ extension HTTP1Connection: ExchangeDownstream {
         // A response that starts before the request body is read: the rest of that body would
         // be taken for the next request, so this connection ends with this response.
         closesAfterResponse = forceClose || framing == .untilClose || !exchange.head.keepAlive || inputClosed
-            || closeAfterExchange || loop.draining || exchange.machine.requestBodyUnread
+            || closeAfterExchange || loop.draining || exchange.requestBodyPendingOnClient
         responseFraming = framing
         let persistence: ResponseComposer.Persistence =
             closesAfterResponse ? .close : (exchange.head.minorVersion == 0 ? .keepAlive : .implicit)
@@ -99,7 +99,7 @@ extension HTTP1Connection: ExchangeDownstream {
             writeToClient(ChunkedEncoding.lastChunk)
             responseFraming = .asIs
         }
-        let bodyUnread = ended.machine.requestBodyUnread
+        let bodyUnread = ended.requestBodyPendingOnClient
         if closesAfterResponse || bodyUnread {
             closeAfterResponse(linger: bodyUnread)
             return
@@ -211,7 +211,12 @@ extension HTTP1Connection: TimedConnection {
                 refuse(408, "timed out reading the request header", errorKind: "client_timeout", head: nil)
             }
         case .clientBody:
-            exchange?.deadlineExpired(.requestBody)
+            if let exchange {
+                exchange.deadlineExpired(.requestBody)
+            } else if let (head, _) = buffering {
+                buffering = nil
+                refuse(408, "timed out reading the request body", errorKind: "client_timeout", head: head)
+            }
         case .acquire:
             exchange?.deadlineExpired(.upstreamConnection)
         case .response:

@@ -79,6 +79,10 @@ final class HTTP1Connection: ChannelDuplexHandler {
     /// How the current response's body is framed, and whether the connection closes after it.
     var responseFraming = ClientFraming.asIs
     var closesAfterResponse = false
+    /// A request whose body is being read whole before its exchange starts.
+    var buffering: (head: HTTPHead, body: BufferedRequestBody)?
+    /// `limits.request_buffering`.
+    let requestBufferingBytes: Int
     /// `pumpRequest` is running; a nested call asks it to go round once more instead.
     private var pumping = false
     private var pumpAgain = false
@@ -92,7 +96,8 @@ final class HTTP1Connection: ChannelDuplexHandler {
         let limits = loop.runtime.config.limits
         parser = HTTP1Parser(kind: .request, maxHeadBytes: limits.maxHeaderSize.bytes, maxHeaderCount: limits.maxHeaders)
         maxBodyBytes = limits.maxBodySize.bytes
-        maxBufferedBytes = max(64 * 1024, limits.maxHeaderSize.bytes)
+        requestBufferingBytes = limits.requestBuffering.bytes
+        maxBufferedBytes = max(64 * 1024, limits.maxHeaderSize.bytes, requestBufferingBytes + 16 * 1024)
     }
 
     // MARK: Channel events
@@ -222,7 +227,9 @@ final class HTTP1Connection: ChannelDuplexHandler {
 
     private func pumpOnce() {
         while state == .open {
-            if let exchange {
+            if buffering != nil {
+                guard pumpBufferedBody() else { return }
+            } else if let exchange {
                 guard exchange.sendsRequestBody else { return }
                 guard exchange.upstreamWritable else {
                     // The upstream holds us back, not the client: its timeout applies meanwhile.
@@ -296,9 +303,70 @@ final class HTTP1Connection: ChannelDuplexHandler {
         if head.method == .connect {
             return refuse(405, "CONNECT is not supported", errorKind: "bad_request", head: head)
         }
-        let exchange = Exchange(head: head, hasBody: hasBody, downstream: self, loop: loop, peer: peer)
+        // A small body is read whole first (not for `Expect: 100-continue`: that client waits
+        // for a 100 before it sends anything).
+        if hasBody, requestBufferingBytes > 0, !head.expectsContinue, (head.contentLength ?? 0) <= requestBufferingBytes {
+            buffering = (head, BufferedRequestBody())
+            arm(.clientBody, runtime.timeouts.clientBody)
+            return
+        }
+        start(head, hasBody: hasBody, bufferedBody: nil)
+    }
+
+    private func start(_ head: HTTPHead, hasBody: Bool, bufferedBody: BufferedRequestBody?) {
+        let exchange = Exchange(head: head, hasBody: hasBody, downstream: self, loop: loop, peer: peer, bufferedBody: bufferedBody)
         self.exchange = exchange
         exchange.start()
+    }
+
+    /// Reads a body to be buffered; the exchange starts once it is whole, or once it is larger
+    /// than `request_buffering` (a chunked body), with what was read so far.
+    private func pumpBufferedBody() -> Bool {
+        guard let (head, body) = buffering else { return true }
+        let event: HTTP1Parser.Event
+        do {
+            event = try parser.next()
+        } catch {
+            buffering = nil
+            refuse(400, "\(error)", errorKind: "bad_request", head: head)
+            return false
+        }
+        switch event {
+        case .body(let part):
+            var body = body
+            body.bytes += part.readableBytes
+            if body.bytes > maxBodyBytes {
+                buffering = nil
+                refuse(413, "request body larger than \(maxBodyBytes) bytes", errorKind: "body_too_large", head: head)
+                return false
+            }
+            body.parts.append(part)
+            arm(.clientBody, runtime.timeouts.clientBody)
+            if body.bytes > requestBufferingBytes {
+                buffering = nil
+                start(head, hasBody: true, bufferedBody: body)
+            } else {
+                buffering = (head, body)
+            }
+            return true
+        case .end:
+            var body = body
+            body.complete = true
+            buffering = nil
+            start(head, hasBody: true, bufferedBody: body)
+            resumeClientReads()
+            return true
+        case .needMoreData:
+            if inputClosed {
+                buffering = nil
+                refuse(400, "request body incomplete", errorKind: "bad_request", head: head)
+            }
+            resumeClientReads()
+            return false
+        case .head:
+            closeNow()
+            return false
+        }
     }
 
     /// Forwards body parts while the upstream can take them; returns whether to keep pumping.

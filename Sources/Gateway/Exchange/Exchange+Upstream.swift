@@ -58,10 +58,22 @@ extension Exchange: UpstreamLeaseRequester, UpstreamConnectionOwner {
             peerAddress: peer.text, peerIsTrusted: peer.trusted, requestID: requestID,
             extraHeaders: runtime.routingHeaders[decision.region][decision.toWritePool ? 1 : 0],
             dropConditionals: dropsConditionals, path: path.path)
+        // Chunked bodies are re-chunked, buffered or not.
+        let chunked = head.framing == .chunked
         connection.headScratch.clear()
-        RequestHeadWriter.write(head, context: forwarding, chunkedBody: head.framing == .chunked, into: &connection.headScratch)
+        RequestHeadWriter.write(head, context: forwarding, chunkedBody: chunked, into: &connection.headScratch)
         connection.write(connection.headScratch)
-        if bodyFollows {
+        if bodyFollows, let bufferedBody {
+            for part in bufferedBody.parts { writeRequestBody(part, to: connection, chunked: chunked) }
+            if bufferedBody.complete {
+                if chunked { connection.write(ChunkedEncoding.lastChunk) }
+                machine.requestBodyFinished()
+                connection.flush()
+                downstream.arm(.upstreamResponse, timeout: responseTimeout, now: now)
+            } else {
+                downstream.requestBodyWanted(now: now, restartTimeout: true)
+            }
+        } else if bodyFollows {
             downstream.requestBodyWanted(now: now, restartTimeout: true)
         } else {
             connection.flush()
@@ -80,9 +92,13 @@ extension Exchange: UpstreamLeaseRequester, UpstreamConnectionOwner {
     func forwardRequestBody(_ part: ByteBuffer, allocator: ByteBufferAllocator) {
         guard let upstream else { return }
         requestBodyBytes += part.readableBytes
-        // Chunked bodies are re-framed, so what reaches the upstream is framing of our making.
-        if head.framing == .chunked {
-            upstream.write(ChunkedEncoding.header(part.readableBytes, allocator: allocator))
+        writeRequestBody(part, to: upstream, chunked: head.framing == .chunked)
+    }
+
+    /// Chunked bodies are re-framed, so what reaches the upstream is framing of our making.
+    private func writeRequestBody(_ part: ByteBuffer, to upstream: UpstreamConnection, chunked: Bool) {
+        if chunked {
+            upstream.write(ChunkedEncoding.header(part.readableBytes, allocator: ByteBufferAllocator()))
             upstream.write(part)
             upstream.write(ChunkedEncoding.crlf)
         } else {

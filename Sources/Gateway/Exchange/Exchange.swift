@@ -86,8 +86,18 @@ final class Exchange {
     var requestBodyBytes = 0
     var responseBodyBytes = 0
 
+    /// The body read before the exchange began (`request_buffering`).
+    let bufferedBody: BufferedRequestBody?
+
+    /// Body bytes are still to come from the client: its connection cannot carry another
+    /// request after an early answer.
+    var requestBodyPendingOnClient: Bool { machine.requestBodyUnread && !(bufferedBody?.complete ?? false) }
+
     /// Identify: the request ID, the client address, the route and region, the route's filters.
-    init(head: HTTPHead, hasBody: Bool, downstream: ExchangeDownstream, loop: LoopContext, peer: ClientPeer) {
+    init(head: HTTPHead, hasBody: Bool, downstream: ExchangeDownstream, loop: LoopContext, peer: ClientPeer,
+         bufferedBody: BufferedRequestBody? = nil) {
+        self.bufferedBody = bufferedBody
+        requestBodyBytes = bufferedBody?.bytes ?? 0
         self.loop = loop
         self.runtime = loop.runtime
         self.downstream = downstream
@@ -120,6 +130,7 @@ final class Exchange {
 
     /// The same request, made again by the gateway on its own behalf (a cache refresh).
     init(repeating original: Exchange, downstream: ExchangeDownstream) {
+        bufferedBody = nil
         loop = original.loop
         runtime = original.runtime
         self.downstream = downstream
