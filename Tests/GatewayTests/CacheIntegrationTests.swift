@@ -345,4 +345,30 @@ struct CacheIntegrationTests {
         #expect(error("redis: http://localhost:6379\n")?.key == "redis")
         #expect(error("cache: { max_size: 10k }\n")?.key == "cache.max_size")
     }
+
+    /// RFC 9111 §4.3: a stale entry with a validator is revalidated with a conditional request;
+    /// the origin's 304 refreshes it, its 200 replaces it (both stores, a real origin).
+    @Test(arguments: Store.allCases) func staleEntriesAreRevalidatedWithTheOrigin(store: Store) async throws {
+        try await Self.withOrigin(store) { origin, redis in
+            let gateway = try await Self.gateway(origin: origin, cache: "{ ttl: origin, shared: true }", redis: redis)
+            try await Self.withGateway(gateway) {
+                // max-age=0 with an ETag: stored, stale at once, revalidated on every use.
+                let first = try await gateway.request("GET", "/items/5?cc=max-age=0&cond=1")
+                #expect(first.header("X-Cache") == "MISS" && first.text.hasPrefix("5 v1 n1"))
+                for _ in 0..<2 {
+                    let again = try await gateway.request("GET", "/items/5?cc=max-age=0&cond=1")
+                    #expect(again.status == 200 && again.header("X-Cache") == "REVALIDATED")
+                    #expect(again.text == first.text)
+                }
+                #expect(origin.state.notModified == 2 && origin.served("5") == 1)
+                // The resource changes at the origin (not through the gateway): its new version
+                // replaces the entry.
+                let write = try await RawClient.request("PUT", origin.url + "/items/5", body: "{}")
+                #expect(write.status == 200)
+                let changed = try await gateway.request("GET", "/items/5?cc=max-age=0&cond=1")
+                #expect(changed.status == 200 && changed.text.hasPrefix("5 v2"))
+                #expect(origin.served("5") == 2)
+            }
+        }
+    }
 }

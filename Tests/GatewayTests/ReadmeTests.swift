@@ -70,7 +70,9 @@ import Cache
         #expect(config.redis?.timeout == .milliseconds(100))
         let cached = try #require(config.routes.first { $0.cache != nil }?.cache)
         #expect(cached.key.text == CacheKeyTemplate.defaultText)
-        #expect(cached.staleWhileRevalidate == .seconds(0) && cached.staleIfError == .seconds(0))
+        // Not set by default: the origin's own directives decide (with ttl: none are served stale).
+        #expect(cached.staleWhileRevalidate == nil && cached.staleIfError == nil)
+        #expect(config.cache.controlHeader == defaults.cache.controlHeader)
         #expect(cached.maxBody == ByteSize(1024 * 1024) && cached.shared == false && cached.statuses == [200])
         #expect(config.routes.contains { !$0.invalidates.isEmpty })
         #expect(config.rateLimits.fallbackShare == defaults.rateLimits.fallbackShare)

@@ -7,8 +7,10 @@ import NIOPosix
 /// version of its resource it shows and how many times the origin has served it, so a test
 /// can tell a cached answer from a fresh one.
 ///
-/// - `GET /items/{id}`: `{id} v{version} n{served} user={Authorization}` with `ETag: "v{version}"`.
-///   Query options: `cc=` (the response's Cache-Control), `cookie=1` (a Set-Cookie),
+/// - `GET /items/{id}`: `{id} v{version} n{served} user={Authorization}` with `ETag: "v{version}"`;
+///   with `cond=1`, a 304 when `If-None-Match` names the current version (otherwise conditional
+///   requests are ignored, as many origins do).
+///   Query options: `cc=` (the response's Cache-Control), `gcc=` (a Gateway-Cache-Control), `cookie=1` (a Set-Cookie),
 ///   `status=` (the status), `delay=` (milliseconds before answering), `size=` (a binary
 ///   body of that many pattern bytes instead), `vary=` (a Vary header).
 /// - `PUT /items/{id}` (and any other write): the item's version goes up; `status=` sets the
@@ -19,6 +21,8 @@ public final class CacheOrigin: @unchecked Sendable {
         public var versions: [String: Int] = [:]
         public var served: [String: Int] = [:]
         public var requests = 0
+        /// Conditional requests answered 304 (the cache's copy was still current).
+        public var notModified = 0
         public var failing = false
         /// Request headers of the last request.
         public var lastHeaders: [String: String] = [:]
@@ -107,9 +111,13 @@ private final class CacheOriginHandler: ChannelInboundHandler {
                 body.writeString("{\"error\":\"failing\"}")
                 return 503
             }
-            state.served[id, default: 0] += 1
             let version = state.versions[id, default: 1]
             headers.add(name: "ETag", value: "\"v\(version)\"")
+            if options["cond"] != nil, head.headers.first(name: "if-none-match") == "\"v\(version)\"" {
+                state.notModified += 1
+                return 304
+            }
+            state.served[id, default: 0] += 1
             if let size = options["size"].flatMap(Int.init) {
                 body.writeBytes(TestUpstream.patternTable[0..<min(size, TestUpstream.patternTable.count)])
                 if size > TestUpstream.patternTable.count {
@@ -121,13 +129,14 @@ private final class CacheOriginHandler: ChannelInboundHandler {
             return status
         }
         if let cc = options["cc"] { headers.add(name: "Cache-Control", value: cc) }
+        if let gcc = options["gcc"] { headers.add(name: "Gateway-Cache-Control", value: gcc) }
         if options["cookie"] != nil { headers.add(name: "Set-Cookie", value: "session=abc") }
         if let vary = options["vary"] { headers.add(name: "Vary", value: vary) }
-        headers.add(name: "Content-Length", value: String(body.readableBytes))
+        if responseStatus != 304 { headers.add(name: "Content-Length", value: String(body.readableBytes)) }
         let send = {
             let response = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: responseStatus), headers: headers)
             context.write(self.wrapOutboundOut(.head(response)), promise: nil)
-            if head.method != .HEAD { context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+            if head.method != .HEAD && responseStatus != 304 { context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
             context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
         }
         if let delay = options["delay"].flatMap(Int64.init) {

@@ -10,6 +10,12 @@ public struct CacheControl: Sendable, Equatable {
     public var isPublic = false
     public var maxAge: Int?
     public var sMaxAge: Int?
+    public var mustRevalidate = false
+    public var proxyRevalidate = false
+    /// RFC 5861: how long the response may be served stale while it is refreshed, or when
+    /// its origin fails.
+    public var staleWhileRevalidate: Int?
+    public var staleIfError: Int?
 
     public init() {}
 
@@ -30,6 +36,11 @@ public struct CacheControl: Sendable, Equatable {
             // A malformed age is taken as 0, as RFC 9111 §1.2.2 asks (stale rather than fresh).
             case "max-age": maxAge = value.flatMap { Int($0) }.map { max(0, $0) } ?? 0
             case "s-maxage": sMaxAge = value.flatMap { Int($0) }.map { max(0, $0) } ?? 0
+            case "must-revalidate": mustRevalidate = true
+            case "proxy-revalidate": proxyRevalidate = true
+            // A malformed one grants nothing.
+            case "stale-while-revalidate": staleWhileRevalidate = value.flatMap { Int($0) }.map { max(0, $0) } ?? 0
+            case "stale-if-error": staleIfError = value.flatMap { Int($0) }.map { max(0, $0) } ?? 0
             default: break
             }
         }

@@ -21,6 +21,16 @@ public struct CachedResponse: Sendable, Equatable {
     public var lsn: UInt64
     /// The request headers the response varies on, with the values it was made for.
     public var vary: [VaryField]
+    /// The origin's `Date` (served as it was, RFC 9111 §4) and its validators.
+    public var date: String?
+    public var lastModified: String?
+    /// Never served stale (`must-revalidate` and friends).
+    public var mustRevalidate: Bool
+    /// May answer requests with `Authorization` on a shared route.
+    public var authorizedUse: Bool
+
+    /// It can be revalidated with a conditional request.
+    public var hasValidator: Bool { etag != nil || lastModified != nil }
 
     public struct VaryField: Sendable, Equatable {
         public var name: String
@@ -41,7 +51,12 @@ public struct CachedResponse: Sendable, Equatable {
     }
 
     public init(status: Int, headerBlock: ByteBuffer, body: ByteBuffer, etag: String?, storedAt: Int64, initialAge: Int64,
-                freshUntil: Int64, staleWhileRevalidateUntil: Int64, staleIfErrorUntil: Int64, lsn: UInt64, vary: [VaryField]) {
+                freshUntil: Int64, staleWhileRevalidateUntil: Int64, staleIfErrorUntil: Int64, lsn: UInt64, vary: [VaryField],
+                date: String? = nil, lastModified: String? = nil, mustRevalidate: Bool = false, authorizedUse: Bool = false) {
+        self.date = date
+        self.lastModified = lastModified
+        self.mustRevalidate = mustRevalidate
+        self.authorizedUse = authorizedUse
         self.status = status
         self.headerBlock = headerBlock
         self.body = body
@@ -62,8 +77,14 @@ public struct CachedResponse: Sendable, Equatable {
         return .expired
     }
 
-    /// When nothing is left to use it for.
-    public var usableUntil: Int64 { max(freshUntil, staleWhileRevalidateUntil, staleIfErrorUntil) }
+    /// When nothing is left to use it for: its stale windows, and for an entry with a
+    /// validator an hour more, in which a request revalidates it (a 304 instead of a body).
+    public var usableUntil: Int64 {
+        let windows = max(freshUntil, staleWhileRevalidateUntil, staleIfErrorUntil)
+        return hasValidator ? max(windows, freshUntil + Self.revalidationWindowMilliseconds) : windows
+    }
+
+    public static let revalidationWindowMilliseconds: Int64 = 3_600_000
 
     /// The `Age` header value (RFC 9111 §4.2.3).
     public func age(now: Int64) -> Int64 { initialAge + max(0, now - storedAt) / 1000 }
@@ -78,7 +99,7 @@ public struct CachedResponse: Sendable, Equatable {
 
     // MARK: Wire format (what goes into Redis)
 
-    static let magic: UInt32 = 0x4757_4331  // "GWC1"
+    static let magic: UInt32 = 0x4757_4332  // "GWC2" (entries of other versions are misses)
 
     public func encoded() -> ByteBuffer {
         var out = ByteBuffer()
@@ -88,6 +109,9 @@ public struct CachedResponse: Sendable, Equatable {
         for value in [storedAt, initialAge, freshUntil, staleWhileRevalidateUntil, staleIfErrorUntil] { out.writeInteger(value) }
         out.writeInteger(lsn)
         Self.writeString(etag, into: &out)
+        Self.writeString(date, into: &out)
+        Self.writeString(lastModified, into: &out)
+        out.writeInteger(UInt8((mustRevalidate ? 1 : 0) | (authorizedUse ? 2 : 0)))
         out.writeInteger(UInt16(vary.count))
         for field in vary {
             Self.writeString(field.name, into: &out)
@@ -113,6 +137,9 @@ public struct CachedResponse: Sendable, Equatable {
               let sie = buffer.readInteger(as: Int64.self),
               let lsn = buffer.readInteger(as: UInt64.self),
               let etag = Self.readString(&buffer),
+              let date = Self.readString(&buffer),
+              let lastModified = Self.readString(&buffer),
+              let flags = buffer.readInteger(as: UInt8.self),
               let varyCount = buffer.readInteger(as: UInt16.self)
         else { return nil }
         var vary: [VaryField] = []
@@ -125,7 +152,8 @@ public struct CachedResponse: Sendable, Equatable {
               buffer.readableBytes == 0
         else { return nil }
         self.init(status: Int(status), headerBlock: headerBlock, body: body, etag: etag, storedAt: storedAt, initialAge: initialAge,
-                  freshUntil: freshUntil, staleWhileRevalidateUntil: swr, staleIfErrorUntil: sie, lsn: lsn, vary: vary)
+                  freshUntil: freshUntil, staleWhileRevalidateUntil: swr, staleIfErrorUntil: sie, lsn: lsn, vary: vary,
+                  date: date, lastModified: lastModified, mustRevalidate: flags & 1 != 0, authorizedUse: flags & 2 != 0)
     }
 
     /// Length-prefixed; 0xFFFF for nil.

@@ -41,7 +41,7 @@ extension HTTP1Connection: ExchangeDownstream {
             beginClientWrite(minimumCapacity: upstream.raw.readableBytes + 256 + min(upstream.contentLength ?? 0, Self.coalesceLimit))
             ResponseComposer.write(response, framing: framing, composing, into: &clientPending)
         case .cached(let answer):
-            let body = answer.notModified || headOnly ? nil : answer.entry.body
+            let body = headOnly ? nil : answer.body
             beginClientWrite(minimumCapacity: answer.entry.headerBlock.readableBytes + 256
                              + ((body?.readableBytes ?? 0) <= Self.coalesceLimit ? body?.readableBytes ?? 0 : 0))
             ResponseComposer.write(response, framing: framing, composing, into: &clientPending)

@@ -125,7 +125,7 @@ extension Exchange {
     func serve(_ answer: CachedAnswer) {
         source = .cache
         status = answer.status
-        responseBodyBytes = answer.notModified || head.method == .head ? 0 : answer.entry.body.readableBytes
+        responseBodyBytes = head.method == .head ? 0 : answer.body?.readableBytes ?? 0
         downstream.sendHead(.cached(answer), for: self)
         finish(.completed)
     }

@@ -57,7 +57,7 @@ extension Exchange: UpstreamLeaseRequester, UpstreamConnectionOwner {
         let forwarding = ForwardingContext(
             peerAddress: peer.text, peerIsTrusted: peer.trusted, requestID: requestID,
             extraHeaders: runtime.routingHeaders[decision.region][decision.toWritePool ? 1 : 0],
-            dropConditionals: dropsConditionals, path: path.path)
+            dropConditionals: dropsConditionals, path: path.path, conditionals: revalidationConditionals)
         // Chunked bodies are re-chunked, buffered or not.
         let chunked = head.framing == .chunked
         connection.headScratch.clear()
@@ -220,8 +220,17 @@ extension Exchange: UpstreamLeaseRequester, UpstreamConnectionOwner {
             return false
         case .final(let mayBeReplaced, let holdUntilBody):
             connection.noteKeepAlive(of: response)
-            if mayBeReplaced, let stale = chain.fallback(self) {
-                replace(with: stale, outcome: .failure)
+            if mayBeReplaced, let answer = chain.replacement(self, for: response) {
+                if response.status == 304 {
+                    // The entry is still good: the 304's connection carries more requests.
+                    _ = try? connection.parser.next()
+                    upstream = nil
+                    loop.connectionPool(for: connection.server).release(connection, reusable: machine.responseEnded())
+                    endAttempt(.success)
+                    serve(answer)
+                } else {
+                    replace(with: answer, outcome: .failure)
+                }
                 return false
             }
             let holds = chain.responseHead(self, response)
@@ -298,7 +307,7 @@ extension Exchange: UpstreamLeaseRequester, UpstreamConnectionOwner {
         runtime.metrics.countError(failure.metricKind)
         switch machine.failed(failure) {
         case .answer(let status):
-            if let stale = chain.fallback(self) {
+            if let stale = chain.replacement(self, for: nil) {
                 return replace(with: stale, outcome: failure.outcome)
             }
             endAttempt(failure.outcome)

@@ -56,6 +56,8 @@ final class Exchange {
     var rewritesUpstreamFields = false
     /// A fetch that fills the cache: the client's conditional headers are not forwarded.
     var dropsConditionals = false
+    /// A revalidation's own conditional headers (the stored entry's validators).
+    var revalidationConditionals: [(String, String)] = []
     /// A request the gateway makes itself (a cache refresh): no client, no access log line.
     let isBackground: Bool
     /// The path has an escaped slash and `escaped_slashes: reject`.

@@ -27,7 +27,8 @@ struct ExchangeStateMachine {
         /// A 1xx interim response: handed to the client side, which passes it on if its
         /// protocol version knows it; the final head is still to come.
         case interim
-        /// A final head. `mayBeReplaced`: a 5xx that a stale entry may answer instead.
+        /// A final head. `mayBeReplaced`: a 5xx that a stale entry may answer instead, or a
+        /// 304 that may refresh a stored entry.
         /// `holdUntilBody`: a read that could still be retried elsewhere, whose head waits for
         /// its body's first byte.
         case final(mayBeReplaced: Bool, holdUntilBody: Bool)
@@ -136,7 +137,7 @@ struct ExchangeStateMachine {
         // response. A stream's head goes out without waiting for its first event.
         let holdUntilBody = method.isIdempotentRead && method != .head && !requestHasBody
             && retries < maxRetries && (contentLength ?? 0) > 0
-        return .final(mayBeReplaced: status >= 500, holdUntilBody: holdUntilBody)
+        return .final(mayBeReplaced: status >= 500 || status == 304, holdUntilBody: holdUntilBody)
     }
 
     /// The head went to the client: from here a failure can only cut the connection.

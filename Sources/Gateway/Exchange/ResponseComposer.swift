@@ -74,18 +74,37 @@ enum ResponseComposer {
     private static func writeCached(_ answer: CachedAnswer, _ context: Context, into out: inout ByteBuffer) {
         let entry = answer.entry
         let validators = answer.notModified ? validatorFields(of: entry.headerBlock) : nil
-        let bound = statusLineLength + context.date.utf8.count + 2 * decimalFieldLength
+        let bound = statusLineLength + max(context.date.utf8.count, entry.date?.utf8.count ?? 0) + 2 * decimalFieldLength
             + (validators?.utf8.count ?? entry.headerBlock.readableBytes)
             + additionsLength(.cached, context, [])
-        out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { memory in
+        // Room for a Content-Range line too (three 64-bit numbers).
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound + 4 * decimalFieldLength) { memory in
             var w = RawHeadWriter(memory)
-            writeStatusLine(answer.status, date: context.date, into: &w)
+            // The origin's Date, as stored (RFC 9111 §4), with the Age that has passed since.
+            writeStatusLine(answer.status, date: entry.date ?? context.date, into: &w)
             if let validators {
                 w.write(validators)
             } else {
                 entry.headerBlock.withUnsafeReadableBytes { w.write($0) }
-                w.write("Content-Length: ")
-                w.writeDecimal(UInt64(entry.body.readableBytes))
+                let total = UInt64(entry.body.readableBytes)
+                switch answer.range {
+                case .whole:
+                    w.write("Content-Length: ")
+                    w.writeDecimal(total)
+                case .partial(let bytes):
+                    w.write("Content-Range: bytes ")
+                    w.writeDecimal(UInt64(bytes.lowerBound))
+                    w.write("-")
+                    w.writeDecimal(UInt64(bytes.upperBound - 1))
+                    w.write("/")
+                    w.writeDecimal(total)
+                    w.write("\r\nContent-Length: ")
+                    w.writeDecimal(UInt64(bytes.count))
+                case .unsatisfiable:
+                    w.write("Content-Range: bytes */")
+                    w.writeDecimal(total)
+                    w.write("\r\nContent-Length: 0")
+                }
                 w.write("\r\n")
             }
             w.write("Age: ")

@@ -41,8 +41,9 @@ protocol ExchangeFilter: AnyObject {
     func responseHead(_ exchange: Exchange, _ head: HTTPHead) -> EventLoopFuture<Void>?
     /// A part of the upstream's response body, on its way to the client.
     func responseBody(_ exchange: Exchange, _ part: ByteBuffer)
-    /// An answer in place of an upstream failure or 5xx (stale-if-error).
-    func fallback(_ exchange: Exchange) -> CachedAnswer?
+    /// An answer in place of the upstream's: for a failure (`status` nil) or a 5xx, a stale
+    /// entry (stale-if-error); for a 304 to a revalidation, the refreshed entry.
+    func replacement(_ exchange: Exchange, for response: HTTPHead?) -> CachedAnswer?
     /// An upper bound of what `writeFields` writes.
     func fieldsLength(_ exchange: Exchange, _ kind: ResponseKind) -> Int
     /// Fields every response of the exchange carries (`name: value\r\n` lines).
@@ -60,7 +61,7 @@ extension ExchangeFilter {
     func upstreamRequest(_ exchange: Exchange) {}
     func responseHead(_ exchange: Exchange, _ head: HTTPHead) -> EventLoopFuture<Void>? { nil }
     func responseBody(_ exchange: Exchange, _ part: ByteBuffer) {}
-    func fallback(_ exchange: Exchange) -> CachedAnswer? { nil }
+    func replacement(_ exchange: Exchange, for response: HTTPHead?) -> CachedAnswer? { nil }
     func fieldsLength(_ exchange: Exchange, _ kind: ResponseKind) -> Int { 0 }
     func writeFields(_ exchange: Exchange, _ kind: ResponseKind, into writer: inout RawHeadWriter) {}
     func dropsUpstreamField(_ exchange: Exchange, _ name: UnsafeRawBufferPointer) -> Bool { false }

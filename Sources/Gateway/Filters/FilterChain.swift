@@ -69,15 +69,16 @@ struct FilterChain: Sendable {
         for filter in filters { filter.apply(&hook) }
     }
 
-    func fallback(_ exchange: Exchange) -> CachedAnswer? {
+    func replacement(_ exchange: Exchange, for response: HTTPHead?) -> CachedAnswer? {
         struct Hook: FilterHook {
             let exchange: Exchange
+            let response: HTTPHead?
             var answer: CachedAnswer?
             mutating func run<F: ExchangeFilter>(_ filter: F) {
-                if answer == nil { answer = filter.fallback(exchange) }
+                if answer == nil { answer = filter.replacement(exchange, for: response) }
             }
         }
-        var hook = Hook(exchange: exchange)
+        var hook = Hook(exchange: exchange, response: response)
         for filter in filters { filter.apply(&hook) }
         return hook.answer
     }

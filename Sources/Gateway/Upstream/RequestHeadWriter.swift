@@ -17,6 +17,8 @@ struct ForwardingContext {
     /// The normalized path the request was routed by: what is forwarded, so that the upstream
     /// serves the resource the gateway routed (not `/x/../admin` routed as `/admin`).
     var path: Substring = "/"
+    /// A revalidation's `If-None-Match` / `If-Modified-Since` (the stored entry's validators).
+    var conditionals: [(String, String)] = []
 }
 
 /// Writes the head of a request as the gateway forwards it upstream: origin-form target with
@@ -36,6 +38,7 @@ enum RequestHeadWriter {
             + RawHeadWriter.length(of: context.requestID) + (forwardedHost?.utf8.count ?? 0)
             + (combinedForwardedFor?.utf8.count ?? 0) + (absoluteAuthority?.utf8.count ?? 0) * 2
         for (name, value) in context.extraHeaders { bound += name.utf8.count + value.utf8.count + 4 }
+        for (name, value) in context.conditionals { bound += name.utf8.count + value.utf8.count + 4 }
 
         _ = head.raw.withUnsafeReadableBytes { raw in
             out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { memory in
@@ -106,6 +109,9 @@ enum RequestHeadWriter {
                     w.write("\r\n")
                 }
                 for (name, value) in context.extraHeaders {
+                    w.header(name, value)
+                }
+                for (name, value) in context.conditionals {
                     w.header(name, value)
                 }
                 if chunkedBody {

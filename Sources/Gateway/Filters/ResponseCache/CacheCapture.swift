@@ -12,6 +12,8 @@ final class CacheCapture {
     let lsn: UInt64
     /// The route applies its own CORS policy: the upstream's CORS headers are not kept.
     let routeHasCORS: Bool
+    /// `cache.control_header`, lowercased: directives for this cache only, never stored.
+    let controlHeader: String
     private(set) var collecting = false
     /// Set once the coalescer has been told (exactly once per leading fetch).
     var finished = false
@@ -19,51 +21,84 @@ final class CacheCapture {
     private var headerBlock = ByteBuffer()
     private var body = ByteBuffer()
     private var etag: String?
+    private var date: String?
+    private var lastModified: String?
     private var vary: [CachedResponse.VaryField] = []
-    private var ttlMilliseconds: Int64 = 0
+    private var lifetimes = CacheAdmission.Lifetimes(freshMilliseconds: 0, staleWhileRevalidateMilliseconds: 0, staleIfErrorMilliseconds: 0,
+                                                    mustRevalidate: false, authorizedUse: false)
     private var initialAge: Int64 = 0
 
-    init(request: CacheRequest, fetchStartedAt: Int64, lsn: UInt64, routeHasCORS: Bool) {
+    init(request: CacheRequest, fetchStartedAt: Int64, lsn: UInt64, routeHasCORS: Bool, controlHeader: String = "gateway-cache-control") {
         self.request = request
         self.fetchStartedAt = fetchStartedAt
         self.lsn = lsn
         self.routeHasCORS = routeHasCORS
+        self.controlHeader = controlHeader
     }
 
-    /// Decides at the response head; true when the response will be stored.
-    func admit(_ response: HTTPHead, requestHead: HTTPHead) -> Bool {
+    /// What RFC 9111 and RFC 9213 let this cache read off a response head.
+    static func facts(of response: HTTPHead, status: Int, requestHead: HTTPHead, controlHeader: String) -> CacheAdmission.Response {
         var varyNames: [String] = []
         for field in response.fields where field.kind == .vary {
             varyNames += response.value(of: field).split(separator: ",").map { $0.trimmingSpaces().lowercased() }.filter { !$0.isEmpty }
         }
-        let age = response.firstValue(.age).flatMap { Int64($0.trimmingSpaces()) }
-        let facts = CacheAdmission.Response(
-            status: response.status, cacheControl: CacheControl(response.combinedValue(.cacheControl)),
-            hasSetCookie: response.firstField(.setCookie) != nil, vary: varyNames,
-            contentLength: response.contentLength, age: age)
-        guard case .store(let ttl) = CacheAdmission.decide(facts, policy: request.policy) else { return false }
+        // The field aimed at this cache wins, then the one for CDNs, then everyone's.
+        let control = response.firstValue(named: controlHeader) ?? response.firstValue(named: "cdn-cache-control")
+            ?? response.combinedValue(.cacheControl)
+        return CacheAdmission.Response(
+            status: status, cacheControl: CacheControl(control), hasSetCookie: response.firstField(.setCookie) != nil, vary: varyNames,
+            contentLength: response.contentLength, age: age(response.firstValue(.age)), date: response.firstValue(.date),
+            expires: response.firstValue(named: "expires"), lastModified: response.firstValue(named: "last-modified"),
+            hasValidator: response.firstField(.etag) != nil || response.firstValue(named: "last-modified") != nil,
+            requestHadAuthorization: requestHead.firstValue(named: "authorization") != nil)
+    }
+
+    /// `Age` as RFC 9111 §5.1 reads it: the first member of a list; anything but a
+    /// non-negative integer is ignored.
+    static func age(_ value: String?) -> Int64? {
+        guard let first = value?.split(separator: ",").first else { return nil }
+        return Int64(first.trimmingSpaces()).flatMap { $0 >= 0 ? $0 : nil }
+    }
+
+    /// Decides at the response head; true when the response will be stored.
+    func admit(_ response: HTTPHead, requestHead: HTTPHead) -> Bool {
+        let facts = Self.facts(of: response, status: response.status, requestHead: requestHead, controlHeader: controlHeader)
+        guard case .store(let lifetimes) = CacheAdmission.decide(facts, policy: request.policy, now: CacheRuntime.unixMilliseconds() / 1000)
+        else { return false }
         status = response.status
         body = ByteBuffer()
-        ttlMilliseconds = ttl
-        initialAge = max(0, age ?? 0)
+        self.lifetimes = lifetimes
+        initialAge = facts.age ?? 0
         etag = response.firstValue(.etag)
-        vary = varyNames.map { CachedResponse.VaryField(name: $0, value: requestHead.firstValue(named: $0)) }
-        headerBlock = ByteBuffer()
+        date = facts.date
+        lastModified = facts.lastModified
+        vary = facts.vary.map { CachedResponse.VaryField(name: $0, value: requestHead.firstValue(named: $0)) }
+        headerBlock = Self.storedFields(of: response, routeHasCORS: routeHasCORS, controlHeader: controlHeader)
+        collecting = true
+        return true
+    }
+
+    /// The end-to-end fields an entry replays: not the message's own (framing, Date, Age, the
+    /// request ID, cookies), not the directives meant for this cache, and not the upstream's
+    /// CORS fields where the route applies its own.
+    static func storedFields(of response: HTTPHead, routeHasCORS: Bool, controlHeader: String) -> ByteBuffer {
+        var block = ByteBuffer()
         for field in response.fields where !field.hopByHop {
             switch field.kind {
             case .contentLength, .transferEncoding, .setCookie, .date, .age, .xRequestID:
                 continue
             default:
                 let name = response.name(of: field)
-                if routeHasCORS, name.lowercased().hasPrefix("access-control-") { continue }
-                headerBlock.writeString(name)
-                headerBlock.writeStaticString(": ")
-                headerBlock.writeString(response.value(of: field))
-                headerBlock.writeStaticString("\r\n")
+                let lowercased = name.lowercased()
+                if lowercased == controlHeader { continue }
+                if routeHasCORS, lowercased.hasPrefix("access-control-") { continue }
+                block.writeString(name)
+                block.writeStaticString(": ")
+                block.writeString(response.value(of: field))
+                block.writeStaticString("\r\n")
             }
         }
-        collecting = true
-        return true
+        return block
     }
 
     /// Returns false (and stops collecting) past `max_body`.
@@ -93,10 +128,18 @@ final class CacheCapture {
         let coalescer = loop.runtime.cache?.store.coalescer
         let id = request.coalesceID
         let now = CacheRuntime.unixMilliseconds()
-        guard succeeded, let cache = loop.runtime.cache, let entry = entry(now: now) else {
+        guard succeeded, loop.runtime.cache != nil, let entry = entry(now: now) else {
             if let id { coalescer?.finish(id, entry: nil) }
             return
         }
+        deliver(entry, loop: loop)
+    }
+
+    private func deliver(_ entry: CachedResponse, loop: LoopContext) {
+        guard let cache = loop.runtime.cache else { return }
+        let coalescer = cache.store.coalescer
+        let id = request.coalesceID
+        let now = CacheRuntime.unixMilliseconds()
         cache.store.store(entry, key: request.key, variant: request.variant, fetchStartedAt: fetchStartedAt, now: now,
                           on: loop.eventLoop, client: loop.redis)
             .assumeIsolated()
@@ -106,18 +149,26 @@ final class CacheCapture {
                 case .success(false): loop.cacheStats.storeRefused &+= 1
                 case .failure: loop.cacheStats.storeFailed &+= 1
                 }
-                if let id { coalescer?.finish(id, entry: (try? result.get()) == true ? entry : nil) }
+                if let id { coalescer.finish(id, entry: (try? result.get()) == true ? entry : nil) }
             }
+    }
+
+    /// Stores an entry made otherwise (a revalidated one) as this fetch's result.
+    func store(_ entry: CachedResponse, loop: LoopContext) {
+        guard !finished else { return }
+        finished = true
+        collecting = false
+        deliver(entry, loop: loop)
     }
 
     /// The entry, once the whole body is in.
     func entry(now: Int64) -> CachedResponse? {
         guard collecting else { return nil }
-        let policy = request.policy
-        let freshUntil = now + ttlMilliseconds
+        let freshUntil = now + lifetimes.freshMilliseconds
         return CachedResponse(
             status: status, headerBlock: headerBlock, body: body, etag: etag, storedAt: now, initialAge: initialAge,
-            freshUntil: freshUntil, staleWhileRevalidateUntil: freshUntil + policy.staleWhileRevalidateMilliseconds,
-            staleIfErrorUntil: freshUntil + policy.staleIfErrorMilliseconds, lsn: lsn, vary: vary)
+            freshUntil: freshUntil, staleWhileRevalidateUntil: freshUntil + lifetimes.staleWhileRevalidateMilliseconds,
+            staleIfErrorUntil: freshUntil + lifetimes.staleIfErrorMilliseconds, lsn: lsn, vary: vary,
+            date: date, lastModified: lastModified, mustRevalidate: lifetimes.mustRevalidate, authorizedUse: lifetimes.authorizedUse)
     }
 }

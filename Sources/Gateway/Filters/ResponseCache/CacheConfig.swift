@@ -1,4 +1,5 @@
 import Cache
+import HTTPWire
 
 /// `cache:` — where cached responses are kept (routes say what is cached).
 public struct CacheStoreConfig: Decodable, Sendable {
@@ -11,12 +12,17 @@ public struct CacheStoreConfig: Decodable, Sendable {
     public var lockTimeout = ConfigDuration.seconds(5)
     /// Prefix of the gateway's Redis keys (several deployments can share one Redis).
     public var keyPrefix = "gw:c:"
+    /// A response field with Cache-Control directives for this cache only: it takes precedence
+    /// over `CDN-Cache-Control` (RFC 9213) and `Cache-Control`, and is not passed on (so an API
+    /// can tell the gateway one lifetime and browsers another).
+    public var controlHeader = "Gateway-Cache-Control"
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case maxSize = "max_size"
         case nearCache = "near_cache"
         case lockTimeout = "lock_timeout"
         case keyPrefix = "key_prefix"
+        case controlHeader = "control_header"
     }
 
     public init() {}
@@ -28,6 +34,10 @@ public struct CacheStoreConfig: Decodable, Sendable {
         nearCache = try c.decode(.nearCache, default: nearCache)
         lockTimeout = try c.decode(.lockTimeout, default: lockTimeout)
         keyPrefix = try c.decode(.keyPrefix, default: keyPrefix)
+        controlHeader = try c.decode(.controlHeader, default: controlHeader)
+        guard !controlHeader.isEmpty, controlHeader.utf8.allSatisfy(ASCII.isTokenChar) else {
+            throw DecodingError.dataCorruptedError(forKey: .controlHeader, in: c, debugDescription: "'\(controlHeader)' is not a header name")
+        }
         if maxSize.bytes < 1024 * 1024 {
             throw DecodingError.dataCorruptedError(forKey: .maxSize, in: c, debugDescription: "must be at least 1MiB")
         }
@@ -36,11 +46,14 @@ public struct CacheStoreConfig: Decodable, Sendable {
 
 /// A route's `cache:` — its GET and HEAD responses are cached.
 public struct RouteCacheConfig: Sendable {
-    public var ttl: ConfigDuration
+    /// The freshness of responses that say nothing about theirs; nil with `ttl: origin` (only
+    /// the origin's caching headers count, as in a general HTTP cache).
+    public var ttl: ConfigDuration?
     /// nil: the request target on its host.
     public var key: CacheKeyTemplate
-    public var staleWhileRevalidate = ConfigDuration.seconds(0)
-    public var staleIfError = ConfigDuration.seconds(0)
+    /// Ceilings on serving stale (nil: not set; see `ResponseCachePolicy`).
+    public var staleWhileRevalidate: ConfigDuration?
+    public var staleIfError: ConfigDuration?
     public var maxBody = ByteSize(1024 * 1024)
     /// Shared by every caller; otherwise each identity has its own entry.
     public var shared = false
@@ -57,15 +70,19 @@ public struct RouteCacheConfig: Sendable {
     init(from decoder: any Decoder, parameterNames: [String]) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        ttl = try c.decode(ConfigDuration.self, forKey: .ttl)
+        if (try? c.decode(String.self, forKey: .ttl)) == "origin" {
+            ttl = nil
+        } else {
+            ttl = try c.decode(ConfigDuration.self, forKey: .ttl)
+        }
         let keyText = try c.decode(.key, default: CacheKeyTemplate.defaultText)
         do {
             key = try CacheKeyTemplate(keyText, parameterNames: parameterNames)
         } catch {
             throw DecodingError.dataCorruptedError(forKey: .key, in: c, debugDescription: error.description)
         }
-        staleWhileRevalidate = try c.decode(.staleWhileRevalidate, default: staleWhileRevalidate)
-        staleIfError = try c.decode(.staleIfError, default: staleIfError)
+        staleWhileRevalidate = try c.decodeIfPresent(ConfigDuration.self, forKey: .staleWhileRevalidate)
+        staleIfError = try c.decodeIfPresent(ConfigDuration.self, forKey: .staleIfError)
         maxBody = try c.decode(.maxBody, default: maxBody)
         shared = try c.decode(.shared, default: false)
         if c.contains(.statuses) {
@@ -76,7 +93,7 @@ public struct RouteCacheConfig: Sendable {
             }
             statuses = Set(list)
         }
-        if ttl.nanoseconds < 1_000_000_000 {
+        if let ttl, ttl.nanoseconds < 1_000_000_000 {
             throw DecodingError.dataCorruptedError(forKey: .ttl, in: c, debugDescription: "must be at least 1s")
         }
         if maxBody.bytes > 64 * 1024 * 1024 {

@@ -22,6 +22,8 @@ struct CacheRequest {
     var coalesceID: String?
     /// An entry past its freshness but within stale_if_error: served if the upstream fails.
     var staleFallback: CachedResponse?
+    /// A stale entry with a validator, being revalidated: a 304 refreshes and serves it.
+    var revalidating: CachedResponse?
     /// `X-Cache`: HIT, MISS, STALE or BYPASS.
     var label = "MISS"
 

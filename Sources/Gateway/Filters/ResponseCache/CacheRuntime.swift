@@ -13,6 +13,8 @@ final class CacheRuntime: Sendable {
     /// Per route index: the keys a successful write on it removes.
     let invalidations: [[CacheKeyTemplate]]
     let lockTimeout: TimeAmount
+    /// `cache.control_header`, lowercased.
+    let controlHeader: String
     /// How long a tombstone lasts: longer than any fetch that could have started before it.
     let tombstoneWindowMilliseconds: Int64
     /// When a write's WAL position is unknown but replicas may lag: responses fetched during this
@@ -23,14 +25,15 @@ final class CacheRuntime: Sendable {
         policies = config.routes.map { route in
             route.cache.map { cache in
                 ResponseCachePolicy(
-                    ttlMilliseconds: cache.ttl.nanoseconds / 1_000_000,
-                    staleWhileRevalidateMilliseconds: cache.staleWhileRevalidate.nanoseconds / 1_000_000,
-                    staleIfErrorMilliseconds: cache.staleIfError.nanoseconds / 1_000_000,
+                    ttlMilliseconds: cache.ttl.map { $0.nanoseconds / 1_000_000 },
+                    staleWhileRevalidateMilliseconds: cache.staleWhileRevalidate.map { $0.nanoseconds / 1_000_000 },
+                    staleIfErrorMilliseconds: cache.staleIfError.map { $0.nanoseconds / 1_000_000 },
                     maxBody: cache.maxBody.bytes, shared: cache.shared, statuses: cache.statuses, key: cache.key)
             }
         }
         invalidations = config.routes.map(\.invalidates)
         lockTimeout = config.cache.lockTimeout.timeAmount
+        controlHeader = config.cache.controlHeader.lowercased()
         tombstoneWindowMilliseconds = config.upstream.responseTimeout.nanoseconds / 1_000_000 + 5_000
         let hasReplicas = config.pools.contains { $0.role == .replica }
         unknownPositionHoldMilliseconds = hasReplicas ? config.health.maxLag.nanoseconds / 1_000_000 : 0

@@ -20,6 +20,8 @@ struct CacheStats: Sendable {
     var invalidations: UInt64 = 0
     var invalidationFailures: UInt64 = 0
     var refreshes: UInt64 = 0
+    /// Stale entries a 304 from the upstream confirmed (conditional revalidation).
+    var revalidated: UInt64 = 0
 
     static func + (lhs: CacheStats, rhs: CacheStats) -> CacheStats {
         var sum = lhs
@@ -36,6 +38,7 @@ struct CacheStats: Sendable {
         sum.invalidations &+= rhs.invalidations
         sum.invalidationFailures &+= rhs.invalidationFailures
         sum.refreshes &+= rhs.refreshes
+        sum.revalidated &+= rhs.revalidated
         return sum
     }
 
@@ -49,6 +52,7 @@ struct CacheStats: Sendable {
         text += "# TYPE gateway_cache_not_modified_total counter\ngateway_cache_not_modified_total \(stats.notModified)\n"
         text += "# TYPE gateway_cache_stale_if_error_total counter\ngateway_cache_stale_if_error_total \(stats.staleIfError)\n"
         text += "# TYPE gateway_cache_refreshes_total counter\ngateway_cache_refreshes_total \(stats.refreshes)\n"
+        text += "# TYPE gateway_cache_revalidated_total counter\ngateway_cache_revalidated_total \(stats.revalidated)\n"
         text += "# TYPE gateway_cache_stores_total counter\n"
         for (result, value) in [("stored", stats.stored), ("refused", stats.storeRefused), ("failed", stats.storeFailed)] {
             text += "gateway_cache_stores_total{result=\"\(result)\"} \(value)\n"

@@ -33,14 +33,26 @@ final class ResponseCacheFilter: ExchangeFilter, Sendable {
             return .next
         }
         exchange.filters.cache = request
+        // The field meant for this cache is not passed on.
+        exchange.rewritesUpstreamFields = true
         return lookUp(exchange)
+    }
+
+    func dropsUpstreamField(_ exchange: Exchange, _ name: UnsafeRawBufferPointer) -> Bool {
+        guard exchange.filters.cache != nil else { return false }
+        let target = cache.controlHeader.utf8
+        guard name.count == target.count else { return false }
+        return zip(name, target).allSatisfy { ASCII.lowercased($0) == $1 }
     }
 
     /// What the cache makes of a cached route's GET or HEAD; nil when it must be bypassed.
     private func cacheRequest(_ exchange: Exchange, policy: ResponseCachePolicy) -> CacheRequest? {
         let head = exchange.head
-        // A body, or a part of the resource: not what an entry holds.
-        if exchange.machine.requestHasBody || head.firstField(.range) != nil { return nil }
+        // A body: not what an entry answers.
+        if exchange.machine.requestHasBody { return nil }
+        // A part of the resource: answered from an entry, but a miss is not stored (the
+        // upstream's answer is only the part).
+        let wantsRange = head.firstField(.range) != nil
         let variant: String
         if policy.shared {
             variant = "-"
@@ -54,7 +66,7 @@ final class ResponseCacheFilter: ExchangeFilter, Sendable {
         let pragmaNoCache = head.firstValue(named: "pragma")?.lowercased().contains("no-cache") ?? false
         let requirement = exchange.decision.requirement
         return CacheRequest(
-            key: policy.key.render(inputs), variant: variant, policy: policy, lookupOnly: head.method == .head,
+            key: policy.key.render(inputs), variant: variant, policy: policy, lookupOnly: head.method == .head || wantsRange,
             revalidate: control.noCache || (pragmaNoCache && head.firstField(.cacheControl) == nil),
             coalesces: requirement == .any, requirement: requirement)
     }
@@ -96,6 +108,11 @@ final class ResponseCacheFilter: ExchangeFilter, Sendable {
               request.accepts(entry) else {
             return missed(exchange)
         }
+        // RFC 9111 §3.5: a shared entry answers a request with Authorization only if its
+        // response said it may (public, s-maxage, must-revalidate).
+        if request.policy.shared, !entry.authorizedUse, exchange.head.firstValue(named: "authorization") != nil {
+            return missed(exchange)
+        }
         switch entry.freshness(now: now) {
         case .fresh:
             exchange.loop.cacheStats.hits &+= 1
@@ -106,8 +123,10 @@ final class ResponseCacheFilter: ExchangeFilter, Sendable {
             return .serve(served(entry, exchange, label: "STALE", now: now))
         case .staleIfError:
             exchange.filters.cache?.staleFallback = entry
+            if entry.hasValidator { exchange.filters.cache?.revalidating = entry }
             return missed(exchange)
         case .expired:
+            if entry.hasValidator { exchange.filters.cache?.revalidating = entry }
             return missed(exchange)
         }
     }
@@ -145,12 +164,19 @@ final class ResponseCacheFilter: ExchangeFilter, Sendable {
         return .next
     }
 
-    /// An entry as this request's answer: `304` when the client's `If-None-Match` names its ETag.
+    /// An entry as this request's answer: `304` when the client's `If-None-Match` names its
+    /// ETag, `206` for one range of a 200 (`If-Range` permitting).
     private func served(_ entry: CachedResponse, _ exchange: Exchange, label: String, now: Int64) -> CachedAnswer {
-        let notModified = entry.etag.map { Self.ifNoneMatch(exchange.head.firstValue(.ifNoneMatch), matches: $0) } ?? false
+        let head = exchange.head
+        let notModified = entry.etag.map { Self.ifNoneMatch(head.firstValue(.ifNoneMatch), matches: $0) } ?? false
         if notModified { exchange.loop.cacheStats.notModified &+= 1 }
         exchange.filters.cache?.label = label
-        return CachedAnswer(entry: entry, label: label, notModified: notModified, now: now)
+        var answer = CachedAnswer(entry: entry, label: label, notModified: notModified, now: now)
+        if !notModified, entry.status == 200, let range = head.firstValue(.range),
+           ByteRange.ifRangeHolds(head.firstValue(named: "if-range"), etag: entry.etag, lastModified: entry.lastModified) {
+            answer.range = ByteRange.resolve(range, length: entry.body.readableBytes)
+        }
+        return answer
     }
 
     /// `If-None-Match` against an entity tag, by weak comparison (RFC 9110 §13.1.2).
@@ -197,9 +223,16 @@ final class ResponseCacheFilter: ExchangeFilter, Sendable {
         var lsn = exchange.loop.routingState.positionLSN[pool.index]?.value ?? 0
         if case .replayed(let needed) = exchange.decision.requirement { lsn = max(lsn, needed.value) }
         exchange.filters.cacheCapture = CacheCapture(request: request, fetchStartedAt: CacheRuntime.unixMilliseconds(), lsn: lsn,
-                                                     routeHasCORS: routeHasCORS)
-        // The cache needs the whole response, not a 304 about the client's copy.
+                                                     routeHasCORS: routeHasCORS, controlHeader: cache.controlHeader)
+        // The cache needs the whole response, not a 304 about the client's copy; a stale
+        // entry with a validator asks whether it is still good instead.
         exchange.dropsConditionals = true
+        if let entry = request.revalidating {
+            var conditionals: [(String, String)] = []
+            if let etag = entry.etag { conditionals.append(("If-None-Match", etag)) }
+            if let modified = entry.lastModified { conditionals.append(("If-Modified-Since", modified)) }
+            exchange.revalidationConditionals = conditionals
+        }
     }
 
     func responseHead(_ exchange: Exchange, _ head: HTTPHead) -> EventLoopFuture<Void>? {
@@ -217,13 +250,63 @@ final class ResponseCacheFilter: ExchangeFilter, Sendable {
         }
     }
 
-    /// A stale entry within `stale_if_error` answers instead of a failure or a 5xx.
-    func fallback(_ exchange: Exchange) -> CachedAnswer? {
-        guard let entry = exchange.filters.cache?.staleFallback else { return nil }
+    /// A stale entry within `stale_if_error` answers instead of a failure or a 5xx; a 304 to
+    /// a revalidation refreshes the entry (RFC 9111 §4.3.4) and serves it.
+    func replacement(_ exchange: Exchange, for response: HTTPHead?) -> CachedAnswer? {
         let now = CacheRuntime.unixMilliseconds()
-        guard entry.freshness(now: now) != .expired else { return nil }
+        if let response, response.status == 304 {
+            guard let entry = exchange.filters.cache?.revalidating else { return nil }
+            let refreshed = self.refreshed(entry, by: response, exchange, now: now)
+            exchange.loop.cacheStats.revalidated &+= 1
+            return served(refreshed, exchange, label: "REVALIDATED", now: now)
+        }
+        guard let entry = exchange.filters.cache?.staleFallback, entry.freshness(now: now) != .expired else { return nil }
         exchange.loop.cacheStats.staleIfError &+= 1
         return served(entry, exchange, label: "STALE", now: now)
+    }
+
+    /// The stored entry with the 304's fields and freshness, stored again (and handed to the
+    /// requests waiting for this fetch). A 304 that forbids storing still lets it answer once.
+    private func refreshed(_ entry: CachedResponse, by response: HTTPHead, _ exchange: Exchange, now: Int64) -> CachedResponse {
+        let facts = CacheCapture.facts(of: response, status: entry.status, requestHead: exchange.head, controlHeader: cache.controlHeader)
+        guard let request = exchange.filters.cache,
+              case .store(let lifetimes) = CacheAdmission.decide(facts, policy: request.policy, now: now / 1000) else { return entry }
+        var updated = entry
+        updated.headerBlock = Self.merge(entry.headerBlock, with: CacheCapture.storedFields(
+            of: response, routeHasCORS: routeHasCORS, controlHeader: cache.controlHeader))
+        updated.etag = response.firstValue(.etag) ?? entry.etag
+        updated.lastModified = facts.lastModified ?? entry.lastModified
+        updated.date = facts.date ?? entry.date
+        updated.storedAt = now
+        updated.initialAge = facts.age ?? 0
+        updated.freshUntil = now + lifetimes.freshMilliseconds
+        updated.staleWhileRevalidateUntil = updated.freshUntil + lifetimes.staleWhileRevalidateMilliseconds
+        updated.staleIfErrorUntil = updated.freshUntil + lifetimes.staleIfErrorMilliseconds
+        updated.mustRevalidate = lifetimes.mustRevalidate
+        updated.authorizedUse = lifetimes.authorizedUse
+        exchange.filters.cacheCapture?.store(updated, loop: exchange.loop)
+        return updated
+    }
+
+    /// Stored fields, each replaced by the 304's field of the same name where it has one.
+    static func merge(_ stored: ByteBuffer, with update: ByteBuffer) -> ByteBuffer {
+        func lines(_ block: ByteBuffer) -> [(name: String, line: Substring)] {
+            String(buffer: block).split(separator: "\r\n").compactMap { line in
+                line.firstIndex(of: ":").map { (line[..<$0].lowercased(), line) }
+            }
+        }
+        let updates = lines(update)
+        let updated = Set(updates.map(\.name))
+        var merged = ByteBuffer()
+        for (name, line) in lines(stored) where !updated.contains(name) {
+            merged.writeSubstring(line)
+            merged.writeStaticString("\r\n")
+        }
+        for (_, line) in updates {
+            merged.writeSubstring(line)
+            merged.writeStaticString("\r\n")
+        }
+        return merged
     }
 
     /// A complete response is stored; otherwise the requests waiting for this fetch go upstream
