@@ -94,6 +94,23 @@ public struct CacheKeyTemplate: Sendable, Equatable, CustomStringConvertible {
         /// The host: a registered name or IP literal, and a port.
         case host
 
+        /// `allows` as a bit set, for the per-request check.
+        var bytes: ByteSet {
+            switch self {
+            case .free: Self.freeBytes
+            case .segment: Self.segmentBytes
+            case .path: Self.pathBytes
+            case .query: Self.queryBytes
+            case .host: Self.hostBytes
+            }
+        }
+
+        private static let freeBytes = ByteSet(Alphabet.free.allows)
+        private static let segmentBytes = ByteSet(Alphabet.segment.allows)
+        private static let pathBytes = ByteSet(Alphabet.path.allows)
+        private static let queryBytes = ByteSet(Alphabet.query.allows)
+        private static let hostBytes = ByteSet(Alphabet.host.allows)
+
         func allows(_ byte: UInt8) -> Bool {
             switch byte {
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
@@ -170,38 +187,51 @@ public struct CacheKeyTemplate: Sendable, Equatable, CustomStringConvertible {
     public var description: String { text }
 
     public func render(_ inputs: some CacheKeyInputs) -> String {
-        var key = ""
+        // Built as bytes and made a String once: appending Substrings to a String one by one
+        // costs more than the escaping itself.
+        var key: [UInt8] = []
+        key.reserveCapacity(128)
         for part in parts {
             switch part {
-            case .literal(let text): key += text
+            case .literal(let text): key.append(contentsOf: text.utf8)
             case .pathParameter(let index): Self.append(inputs.pathParameter(index) ?? "", .segment, to: &key)
             case .queryParameter(let name): Self.append(Self.queryValue(name, in: inputs.query) ?? "", .free, to: &key)
             case .header(let name): Self.append(inputs.header(name).map { Substring($0) } ?? "", .free, to: &key)
             case .path: Self.append(inputs.path, .path, to: &key)
             case .query: Self.append(inputs.query, .query, to: &key)
-            case .host: Self.append(Substring(inputs.host.lowercased()), .host, to: &key)
+            case .host: Self.append(Substring(inputs.host), .host, lowercasing: true, to: &key)
             }
         }
-        return key
+        return String(decoding: key, as: UTF8.self)
     }
 
-    /// `value`, with every byte its alphabet does not allow (and `%`) as `%XX`.
-    static func append(_ value: Substring, _ alphabet: Alphabet, to key: inout String) {
-        if value.utf8.allSatisfy(alphabet.allows) {
-            key += value
+    /// `value`, with every byte its alphabet does not allow (and `%`) as `%XX`; ASCII letters
+    /// lower-cased when `lowercasing` (host names are case-insensitive).
+    static func append(_ value: Substring, _ alphabet: Alphabet, lowercasing: Bool = false, to key: inout [UInt8]) {
+        let allowed = alphabet.bytes
+        let appended: Void? = value.utf8.withContiguousStorageIfAvailable { bytes in
+            append(bytes, allowed, lowercasing: lowercasing, to: &key)
+        }
+        if appended == nil {
+            Array(value.utf8).withUnsafeBufferPointer { append($0, allowed, lowercasing: lowercasing, to: &key) }
+        }
+    }
+
+    private static func append(_ bytes: UnsafeBufferPointer<UInt8>, _ allowed: ByteSet, lowercasing: Bool, to key: inout [UInt8]) {
+        if !lowercasing, bytes.allSatisfy(allowed.contains) {
+            key.append(contentsOf: bytes)
             return
         }
-        let digits = Array("0123456789ABCDEF".utf8)
-        var escaped: [UInt8] = []
-        escaped.reserveCapacity(value.utf8.count + 8)
-        for byte in value.utf8 {
-            if alphabet.allows(byte) {
-                escaped.append(byte)
+        let digits: StaticString = "0123456789ABCDEF"
+        for byte in bytes {
+            if allowed.contains(byte) {
+                key.append(lowercasing && byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte)
             } else {
-                escaped += [UInt8(ascii: "%"), digits[Int(byte >> 4)], digits[Int(byte & 15)]]
+                key.append(UInt8(ascii: "%"))
+                key.append(digits.utf8Start[Int(byte >> 4)])
+                key.append(digits.utf8Start[Int(byte & 15)])
             }
         }
-        key += String(decoding: escaped, as: UTF8.self)
     }
 
     /// The first `name=value` of a query string (the value as sent, not decoded).
@@ -214,5 +244,22 @@ public struct CacheKeyTemplate: Sendable, Equatable, CustomStringConvertible {
             }
         }
         return nil
+    }
+}
+
+/// A set of ASCII bytes as two 64-bit masks: one shift and one test per byte.
+struct ByteSet: Sendable {
+    private var low: UInt64 = 0
+    private var high: UInt64 = 0
+
+    init(_ member: (UInt8) -> Bool) {
+        for byte in UInt8(0)..<128 where member(byte) {
+            if byte < 64 { low |= 1 << UInt64(byte) } else { high |= 1 << UInt64(byte - 64) }
+        }
+    }
+
+    @inline(__always)
+    func contains(_ byte: UInt8) -> Bool {
+        byte < 64 ? (low >> UInt64(byte)) & 1 != 0 : byte < 128 ? (high >> UInt64(byte &- 64)) & 1 != 0 : false
     }
 }
