@@ -73,7 +73,7 @@ struct GatewayCommand: AsyncParsableCommand {
         }
         let server: GatewayServer
         do {
-            server = try GatewayServer(config: loaded, logger: logger, accessLogger: Logger(label: "access"), eventLoops: eventLoops)
+            server = try GatewayServer(config: loaded, logger: logger, accessLog: AccessLogOutputs.standardOutput, eventLoops: eventLoops)
         } catch {
             printError("\(config!): \(error)")
             throw ExitCode(1)

@@ -2,6 +2,8 @@ import Foundation
 import Testing
 import TestSupport
 
+@testable import Gateway
+
 /// The `gateway` executable itself: `--check`, `--help`, and a clean exit on SIGTERM.
 @Suite(.timeLimit(.minutes(1)))
 struct CommandLineTests {
@@ -78,6 +80,54 @@ struct CommandLineTests {
         while process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
         #expect(process.terminationStatus == 0)
         #expect(process.terminationReason == .exit)
+        await upstream.stop()
+    }
+
+    /// The access log of the real binary on standard output: every request of a pipelined burst
+    /// has its line, lines are whole and in logfmt, and nothing buffered is lost at SIGTERM.
+    @Test func theAccessLogHasALinePerRequestAndLosesNoneAtExit() async throws {
+        let upstream = TestUpstream()
+        try await upstream.start()
+        let port = try freePort()
+        let path = try temporaryFile("""
+            listen: 127.0.0.1:\(port)
+            admin: 127.0.0.1:0
+            pools:
+              primary: { servers: ["\(upstream.url)"] }
+            """)
+        let logPath = NSTemporaryDirectory() + "gateway-access-\(UUID().uuidString).log"
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["--config", path, "--event-loops", "1"]
+        process.standardOutput = log
+        process.standardError = FileHandle.nullDevice
+        try startSerially(process)
+        var client: RawClient?
+        for _ in 0..<100 where client == nil {
+            client = try? await RawClient.connect(port: port)
+            if client == nil { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        let connection = try #require(client)
+        let count = 200
+        var burst = ""
+        for i in 0..<count { burst += "GET /echo?n=\(i) HTTP/1.1\r\nHost: t\r\n\r\n" }
+        try await connection.send(burst)
+        for _ in 0..<count {
+            #expect(try await connection.readResponse(timeout: .seconds(5)).status == 200)
+        }
+        process.terminate()
+        while process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(process.terminationStatus == 0)
+        try log.close()
+        let text = try String(contentsOfFile: logPath, encoding: .utf8)
+        let lines = text.split(separator: "\n").filter { $0.contains("logger=access") }
+        #expect(lines.count == count)
+        #expect(text.hasSuffix("\n"))
+        let paths = Set(lines.compactMap { line in LogCapture.parse(line).first { $0.key == "path" }?.value })
+        #expect(paths == Set((0..<count).map { "/echo?n=\($0)" }))
+        #expect(lines.allSatisfy { $0.hasPrefix("ts=") && $0.hasSuffix("status=200") })
         await upstream.stop()
     }
 }

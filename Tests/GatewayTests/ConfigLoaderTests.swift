@@ -165,7 +165,7 @@ import Testing
         #expect(config.routes[0].methods == ["POST", "GET"])
         #expect(config.routes[0].hosts == ["api.example.com"])
         #expect(config.routes[1].headers.map(\.value) == ["mobile", nil])
-        let runtime = try GatewayRuntime(config: config, metrics: GatewayMetrics(), logger: .init(label: "t"), accessLogger: nil)
+        let runtime = try GatewayRuntime(config: config, metrics: GatewayMetrics(), logger: .init(label: "t"), accessLog: nil)
         #expect(runtime.router.regions.names == ["us-east", "eu-west"])
         #expect(runtime.router.regions.defaultRegion == 1)
         #expect(runtime.router.readOrder == [[], [1]])

@@ -20,7 +20,7 @@ import Testing
             pools:
               primary: { servers: [http://127.0.0.1:9000] }
             """)
-        let runtime = try GatewayRuntime(config: config, metrics: GatewayMetrics(), logger: .init(label: "t"), accessLogger: nil)
+        let runtime = try GatewayRuntime(config: config, metrics: GatewayMetrics(), logger: .init(label: "t"), accessLog: nil)
         context = LoopContext(eventLoop: loop, runtime: runtime, connector: connector, loopCount: 1)
     }
 

@@ -66,8 +66,12 @@ class Processes:
     def __init__(self):
         self.procs = []
 
-    def start(self, name, command):
-        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    def start(self, name, command, stdout=None):
+        """`stdout`: a file to write the process's standard output to (default: discarded)."""
+        out = open(stdout, "ab") if stdout else subprocess.DEVNULL
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.PIPE, start_new_session=True)
+        if stdout:
+            out.close()
         self.procs.append((name, proc))
         time.sleep(0.2)
         if proc.poll() is not None:
@@ -159,11 +163,11 @@ def redis_server(work, port):
     return ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", work]
 
 
-def gateway_config(port, admin_port, upstream_port, extra=""):
+def gateway_config(port, admin_port, upstream_port, extra="", access_log=False):
     return f"""
 listen: 127.0.0.1:{port}
 admin: 127.0.0.1:{admin_port}
-access_log: false
+access_log: {"true" if access_log else "false"}
 pools:
   primary: {{ role: primary, servers: ["http://127.0.0.1:{upstream_port}"] }}
 {extra}

@@ -233,6 +233,14 @@ struct AdminRoutes {
         if let redis = await gateway.runtime.redis?.stats() {
             body += Array(RedisStats.render(redis).utf8)
         }
+        if let accessLog = gateway.runtime.accessLog {
+            body += Array("""
+                # HELP gateway_access_log_dropped_lines_total Access log lines dropped because their output fell behind.
+                # TYPE gateway_access_log_dropped_lines_total counter
+                gateway_access_log_dropped_lines_total \(accessLog.droppedLines)
+
+                """.utf8)
+        }
         return AdminResponse(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: body)
     }
 }

@@ -47,11 +47,18 @@ struct RequestID: CustomStringConvertible {
         }
     }
 
+    /// A generated ID's 32 hex digits.
+    func appendHex(to bytes: inout [UInt8]) {
+        let digits: StaticString = "0123456789abcdef"
+        for i in 0..<16 { bytes.append(digits.utf8Start[Int((high >> (60 - 4 * UInt64(i))) & 0xF)]) }
+        for i in 0..<16 { bytes.append(digits.utf8Start[Int((low >> (60 - 4 * UInt64(i))) & 0xF)]) }
+    }
+
     var description: String {
         if let client { return client }
-        var buffer = ByteBuffer()
-        write(into: &buffer)
-        return String(buffer: buffer)
+        var bytes: [UInt8] = []
+        appendHex(to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Whether a client-supplied ID may be passed on: 1...200 visible ASCII characters.

@@ -11,10 +11,10 @@ import Darwin
 /// Where log lines go: appended to a buffer under a lock and written to a file descriptor by a
 /// background thread, so an event loop never blocks on a slow terminal, pipe or disk. When the
 /// writer falls too far behind, lines are dropped and counted rather than growing memory.
-final class LogSink: @unchecked Sendable {
+final class LogSink: AccessLogOutput, @unchecked Sendable {
     private let lock = NIOLock()
     private var pending: [UInt8] = []
-    private var droppedLines = 0
+    private var droppedCount = 0
     private let fd: Int32
     private let maxPending: Int
     private var thread: Thread?
@@ -30,16 +30,19 @@ final class LogSink: @unchecked Sendable {
         pending.reserveCapacity(64 * 1024)
     }
 
-    var dropped: Int { lock.withLock { droppedLines } }
+    var dropped: Int { lock.withLock { droppedCount } }
+    var droppedLines: Int { dropped }
 
-    func write(_ line: [UInt8]) {
+    /// Queues `bytes` (`lines` whole lines) for the writer thread, which is woken only when it
+    /// had nothing to do: a batch, not a line, costs the wake-up.
+    func write(_ bytes: [UInt8], lines: Int = 1) {
         let wake: Bool = lock.withLock {
-            guard pending.count + line.count <= maxPending else {
-                droppedLines += 1
+            guard pending.count + bytes.count <= maxPending else {
+                droppedCount += lines
                 return false
             }
             let wasEmpty = pending.isEmpty
-            pending.append(contentsOf: line)
+            pending.append(contentsOf: bytes)
             return wasEmpty
         }
         if wake { startIfNeeded(); condition.lock(); condition.unlock(withValue: 1) }

@@ -50,16 +50,16 @@ final class GatewayRuntime: Sendable {
     let poolDatabase: [Int?]
     let metrics: GatewayMetrics
     let logger: Logger
-    /// nil when `access_log: false`.
-    let accessLogger: Logger?
+    /// Where access log lines go; nil when `access_log: false`.
+    let accessLog: (any AccessLogOutput)?
 
     /// - Parameter eventLoops: the data path's loops (each gets a Redis connection); none in
     ///   tests that drive handlers without a server.
-    init(config: GatewayConfig, metrics: GatewayMetrics, logger: Logger, accessLogger: Logger?, eventLoops: [EventLoop] = []) throws {
+    init(config: GatewayConfig, metrics: GatewayMetrics, logger: Logger, accessLog: (any AccessLogOutput)?, eventLoops: [EventLoop] = []) throws {
         self.config = config
         self.metrics = metrics
         self.logger = logger
-        self.accessLogger = config.accessLog ? accessLogger : nil
+        self.accessLog = config.accessLog ? accessLog : nil
         var servers: [UpstreamServer] = []
         var pools: [PoolRuntime] = []
         for (poolIndex, pool) in config.pools.enumerated() {

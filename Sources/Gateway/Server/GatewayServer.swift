@@ -35,18 +35,18 @@ public final class GatewayServer: Service, Sendable {
 
     /// - Parameters:
     ///   - eventLoops: overrides `event_loops` of the config (command line).
-    public convenience init(config: GatewayConfig, logger: Logger, accessLogger: Logger?, eventLoops: Int? = nil) throws {
-        try self.init(config: config, logger: logger, accessLogger: accessLogger, eventLoops: eventLoops,
+    public convenience init(config: GatewayConfig, logger: Logger, accessLog: (any AccessLogOutput)?, eventLoops: Int? = nil) throws {
+        try self.init(config: config, logger: logger, accessLog: accessLog, eventLoops: eventLoops,
                       connector: TCPUpstreamConnector())
     }
 
-    init(config: GatewayConfig, logger: Logger, accessLogger: Logger?, eventLoops: Int?, connector: UpstreamConnector & Sendable) throws {
+    init(config: GatewayConfig, logger: Logger, accessLog: (any AccessLogOutput)?, eventLoops: Int?, connector: UpstreamConnector & Sendable) throws {
         self.config = config
         self.logger = logger
         let threads = eventLoops ?? config.eventLoops ?? System.coreCount
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         do {
-            runtime = try GatewayRuntime(config: config, metrics: GatewayMetrics(), logger: logger, accessLogger: accessLogger,
+            runtime = try GatewayRuntime(config: config, metrics: GatewayMetrics(), logger: logger, accessLog: accessLog,
                                          eventLoops: Array(group.makeIterator()))
         } catch {
             try? group.syncShutdownGracefully()

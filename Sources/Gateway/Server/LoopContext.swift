@@ -22,6 +22,8 @@ final class LoopContext {
     var rateLimits: RateLimitLoopState
     /// This loop's Redis connection (nil without `redis:`).
     let redis: RedisLoopClient?
+    /// This loop's access log lines (nil with `access_log: false`).
+    let accessLog: AccessLogBuffer?
     /// This loop's balancing state (requests in flight per server, round-robin weights).
     var balancer: BalancerState
     /// What the control plane says may serve (health, maintenance, databases).
@@ -67,6 +69,7 @@ final class LoopContext {
         requestStats = Array(repeating: RequestStats(), count: runtime.pools.count + 2)
         rateLimits = RateLimitLoopState(policies: runtime.rateLimits?.policies.count ?? 0)
         redis = runtime.redis?.client(on: eventLoop)
+        accessLog = runtime.accessLog.map { AccessLogBuffer(output: $0, eventLoop: eventLoop) }
     }
 
     func start() {
@@ -127,6 +130,7 @@ final class LoopContext {
         for handler in clientConnections.values { handler.forceClose() }
         for pool in pools { pool.close() }
         sweeper.stop()
+        accessLog?.flush()
     }
 
     func connectionPool(for server: UpstreamServer) -> UpstreamConnectionPool {

@@ -38,8 +38,10 @@ final class EmbeddedGateway {
         connector = EmbeddedUpstreamConnector(loop: loop)
         let config = try ConfigLoader.parse(yaml: yaml, file: "test.yaml")
         let runtime = try GatewayRuntime(config: config, metrics: GatewayMetrics(), logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() },
-                                         accessLogger: accessLog.logger("access"))
+                                         accessLog: accessLog)
         context = LoopContext(eventLoop: loop, runtime: runtime, connector: connector, loopCount: 1)
+        let loop = self.loop
+        accessLog.flushGateway = { loop.run() }
     }
 
     func client(from address: String = "192.0.2.10") throws -> EmbeddedChannel {

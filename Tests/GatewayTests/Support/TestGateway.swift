@@ -4,11 +4,25 @@ import TestSupport
 
 @testable import Gateway
 
-/// Captures log lines so tests can assert on the access log.
-final class LogCapture: @unchecked Sendable {
+/// Captures log lines so tests can assert on the access log: as the gateway's access log output
+/// it receives the real logfmt bytes and parses them back into fields (so the format itself is
+/// under test); as a Logger it records other loggers' events.
+final class LogCapture: AccessLogOutput, @unchecked Sendable {
     private let lines = NIOLockedValueBox<[(message: String, metadata: Logger.Metadata)]>([])
+    private let rawBytes = NIOLockedValueBox<[UInt8]>([])
+    /// Hands over what the gateway's loops still buffer before `entries` is read.
+    var flushGateway: @Sendable () -> Void = {}
 
-    var entries: [(message: String, metadata: Logger.Metadata)] { lines.withLockedValue { $0 } }
+    var entries: [(message: String, metadata: Logger.Metadata)] {
+        flushGateway()
+        return lines.withLockedValue { $0 }
+    }
+
+    /// Every access log byte received, lines as written.
+    var raw: String {
+        flushGateway()
+        return String(decoding: rawBytes.withLockedValue { $0 }, as: UTF8.self)
+    }
 
     func logger(_ label: String) -> Logger {
         Logger(label: label) { _ in CapturingHandler(capture: self) }
@@ -16,6 +30,62 @@ final class LogCapture: @unchecked Sendable {
 
     fileprivate func append(_ message: String, _ metadata: Logger.Metadata) {
         lines.withLockedValue { $0.append((message, metadata)) }
+    }
+
+    var batches: Int { batchCount.withLockedValue { $0 } }
+    private let batchCount = NIOLockedValueBox(0)
+
+    func write(_ bytes: [UInt8], lines count: Int) {
+        rawBytes.withLockedValue { $0 += bytes }
+        batchCount.withLockedValue { $0 += 1 }
+        let text = String(decoding: bytes, as: UTF8.self)
+        let parsed = text.split(separator: "\n").map(Self.parse)
+        precondition(parsed.count == count, "a batch said \(count) lines and held \(parsed.count)")
+        for fields in parsed {
+            var metadata = Logger.Metadata()
+            for (key, value) in fields where !["ts", "level", "logger", "msg"].contains(key) {
+                metadata[key] = .string(value)
+            }
+            append(fields.first { $0.key == "msg" }?.value ?? "", metadata)
+        }
+    }
+
+    var droppedLines: Int { 0 }
+
+    /// One logfmt line's `key=value` pairs, quoted values unescaped.
+    static func parse(_ line: Substring) -> [(key: String, value: String)] {
+        var pairs: [(key: String, value: String)] = []
+        var index = line.startIndex
+        while index < line.endIndex {
+            while index < line.endIndex, line[index] == " " { index = line.index(after: index) }
+            guard let equals = line[index...].firstIndex(of: "=") else { break }
+            let key = String(line[index..<equals])
+            index = line.index(after: equals)
+            var value = ""
+            if index < line.endIndex, line[index] == "\"" {
+                index = line.index(after: index)
+                while index < line.endIndex, line[index] != "\"" {
+                    if line[index] == "\\", line.index(after: index) < line.endIndex {
+                        index = line.index(after: index)
+                        switch line[index] {
+                        case "n": value.append("\n")
+                        case "r": value.append("\r")
+                        default: value.append(line[index])
+                        }
+                    } else {
+                        value.append(line[index])
+                    }
+                    index = line.index(after: index)
+                }
+                if index < line.endIndex { index = line.index(after: index) }
+            } else {
+                let end = line[index...].firstIndex(of: " ") ?? line.endIndex
+                value = String(line[index..<end])
+                index = end
+            }
+            pairs.append((key, value))
+        }
+        return pairs
     }
 
     struct CapturingHandler: LogHandler {
@@ -51,8 +121,14 @@ final class TestGateway: @unchecked Sendable {
         let capture = accessLog
         server = try GatewayServer(
             config: config, logger: Logger(label: "gateway") { _ in SwiftLogNoOpLogHandler() },
-            accessLogger: capture.logger("access"))
+            accessLog: capture)
         let bound = try await server.start()
+        let contexts = server.contexts
+        capture.flushGateway = {
+            for context in contexts.ordered {
+                try? context.eventLoop.submit { context.value.accessLog?.flush() }.wait()
+            }
+        }
         proxyPort = bound.proxyPort
         adminPort = bound.adminPort
     }

@@ -1,0 +1,102 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// logfmt's rules in one place, for the application log (`LogfmtLogHandler`) and the access log
+/// (`AccessLogBuffer`), so the two agree byte for byte on quoting and timestamps.
+enum Logfmt {
+    /// A value as is when it has no space, quote, `=` or backslash; otherwise quoted, with quotes,
+    /// backslashes and newlines escaped and other control characters shown as `?` (a request
+    /// path cannot forge a second line or field).
+    static func appendValue<Bytes: Collection<UInt8>>(_ text: Bytes, to line: inout [UInt8]) {
+        let needsQuotes = text.isEmpty || text.contains { $0 <= 0x20 || $0 == 0x22 || $0 == 0x3D || $0 == 0x5C || $0 == 0x7F }
+        guard needsQuotes else {
+            line.append(contentsOf: text)
+            return
+        }
+        line.append(0x22)
+        for byte in text {
+            switch byte {
+            case 0x22: line.append(0x5C); line.append(0x22)
+            case 0x5C: line.append(0x5C); line.append(0x5C)
+            case 0x0A: line.append(0x5C); line.append(UInt8(ascii: "n"))
+            case 0x0D: line.append(0x5C); line.append(UInt8(ascii: "r"))
+            case 0..<0x20, 0x7F: line.append(UInt8(ascii: "?"))
+            default: line.append(byte)
+            }
+        }
+        line.append(0x22)
+    }
+
+    /// A non-negative integer in decimal, without making a String.
+    static func appendDecimal(_ value: Int, to line: inout [UInt8]) {
+        guard value > 0 else {
+            if value == 0 { line.append(UInt8(ascii: "0")) } else { line.append(contentsOf: String(value).utf8) }
+            return
+        }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        var rest = value
+        withUnsafeMutableBytes(of: &digits) { out in
+            while rest > 0 {
+                out[19 - count] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+                count += 1
+            }
+            line.append(contentsOf: out[(20 - count)...])
+        }
+    }
+
+    /// `value` with at least `width` digits (zero-padded).
+    static func appendPadded(_ value: Int, width: Int, to line: inout [UInt8]) {
+        var power = 10
+        for _ in 1..<width {
+            if value < power { line.append(UInt8(ascii: "0")) }
+            power *= 10
+        }
+        appendDecimal(value, to: &line)
+    }
+
+    /// Milliseconds with three decimals (`1.012`) from nanoseconds.
+    static func appendMilliseconds(_ nanoseconds: Int64, to line: inout [UInt8]) {
+        let micros = Int(max(0, nanoseconds) / 1000)
+        appendDecimal(micros / 1000, to: &line)
+        line.append(UInt8(ascii: "."))
+        appendPadded(micros % 1000, width: 3, to: &line)
+    }
+
+    /// The wall clock now.
+    static func now() -> timespec {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return spec
+    }
+
+    /// `2026-12-01T21:40:02.` for a second since the epoch: an RFC 3339 UTC timestamp up to its
+    /// fraction, which the caller ends with three digits of milliseconds and `Z`.
+    static func secondPrefix(_ second: Int) -> [UInt8] {
+        var seconds = time_t(second)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        var line: [UInt8] = []
+        line.reserveCapacity(20)
+        appendPadded(Int(parts.tm_year) + 1900, width: 4, to: &line); line.append(UInt8(ascii: "-"))
+        appendPadded(Int(parts.tm_mon) + 1, width: 2, to: &line); line.append(UInt8(ascii: "-"))
+        appendPadded(Int(parts.tm_mday), width: 2, to: &line); line.append(UInt8(ascii: "T"))
+        appendPadded(Int(parts.tm_hour), width: 2, to: &line); line.append(UInt8(ascii: ":"))
+        appendPadded(Int(parts.tm_min), width: 2, to: &line); line.append(UInt8(ascii: ":"))
+        appendPadded(Int(parts.tm_sec), width: 2, to: &line); line.append(UInt8(ascii: "."))
+        return line
+    }
+
+    /// An RFC 3339 UTC timestamp with milliseconds.
+    static func appendTimestamp(_ spec: timespec, to line: inout [UInt8]) {
+        line.append(contentsOf: secondPrefix(Int(spec.tv_sec)))
+        appendPadded(Int(spec.tv_nsec) / 1_000_000, width: 3, to: &line)
+        line.append(UInt8(ascii: "Z"))
+    }
+}

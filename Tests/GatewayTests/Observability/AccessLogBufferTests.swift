@@ -1,0 +1,127 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOEmbedded
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@testable import Gateway
+
+/// The access log's own formatter and batching: lines byte-compatible with the logfmt handler
+/// that wrote them before, handed over once per loop iteration, and drops counted.
+@Suite(.timeLimit(.minutes(1))) struct AccessLogBufferTests {
+    static let keys = ["ts", "level", "logger", "msg", "bytes_in", "bytes_out", "cache", "client", "duration_ms", "method",
+                       "path", "pool", "region", "request_id", "retries", "route", "server", "status"]
+
+    func record(_ log: AccessLogBuffer, path: String = "/items/1", nanoseconds: Int64 = 1_012_345,
+                requestID: RequestID = RequestID(high: 0x0123_4567_89ab_cdef, low: 0xfedc_ba98_7654_3210)) {
+        log.record(method: "GET", path: path, status: 200, pool: "primary", server: "127.0.0.1:18080", route: "read",
+                   region: "us-east", nanoseconds: nanoseconds, bytesIn: 0, bytesOut: 11, client: "127.0.0.1",
+                   requestID: requestID, retries: 0, cache: "-")
+    }
+
+    @Test func linesAreHandedOverOncePerLoopIteration() throws {
+        let loop = EmbeddedEventLoop()
+        let capture = LogCapture()
+        let log = AccessLogBuffer(output: capture, eventLoop: loop)
+        for _ in 0..<5 { record(log) }
+        #expect(capture.batches == 0)
+        loop.run()
+        #expect(capture.batches == 1)
+        #expect(capture.entries.count == 5)
+        record(log)
+        loop.run()
+        #expect(capture.batches == 2)
+        #expect(capture.entries.count == 6)
+    }
+
+    @Test func aFullBatchGoesAtOnce() throws {
+        let loop = EmbeddedEventLoop()
+        let capture = LogCapture()
+        let log = AccessLogBuffer(output: capture, eventLoop: loop)
+        let long = "/" + String(repeating: "p", count: 1000)
+        var recorded = 0
+        while capture.batches == 0 && recorded < 200 {
+            record(log, path: long)
+            recorded += 1
+        }
+        #expect(capture.batches == 1)
+        #expect(capture.raw.utf8.count >= AccessLogBuffer.batchBytes)
+        #expect(capture.raw.utf8.count < AccessLogBuffer.batchBytes + 2048)
+        loop.run()
+        #expect(capture.entries.count == recorded)
+    }
+
+    @Test func theLineHasTheKeysInTheirOrderAndItsValuesEscaped() throws {
+        let loop = EmbeddedEventLoop()
+        let capture = LogCapture()
+        let log = AccessLogBuffer(output: capture, eventLoop: loop)
+        record(log)
+        record(log, path: "/a b\"c\\d\ne\u{1}", nanoseconds: 12_345_678_901, requestID: RequestID(client: "id=7"))
+        record(log, nanoseconds: 0)
+        loop.run()
+        let lines = capture.raw.split(separator: "\n")
+        #expect(lines.count == 3)
+        for line in lines {
+            #expect(LogCapture.parse(line).map(\.key) == Self.keys)
+        }
+        let first = String(lines[0])
+        #expect(first.range(of: #"^ts=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "#, options: .regularExpression) != nil)
+        #expect(first.hasSuffix(" level=info logger=access msg=request bytes_in=0 bytes_out=11 cache=- client=127.0.0.1 duration_ms=1.012 method=GET path=/items/1 pool=primary region=us-east request_id=0123456789abcdeffedcba9876543210 retries=0 route=read server=127.0.0.1:18080 status=200"))
+        #expect(lines[1].contains(#" duration_ms=12345.678 method=GET path="/a b\"c\\d\ne?" pool="#))
+        #expect(lines[1].contains(#" request_id="id=7" "#))
+        #expect(lines[2].contains(" duration_ms=0.000 "))
+        #expect(capture.entries[1].metadata["path"] == "/a b\"c\\d\ne?")
+    }
+
+    /// The same fields through the application log's handler give the same line: the access
+    /// log's format did not change when it stopped going through Logger.
+    @Test func theLineIsTheOneTheLogfmtHandlerWrites() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        let handler = LogfmtLogHandler(label: "access", sink: LogSink(fd: fds[1]), level: .info)
+        let logger = Logger(label: "access") { _ in handler }
+        logger.info("request", metadata: [
+            "method": "GET", "path": "/q?a=b c", "status": "200", "pool": "primary", "server": "127.0.0.1:18080",
+            "route": "read", "region": "us-east", "duration_ms": "1.012", "bytes_in": "0", "bytes_out": "11",
+            "client": "::1", "request_id": "0123456789abcdeffedcba9876543210", "retries": "0", "cache": "HIT",
+        ])
+        var bytes = [UInt8](repeating: 0, count: 4096)
+        var handled = ""
+        for _ in 0..<100 where !handled.hasSuffix("\n") {
+            let n = read(fds[0], &bytes, bytes.count)
+            if n > 0 { handled += String(decoding: bytes[0..<n], as: UTF8.self) }
+        }
+        let loop = EmbeddedEventLoop()
+        let capture = LogCapture()
+        let log = AccessLogBuffer(output: capture, eventLoop: loop)
+        log.record(method: "GET", path: "/q?a=b c", status: 200, pool: "primary", server: "127.0.0.1:18080", route: "read",
+                   region: "us-east", nanoseconds: 1_012_999, bytesIn: 0, bytesOut: 11, client: "::1",
+                   requestID: RequestID(high: 0x0123_4567_89ab_cdef, low: 0xfedc_ba98_7654_3210), retries: 0, cache: "HIT")
+        loop.run()
+        func withoutTimestamp(_ line: String) -> Substring { line.drop { $0 != " " } }
+        #expect(withoutTimestamp(handled) == withoutTimestamp(capture.raw))
+        #expect(capture.raw.contains(#"path="/q?a=b c""#))
+    }
+
+    /// A writer that cannot keep up loses whole batches, and says how many lines.
+    @Test func aStalledOutputDropsAndCountsLines() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        // Left open: the sink's thread stays blocked in write(2) on it (closing the read end
+        // would raise SIGPIPE in this process).
+        // Nobody reads the pipe: once its 64 KiB are full, the writer thread blocks.
+        let sink = LogSink(fd: fds[1], maxPending: 4096)
+        let batch = [UInt8](repeating: UInt8(ascii: "x"), count: 999) + [0x0A]
+        for _ in 0..<200 {
+            sink.write(batch + batch, lines: 2)
+        }
+        #expect(sink.droppedLines > 0)
+        #expect(sink.droppedLines % 2 == 0)
+        #expect(sink.droppedLines < 400)  // the first batches were taken
+    }
+}
