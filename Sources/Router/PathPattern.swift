@@ -114,8 +114,13 @@ public struct NormalizedPath: Sendable {
 
     /// `%2F` or `%5C` (either case) in the path: a slash or backslash the client escaped, which
     /// some upstreams decode before routing and some do not.
+    /// Checked on every request, so it walks the bytes in place (no copy).
     public static func hasEscapedSlash(_ path: Substring) -> Bool {
-        let bytes = Array(path.utf8)
+        if let found = path.utf8.withContiguousStorageIfAvailable(hasEscapedSlash) { return found }
+        return Array(path.utf8).withUnsafeBufferPointer(hasEscapedSlash)
+    }
+
+    private static func hasEscapedSlash(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard bytes.count >= 3 else { return false }
         for i in 0..<(bytes.count - 2) where bytes[i] == UInt8(ascii: "%") {
             let high = bytes[i + 1], low = bytes[i + 2] | 0x20

@@ -39,6 +39,18 @@ func pattern(_ text: String) -> PathPattern { try! PathPattern(text) }
         #expect(segments("/files/a%2fb") == ["files", "a%2Fb"])
         #expect(segments("/v1.2/x..y/...") == ["v1.2", "x..y", "..."])
     }
+
+    @Test func escapedSlashesAreFoundWhereverTheyAre() {
+        for path in ["/a%2fb", "/a%2Fb", "%5c", "/x/%5C", "/%%2F", "/%2f%"] {
+            #expect(NormalizedPath.hasEscapedSlash(path[...]), "\(path)")
+        }
+        for path in ["", "%", "%2", "/a%2", "/a%25", "/a%20b%", "/%3F", "/plain/path"] {
+            #expect(!NormalizedPath.hasEscapedSlash(path[...]), "\(path)")
+        }
+        // Within a longer string, only the slice counts.
+        let text = "/ok?q=%2F"
+        #expect(!NormalizedPath.hasEscapedSlash(text[..<text.firstIndex(of: "?")!]))
+    }
 }
 
 @Suite struct RouteTableTests {

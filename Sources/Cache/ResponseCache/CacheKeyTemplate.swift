@@ -187,61 +187,78 @@ public struct CacheKeyTemplate: Sendable, Equatable, CustomStringConvertible {
     public var description: String { text }
 
     public func render(_ inputs: some CacheKeyInputs) -> String {
-        // Built as bytes and made a String once: appending Substrings to a String one by one
-        // costs more than the escaping itself.
-        var key: [UInt8] = []
-        key.reserveCapacity(128)
+        // Written straight into the String's storage: one allocation per key (none for short
+        // ones), sized by a first pass (an escaped byte takes three).
+        var bound = 0
         for part in parts {
-            switch part {
-            case .literal(let text): key.append(contentsOf: text.utf8)
-            case .pathParameter(let index): Self.append(inputs.pathParameter(index) ?? "", .segment, to: &key)
-            case .queryParameter(let name): Self.append(Self.queryValue(name, in: inputs.query) ?? "", .free, to: &key)
-            case .header(let name): Self.append(inputs.header(name).map { Substring($0) } ?? "", .free, to: &key)
-            case .path: Self.append(inputs.path, .path, to: &key)
-            case .query: Self.append(inputs.query, .query, to: &key)
-            case .host: Self.append(Substring(inputs.host), .host, lowercasing: true, to: &key)
+            if case .literal(let text) = part {
+                bound += text.utf8.count
+            } else {
+                bound += 3 * Self.value(of: part, inputs).utf8.count
             }
         }
-        return String(decoding: key, as: UTF8.self)
+        return String(unsafeUninitializedCapacity: bound) { out in
+            var count = 0
+            for part in parts {
+                switch part {
+                case .literal(let text):
+                    for byte in text.utf8 { out[count] = byte; count += 1 }
+                case .host:
+                    Self.write(Substring(inputs.host), Alphabet.host.bytes, lowercasing: true, to: out, at: &count)
+                default:
+                    Self.write(Self.value(of: part, inputs), Self.alphabet(of: part)!.bytes, lowercasing: false,
+                               to: out, at: &count)
+                }
+            }
+            return count
+        }
+    }
+
+    private static func value(of part: Part, _ inputs: some CacheKeyInputs) -> Substring {
+        switch part {
+        case .literal(let text): text[...]
+        case .pathParameter(let index): inputs.pathParameter(index) ?? ""
+        case .queryParameter(let name): queryValue(name, in: inputs.query) ?? ""
+        case .header(let name): inputs.header(name).map { Substring($0) } ?? ""
+        case .path: inputs.path
+        case .query: inputs.query
+        case .host: Substring(inputs.host)
+        }
     }
 
     /// `value`, with every byte its alphabet does not allow (and `%`) as `%XX`; ASCII letters
     /// lower-cased when `lowercasing` (host names are case-insensitive).
-    static func append(_ value: Substring, _ alphabet: Alphabet, lowercasing: Bool = false, to key: inout [UInt8]) {
-        let allowed = alphabet.bytes
-        let appended: Void? = value.utf8.withContiguousStorageIfAvailable { bytes in
-            append(bytes, allowed, lowercasing: lowercasing, to: &key)
-        }
-        if appended == nil {
-            Array(value.utf8).withUnsafeBufferPointer { append($0, allowed, lowercasing: lowercasing, to: &key) }
-        }
-    }
-
-    private static func append(_ bytes: UnsafeBufferPointer<UInt8>, _ allowed: ByteSet, lowercasing: Bool, to key: inout [UInt8]) {
-        if !lowercasing, bytes.allSatisfy(allowed.contains) {
-            key.append(contentsOf: bytes)
-            return
-        }
-        let digits: StaticString = "0123456789ABCDEF"
-        for byte in bytes {
-            if allowed.contains(byte) {
-                key.append(lowercasing && byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte)
-            } else {
-                key.append(UInt8(ascii: "%"))
-                key.append(digits.utf8Start[Int(byte >> 4)])
-                key.append(digits.utf8Start[Int(byte & 15)])
+    private static func write(_ value: Substring, _ allowed: ByteSet, lowercasing: Bool,
+                              to out: UnsafeMutableBufferPointer<UInt8>, at count: inout Int) {
+        var value = value
+        value.withUTF8 { bytes in
+            let digits: StaticString = "0123456789ABCDEF"
+            for byte in bytes {
+                if allowed.contains(byte) {
+                    out[count] = lowercasing && byte &- UInt8(ascii: "A") < 26 ? byte | 0x20 : byte
+                    count += 1
+                } else {
+                    out[count] = UInt8(ascii: "%")
+                    out[count + 1] = digits.utf8Start[Int(byte >> 4)]
+                    out[count + 2] = digits.utf8Start[Int(byte & 15)]
+                    count += 3
+                }
             }
         }
     }
 
     /// The first `name=value` of a query string (the value as sent, not decoded).
     static func queryValue(_ name: String, in query: Substring) -> Substring? {
-        for pair in query.split(separator: "&") {
+        var rest = query
+        while !rest.isEmpty {
+            let end = rest.firstIndex(of: "&") ?? rest.endIndex
+            let pair = rest[..<end]
             if let equals = pair.firstIndex(of: "=") {
                 if pair[..<equals] == name { return pair[pair.index(after: equals)...] }
             } else if pair == name {
                 return ""
             }
+            rest = end == rest.endIndex ? "" : rest[rest.index(after: end)...]
         }
         return nil
     }

@@ -45,7 +45,9 @@ final class Exchange {
     /// The client as routing, limits and logs see it: the peer, or the address a trusted proxy
     /// forwarded.
     let client: IPAddress?
-    let clientText: String
+    /// The client as text: the peer's own (made once per connection) unless a trusted proxy
+    /// forwarded another address, made when a filter or the log first asks.
+    private(set) lazy var clientText: String = client.map { $0 == peer.address ? peer.text : $0.description } ?? peer.text
     var decision: Router.Decision
     /// The route's filters.
     let chain: FilterChain
@@ -112,7 +114,6 @@ final class Exchange {
             ? ClientAddress.resolve(peer: peer.address!, trusted: runtime.trustedProxies,
                                     forwardedFor: head.combinedValue(.xForwardedFor), forwarded: head.firstValue(named: "forwarded"))
             : peer.address
-        clientText = client?.description ?? peer.text
         let rawPath = head.path
         switch runtime.config.escapedSlashes {
         case .reject:
@@ -142,7 +143,6 @@ final class Exchange {
         startedAt = .now()
         requestID = loop.requestIDs.make()
         client = original.client
-        clientText = original.clientText
         path = original.path
         decision = original.decision
         decision.requirement = .any
