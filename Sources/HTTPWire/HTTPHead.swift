@@ -72,6 +72,9 @@ public final class HTTPHead {
     /// The request target exactly as received (origin-form, absolute-form or `*`).
     public var target: String { string(part2) }
 
+    /// The request target's bytes, without making a String of them.
+    public var targetBytes: ByteBufferView { raw.readableBytesView[part2] }
+
     /// `*`: a request about the server as a whole (RFC 9112 §3.2.4; OPTIONS only).
     public var isAsteriskForm: Bool {
         part2.count == 1 && raw.getInteger(at: part2.lowerBound, as: UInt8.self) == UInt8(ascii: "*")

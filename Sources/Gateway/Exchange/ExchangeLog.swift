@@ -5,6 +5,8 @@ import NIOCore
 /// same keys whatever answered it (upstream, cache, the gateway itself, or a refusal before it
 /// became an exchange). `Exchange.finish` calls it exactly once per exchange.
 enum ExchangeLog {
+    private static let dash = ByteBuffer(string: "-").readableBytesView
+
     static func record(_ exchange: Exchange, now: NIODeadline = .now()) {
         guard !exchange.isBackground else { return }
         let runtime = exchange.runtime
@@ -16,7 +18,7 @@ enum ExchangeLog {
         guard let log = exchange.loop.accessLog else { return }
         let decision = exchange.decision
         log.record(
-            method: exchange.head.method.description, path: exchange.head.target, status: exchange.status,
+            method: exchange.head.method.description, path: exchange.head.targetBytes, status: exchange.status,
             pool: fromCache ? "cache" : exchange.pool?.name ?? "-", server: fromCache ? "-" : exchange.server?.authority ?? "-",
             route: decision.isRead ? "read" : "write", region: runtime.router.regions.names[decision.region],
             nanoseconds: nanoseconds, bytesIn: exchange.requestBodyBytes, bytesOut: exchange.responseBodyBytes,
@@ -31,7 +33,7 @@ enum ExchangeLog {
         let nanoseconds = (NIODeadline.now() - start).nanoseconds
         loop.requestStats[runtime.pools.count].record(status: status, nanoseconds: nanoseconds)
         loop.accessLog?.record(
-            method: head?.method.description ?? "-", path: head?.target ?? "-", status: status, pool: "-", server: "-",
+            method: head?.method.description ?? "-", path: head?.targetBytes ?? Self.dash, status: status, pool: "-", server: "-",
             route: "-", region: "-", nanoseconds: nanoseconds, bytesIn: 0, bytesOut: bytesOut, client: client,
             requestID: requestID, retries: 0, cache: "-")
     }

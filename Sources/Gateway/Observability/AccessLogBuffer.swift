@@ -29,7 +29,8 @@ final class AccessLogBuffer {
 
     /// One request's line. The keys are the ones the gateway has always logged, in the same
     /// (alphabetical) order.
-    func record(method: String, path: String, status: Int, pool: String, server: String, route: String,
+    /// `path`: the request target's bytes as received (no String is made of them).
+    func record<Path: Collection<UInt8>>(method: String, path: Path, status: Int, pool: String, server: String, route: String,
                 region: String, nanoseconds: Int64, bytesIn: Int, bytesOut: Int, client: String,
                 requestID: RequestID, retries: Int, cache: String) {
         appendStamp()
@@ -46,7 +47,7 @@ final class AccessLogBuffer {
         bytes.append(contentsOf: " method=".utf8)
         Logfmt.appendValue(method.utf8, to: &bytes)
         bytes.append(contentsOf: " path=".utf8)
-        Logfmt.appendValue(path.utf8, to: &bytes)
+        Logfmt.appendValue(path, to: &bytes)
         bytes.append(contentsOf: " pool=".utf8)
         Logfmt.appendValue(pool.utf8, to: &bytes)
         bytes.append(contentsOf: " region=".utf8)

@@ -67,14 +67,16 @@ final class LogSink: AccessLogOutput, @unchecked Sendable {
     }
 
     private func run() {
+        // Two buffers trade places: what was pending is written while loops fill the other, and
+        // neither is ever copied or reallocated.
+        var batch: [UInt8] = []
+        batch.reserveCapacity(64 * 1024)
         while true {
             condition.lock(whenValue: 1)
             condition.unlock(withValue: 0)
-            let bytes: [UInt8] = lock.withLock {
-                defer { pending.removeAll(keepingCapacity: true) }
-                return pending
-            }
-            writeAll(bytes)
+            lock.withLock { swap(&pending, &batch) }
+            writeAll(batch)
+            batch.removeAll(keepingCapacity: true)
         }
     }
 

@@ -18,7 +18,7 @@ import Glibc
 
     func record(_ log: AccessLogBuffer, path: String = "/items/1", nanoseconds: Int64 = 1_012_345,
                 requestID: RequestID = RequestID(high: 0x0123_4567_89ab_cdef, low: 0xfedc_ba98_7654_3210)) {
-        log.record(method: "GET", path: path, status: 200, pool: "primary", server: "127.0.0.1:18080", route: "read",
+        log.record(method: "GET", path: path.utf8, status: 200, pool: "primary", server: "127.0.0.1:18080", route: "read",
                    region: "us-east", nanoseconds: nanoseconds, bytesIn: 0, bytesOut: 11, client: "127.0.0.1",
                    requestID: requestID, retries: 0, cache: "-")
     }
@@ -99,7 +99,7 @@ import Glibc
         let loop = EmbeddedEventLoop()
         let capture = LogCapture()
         let log = AccessLogBuffer(output: capture, eventLoop: loop)
-        log.record(method: "GET", path: "/q?a=b c", status: 200, pool: "primary", server: "127.0.0.1:18080", route: "read",
+        log.record(method: "GET", path: "/q?a=b c".utf8, status: 200, pool: "primary", server: "127.0.0.1:18080", route: "read",
                    region: "us-east", nanoseconds: 1_012_999, bytesIn: 0, bytesOut: 11, client: "::1",
                    requestID: RequestID(high: 0x0123_4567_89ab_cdef, low: 0xfedc_ba98_7654_3210), retries: 0, cache: "HIT")
         loop.run()
