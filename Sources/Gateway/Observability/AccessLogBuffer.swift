@@ -4,9 +4,8 @@ import NIOCore
 /// Logger metadata dictionary, no String per number, the timestamp's date part made once per
 /// second) and the buffer goes to the output in one piece: at the end of the loop iteration that
 /// added the first line, or at once when it reaches 64 KiB. A busy loop thus hands over dozens of
-/// lines per batch, as nginx's `access_log ... buffer=` does, while a quiet one delays no line
-/// beyond the iteration that finished its request (nothing waits for a timer, nothing is lost
-/// if the process is killed a second later).
+/// lines per batch without a timer of its own; the output (`LogSink`) decides when bytes reach
+/// the file.
 ///
 /// Only the loop's thread touches it.
 final class AccessLogBuffer {

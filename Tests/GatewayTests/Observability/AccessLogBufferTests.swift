@@ -124,4 +124,39 @@ import Glibc
         #expect(sink.droppedLines % 2 == 0)
         #expect(sink.droppedLines < 400)  // the first batches were taken
     }
+
+    /// The access log's writer wakes on its own schedule, not per batch: small batches wait for
+    /// the interval (or a flush) and then go out together, in order.
+    @Test func theWriterBatchesOnItsIntervalAndFlushWritesTheRest() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
+        func drain() -> String {
+            var bytes = [UInt8](repeating: 0, count: 65536)
+            var text = ""
+            while true {
+                let n = read(fds[0], &bytes, bytes.count)
+                guard n > 0 else { return text }
+                text += String(decoding: bytes[0..<n], as: UTF8.self)
+            }
+        }
+        // An interval longer than the test: only flush() can write.
+        let slow = LogSink(fd: fds[1], writeInterval: 60)
+        slow.write(Array("one\n".utf8), lines: 1)
+        slow.write(Array("two\n".utf8), lines: 1)
+        usleep(200_000)
+        #expect(drain() == "")
+        slow.flush()
+        #expect(drain() == "one\ntwo\n")
+        // A short interval: the lines arrive without anyone waking the writer.
+        let quick = LogSink(fd: fds[1], writeInterval: 0.05)
+        for i in 0..<3 { quick.write(Array("line \(i)\n".utf8), lines: 1) }
+        var received = ""
+        for _ in 0..<100 where received.count < 21 {
+            usleep(20_000)
+            received += drain()
+        }
+        #expect(received == "line 0\nline 1\nline 2\n")
+    }
 }
