@@ -50,9 +50,9 @@ struct CommandLineTests {
         #expect(result.output.contains("--check"))
     }
 
-    @Test func sigtermDrainsAndExitsZero() async throws {
-        let upstream = TestUpstream()
-        try await upstream.start()
+    /// The binary in front of `upstream`, and a client connected to it once it listens.
+    func startGateway(upstream: TestUpstream, arguments: [String] = [], standardOutput: FileHandle = .nullDevice)
+        async throws -> (process: Process, connection: RawClient) {
         let port = try freePort()
         let path = try temporaryFile("""
             listen: 127.0.0.1:\(port)
@@ -62,8 +62,8 @@ struct CommandLineTests {
             """)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["--config", path]
-        process.standardOutput = FileHandle.nullDevice
+        process.arguments = ["--config", path] + arguments
+        process.standardOutput = standardOutput
         process.standardError = FileHandle.nullDevice
         try startSerially(process)
         var client: RawClient?
@@ -71,7 +71,13 @@ struct CommandLineTests {
             client = try? await RawClient.connect(port: port)
             if client == nil { try await Task.sleep(for: .milliseconds(50)) }
         }
-        let connection = try #require(client)
+        return (process, try #require(client))
+    }
+
+    @Test func sigtermDrainsAndExitsZero() async throws {
+        let upstream = TestUpstream()
+        try await upstream.start()
+        let (process, connection) = try await startGateway(upstream: upstream)
         try await connection.send("GET /delay/500 HTTP/1.1\r\nHost: t\r\n\r\n")
         try await Task.sleep(for: .milliseconds(100))
         process.terminate()  // SIGTERM
@@ -88,28 +94,11 @@ struct CommandLineTests {
     @Test func theAccessLogHasALinePerRequestAndLosesNoneAtExit() async throws {
         let upstream = TestUpstream()
         try await upstream.start()
-        let port = try freePort()
-        let path = try temporaryFile("""
-            listen: 127.0.0.1:\(port)
-            admin: 127.0.0.1:0
-            pools:
-              primary: { servers: ["\(upstream.url)"] }
-            """)
         let logPath = NSTemporaryDirectory() + "gateway-access-\(UUID().uuidString).log"
         FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["--config", path, "--event-loops", "1"]
-        process.standardOutput = log
-        process.standardError = FileHandle.nullDevice
-        try startSerially(process)
-        var client: RawClient?
-        for _ in 0..<100 where client == nil {
-            client = try? await RawClient.connect(port: port)
-            if client == nil { try await Task.sleep(for: .milliseconds(50)) }
-        }
-        let connection = try #require(client)
+        let (process, connection) = try await startGateway(upstream: upstream, arguments: ["--event-loops", "1"],
+                                                           standardOutput: log)
         let count = 200
         var burst = ""
         for i in 0..<count { burst += "GET /echo?n=\(i) HTTP/1.1\r\nHost: t\r\n\r\n" }
