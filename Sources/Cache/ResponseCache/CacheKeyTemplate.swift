@@ -36,6 +36,9 @@ public struct CacheKeyTemplate: Sendable, Equatable, CustomStringConvertible {
 
     public let parts: [Part]
     public let text: String
+    /// The key needs the route's `{name}` captures (finding them costs a walk of the path and
+    /// an array, which a hit under the default key need not pay).
+    public let usesPathParameters: Bool
 
     /// The key when a route names none: the request target on its host (nginx's default
     /// `$scheme$proxy_host$request_uri`, less the scheme: the gateway listens on one).
@@ -78,6 +81,7 @@ public struct CacheKeyTemplate: Sendable, Equatable, CustomStringConvertible {
         literal += rest
         if !literal.isEmpty { parts.append(.literal(literal)) }
         self.parts = parts
+        usesPathParameters = parts.contains { if case .pathParameter = $0 { true } else { false } }
         try Self.checkSeparators(parts, text: text)
     }
 

@@ -60,8 +60,9 @@ final class ResponseCacheFilter: ExchangeFilter, Sendable {
             guard let identity = exchange.runtime.identity.identity(of: head, client: exchange.clientText) else { return nil }
             variant = identity
         }
-        let inputs = RequestKeyInputs(head: head, path: exchange.path,
-                                      parameters: exchange.runtime.router.parameters(of: exchange.decision, path: exchange.path))
+        let inputs = RequestKeyInputs(
+            head: head, path: exchange.path,
+            parameters: policy.key.usesPathParameters ? exchange.runtime.router.parameters(of: exchange.decision, path: exchange.path) : [])
         let control = CacheControl(head.combinedValue(.cacheControl))
         let pragmaNoCache = head.firstValue(named: "pragma")?.lowercased().contains("no-cache") ?? false
         let requirement = exchange.decision.requirement
