@@ -36,6 +36,15 @@ public struct RawHeadWriter {
     }
 
     @inline(__always)
+    public mutating func write(byte: UInt8) {
+        #if DEBUG
+        precondition(count < capacity, "head larger than its reservation")
+        #endif
+        base.storeBytes(of: byte, toByteOffset: count, as: UInt8.self)
+        count += 1
+    }
+
+    @inline(__always)
     public mutating func write(_ literal: StaticString) {
         copy(literal.utf8Start, literal.utf8CodeUnitCount)
     }

@@ -42,8 +42,17 @@ final class LogSink: AccessLogOutput, @unchecked Sendable {
     var dropped: Int { lock.withLock { droppedCount } }
     var droppedLines: Int { dropped }
 
-    /// Queues `bytes` (`lines` whole lines) for the writer thread.
+    /// Queues a batch of the access log.
+    func write(_ bytes: ByteBuffer, lines: Int) {
+        bytes.withUnsafeReadableBytes { write($0, lines: lines) }
+    }
+
     func write(_ bytes: [UInt8], lines: Int = 1) {
+        bytes.withUnsafeBytes { write($0, lines: lines) }
+    }
+
+    /// Queues `bytes` (`lines` whole lines) for the writer thread.
+    func write(_ bytes: UnsafeRawBufferPointer, lines: Int) {
         let (wake, first): (Bool, Bool) = lock.withLock {
             guard pending.count + bytes.count <= maxPending else {
                 droppedCount += lines

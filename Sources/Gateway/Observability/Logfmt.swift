@@ -1,3 +1,5 @@
+import HTTPWire
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -9,31 +11,31 @@ import Darwin
 enum Logfmt {
     /// A value as is when it has no space, quote, `=` or backslash; otherwise quoted, with quotes,
     /// backslashes and newlines escaped and other control characters shown as `?` (a request
-    /// path cannot forge a second line or field).
-    static func appendValue<Bytes: Collection<UInt8>>(_ text: Bytes, to line: inout [UInt8]) {
+    /// path cannot forge a second line or field). At most `2 × count + 2` bytes.
+    static func appendValue<Bytes: Collection<UInt8>, Sink: LogfmtSink>(_ text: Bytes, to line: inout Sink) {
         let needsQuotes = text.isEmpty || text.contains { $0 <= 0x20 || $0 == 0x22 || $0 == 0x3D || $0 == 0x5C || $0 == 0x7F }
         guard needsQuotes else {
-            line.append(contentsOf: text)
+            line.put(contentsOf: text)
             return
         }
-        line.append(0x22)
+        line.put(0x22)
         for byte in text {
             switch byte {
-            case 0x22: line.append(0x5C); line.append(0x22)
-            case 0x5C: line.append(0x5C); line.append(0x5C)
-            case 0x0A: line.append(0x5C); line.append(UInt8(ascii: "n"))
-            case 0x0D: line.append(0x5C); line.append(UInt8(ascii: "r"))
-            case 0..<0x20, 0x7F: line.append(UInt8(ascii: "?"))
-            default: line.append(byte)
+            case 0x22: line.put(0x5C); line.put(0x22)
+            case 0x5C: line.put(0x5C); line.put(0x5C)
+            case 0x0A: line.put(0x5C); line.put(UInt8(ascii: "n"))
+            case 0x0D: line.put(0x5C); line.put(UInt8(ascii: "r"))
+            case 0..<0x20, 0x7F: line.put(UInt8(ascii: "?"))
+            default: line.put(byte)
             }
         }
-        line.append(0x22)
+        line.put(0x22)
     }
 
     /// A non-negative integer in decimal, without making a String.
-    static func appendDecimal(_ value: Int, to line: inout [UInt8]) {
+    static func appendDecimal<Sink: LogfmtSink>(_ value: Int, to line: inout Sink) {
         guard value > 0 else {
-            if value == 0 { line.append(UInt8(ascii: "0")) } else { line.append(contentsOf: String(value).utf8) }
+            if value == 0 { line.put(UInt8(ascii: "0")) } else { line.put(contentsOf: String(value).utf8) }
             return
         }
         var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
@@ -47,25 +49,25 @@ enum Logfmt {
                 rest /= 10
                 count += 1
             }
-            line.append(contentsOf: out[(20 - count)...])
+            line.put(contentsOf: out[(20 - count)...])
         }
     }
 
     /// `value` with at least `width` digits (zero-padded).
-    static func appendPadded(_ value: Int, width: Int, to line: inout [UInt8]) {
+    static func appendPadded<Sink: LogfmtSink>(_ value: Int, width: Int, to line: inout Sink) {
         var power = 10
         for _ in 1..<width {
-            if value < power { line.append(UInt8(ascii: "0")) }
+            if value < power { line.put(UInt8(ascii: "0")) }
             power *= 10
         }
         appendDecimal(value, to: &line)
     }
 
     /// Milliseconds with three decimals (`1.012`) from nanoseconds.
-    static func appendMilliseconds(_ nanoseconds: Int64, to line: inout [UInt8]) {
+    static func appendMilliseconds<Sink: LogfmtSink>(_ nanoseconds: Int64, to line: inout Sink) {
         let micros = Int(max(0, nanoseconds) / 1000)
         appendDecimal(micros / 1000, to: &line)
-        line.append(UInt8(ascii: "."))
+        line.put(UInt8(ascii: "."))
         appendPadded(micros % 1000, width: 3, to: &line)
     }
 
@@ -98,5 +100,25 @@ enum Logfmt {
         line.append(contentsOf: secondPrefix(Int(spec.tv_sec)))
         appendPadded(Int(spec.tv_nsec) / 1_000_000, width: 3, to: &line)
         line.append(UInt8(ascii: "Z"))
+    }
+}
+
+/// Where logfmt bytes are put: a growing array (the application log) or a writer over memory
+/// reserved for the line (the access log, no capacity check per byte).
+protocol LogfmtSink {
+    mutating func put(_ byte: UInt8)
+    mutating func put<Bytes: Collection<UInt8>>(contentsOf bytes: Bytes)
+}
+
+extension Array: LogfmtSink where Element == UInt8 {
+    mutating func put(_ byte: UInt8) { append(byte) }
+    mutating func put<Bytes: Collection<UInt8>>(contentsOf bytes: Bytes) { append(contentsOf: bytes) }
+}
+
+extension RawHeadWriter: LogfmtSink {
+    mutating func put(_ byte: UInt8) { write(byte: byte) }
+    mutating func put<Bytes: Collection<UInt8>>(contentsOf bytes: Bytes) {
+        let done: Void? = bytes.withContiguousStorageIfAvailable { write(UnsafeRawBufferPointer($0)) }
+        if done == nil { for byte in bytes { write(byte: byte) } }
     }
 }

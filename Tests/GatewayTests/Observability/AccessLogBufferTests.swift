@@ -77,6 +77,24 @@ import Glibc
         #expect(capture.entries[1].metadata["path"] == "/a b\"c\\d\ne?")
     }
 
+    /// Every text value escaped to its largest form still fits the memory reserved for the line
+    /// (the debug build checks each write against it).
+    @Test func theLongestEscapedLineFitsItsReservation() throws {
+        let loop = EmbeddedEventLoop()
+        let capture = LogCapture()
+        let log = AccessLogBuffer(output: capture, eventLoop: loop)
+        let quotes = String(repeating: "\"", count: 3000)
+        let slashes = String(repeating: "\\", count: 200)
+        log.record(method: quotes, path: quotes.utf8, status: Int.max, pool: slashes, server: slashes, route: "\n\n",
+                   region: quotes, nanoseconds: .max, bytesIn: .max, bytesOut: .max, client: slashes,
+                   requestID: RequestID(client: slashes), retries: .max, cache: quotes)
+        loop.run()
+        let entry = try #require(capture.entries.first)
+        #expect(entry.metadata["path"] == .string(quotes))
+        #expect(entry.metadata["request_id"] == .string(slashes))
+        #expect(entry.metadata["status"] == .string(String(Int.max)))
+    }
+
     /// The same fields through the application log's handler give the same line: the access
     /// log's format did not change when it stopped going through Logger.
     @Test func theLineIsTheOneTheLogfmtHandlerWrites() throws {

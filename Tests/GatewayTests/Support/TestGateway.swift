@@ -1,5 +1,6 @@
 import Logging
 import NIOConcurrencyHelpers
+import NIOCore
 import TestSupport
 
 @testable import Gateway
@@ -35,7 +36,8 @@ final class LogCapture: AccessLogOutput, @unchecked Sendable {
     var batches: Int { batchCount.withLockedValue { $0 } }
     private let batchCount = NIOLockedValueBox(0)
 
-    func write(_ bytes: [UInt8], lines count: Int) {
+    func write(_ buffer: ByteBuffer, lines count: Int) {
+        let bytes = Array(buffer.readableBytesView)
         rawBytes.withLockedValue { $0 += bytes }
         batchCount.withLockedValue { $0 += 1 }
         let text = String(decoding: bytes, as: UTF8.self)
