@@ -209,8 +209,8 @@ public struct HTTP1Parser {
         }
     }
 
-    /// The length from `start` through the blank line ending a head or trailer section, or nil.
-    /// A line ends with LF (a CR before it is stripped when the line is parsed).
+    /// A CR not followed by LF in what arrived since `scanned` (less one byte: a CR at the end
+    /// of the last read may meet its LF now).
     private func hasBareCR(from scanned: Int) -> Bool {
         buffer.withUnsafeReadableBytes { bytes in
             var i = max(0, scanned - 1)
@@ -222,6 +222,8 @@ public struct HTTP1Parser {
         }
     }
 
+    /// The length from `start` through the blank line ending a head or trailer section, or nil.
+    /// A line ends with LF (a CR before it is stripped when the line is parsed).
     private func findEndOfSection(from start: Int, scanned: Int) -> Int? {
         buffer.withUnsafeReadableBytes { bytes -> Int? in
             let base = start - buffer.readerIndex

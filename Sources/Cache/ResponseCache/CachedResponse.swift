@@ -86,6 +86,18 @@ public struct CachedResponse: Sendable, Equatable {
 
     public static let revalidationWindowMilliseconds: Int64 = 3_600_000
 
+    /// Stored (or refreshed by a 304) at `now` with these lifetimes: the one place an entry's
+    /// windows are derived from what admission decided.
+    public mutating func apply(_ lifetimes: CacheAdmission.Lifetimes, storedAt now: Int64, initialAge: Int64) {
+        storedAt = now
+        self.initialAge = initialAge
+        freshUntil = now + lifetimes.freshMilliseconds
+        staleWhileRevalidateUntil = freshUntil + lifetimes.staleWhileRevalidateMilliseconds
+        staleIfErrorUntil = freshUntil + lifetimes.staleIfErrorMilliseconds
+        mustRevalidate = lifetimes.mustRevalidate
+        authorizedUse = lifetimes.authorizedUse
+    }
+
     /// The `Age` header value (RFC 9111 §4.2.3).
     public func age(now: Int64) -> Int64 { initialAge + max(0, now - storedAt) / 1000 }
 

@@ -64,7 +64,9 @@ extension Exchange: UpstreamLeaseRequester, UpstreamConnectionOwner {
         RequestHeadWriter.write(head, context: forwarding, chunkedBody: chunked, into: &connection.headScratch)
         connection.write(connection.headScratch)
         if bodyFollows, let bufferedBody {
-            for part in bufferedBody.parts { writeRequestBody(part, to: connection, chunked: chunked) }
+            for part in bufferedBody.parts {
+                writeRequestBody(part, to: connection, chunked: chunked, allocator: connection.allocator)
+            }
             if bufferedBody.complete {
                 if chunked { connection.write(ChunkedEncoding.lastChunk) }
                 machine.requestBodyFinished()
@@ -92,13 +94,13 @@ extension Exchange: UpstreamLeaseRequester, UpstreamConnectionOwner {
     func forwardRequestBody(_ part: ByteBuffer, allocator: ByteBufferAllocator) {
         guard let upstream else { return }
         requestBodyBytes += part.readableBytes
-        writeRequestBody(part, to: upstream, chunked: head.framing == .chunked)
+        writeRequestBody(part, to: upstream, chunked: head.framing == .chunked, allocator: allocator)
     }
 
     /// Chunked bodies are re-framed, so what reaches the upstream is framing of our making.
-    private func writeRequestBody(_ part: ByteBuffer, to upstream: UpstreamConnection, chunked: Bool) {
+    private func writeRequestBody(_ part: ByteBuffer, to upstream: UpstreamConnection, chunked: Bool, allocator: ByteBufferAllocator) {
         if chunked {
-            upstream.write(ChunkedEncoding.header(part.readableBytes, allocator: ByteBufferAllocator()))
+            upstream.write(ChunkedEncoding.header(part.readableBytes, allocator: allocator))
             upstream.write(part)
             upstream.write(ChunkedEncoding.crlf)
         } else {

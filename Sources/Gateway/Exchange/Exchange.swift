@@ -112,18 +112,12 @@ final class Exchange {
         requestID = RequestID.of(head, generator: &loop.requestIDs)
         client = peer.trusted && peer.address != nil
             ? ClientAddress.resolve(peer: peer.address!, trusted: runtime.trustedProxies,
-                                    forwardedFor: head.combinedValue(.xForwardedFor), forwarded: head.firstValue(named: "forwarded"))
+                                    forwardedFor: head.combinedValue(.xForwardedFor), forwarded: head.firstValue(.forwarded))
             : peer.address
         let rawPath = head.path
-        switch runtime.config.escapedSlashes {
-        case .reject:
-            pathRefused = NormalizedPath.hasEscapedSlash(rawPath[...])
-            path = NormalizedPath(rawPath)
-        case .keep:
-            path = NormalizedPath(rawPath)
-        case .unescape:
-            path = NormalizedPath(rawPath, unescapingSlashes: true)
-        }
+        let escapedSlashes = runtime.config.escapedSlashes
+        pathRefused = escapedSlashes == .reject && NormalizedPath.hasEscapedSlash(rawPath[...])
+        path = NormalizedPath(rawPath, unescapingSlashes: escapedSlashes == .unescape)
         decision = runtime.router.route(
             Router.Request(method: head.method, path: path, host: head.host, client: client, headerTrusted: peer.trusted),
             headers: head)

@@ -71,6 +71,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
     }
 
     var isWritable: Bool { context?.channel.isWritable ?? false }
+    var allocator: ByteBufferAllocator { context?.channel.allocator ?? ByteBufferAllocator() }
 
     // MARK: Used by the owner
 

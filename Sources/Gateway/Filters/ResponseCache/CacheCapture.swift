@@ -45,11 +45,12 @@ final class CacheCapture {
         // The field aimed at this cache wins, then the one for CDNs, then everyone's.
         let control = response.firstValue(named: controlHeader) ?? response.firstValue(named: "cdn-cache-control")
             ?? response.combinedValue(.cacheControl)
+        let lastModified = response.firstValue(named: "last-modified")
         return CacheAdmission.Response(
             status: status, cacheControl: CacheControl(control), hasSetCookie: response.firstField(.setCookie) != nil, vary: varyNames,
             contentLength: response.contentLength, age: age(response.firstValue(.age)), date: response.firstValue(.date),
-            expires: response.firstValue(named: "expires"), lastModified: response.firstValue(named: "last-modified"),
-            hasValidator: response.firstField(.etag) != nil || response.firstValue(named: "last-modified") != nil,
+            expires: response.firstValue(named: "expires"), lastModified: lastModified,
+            hasValidator: response.firstField(.etag) != nil || lastModified != nil,
             requestHadAuthorization: requestHead.firstValue(named: "authorization") != nil)
     }
 
@@ -164,11 +165,11 @@ final class CacheCapture {
     /// The entry, once the whole body is in.
     func entry(now: Int64) -> CachedResponse? {
         guard collecting else { return nil }
-        let freshUntil = now + lifetimes.freshMilliseconds
-        return CachedResponse(
+        var entry = CachedResponse(
             status: status, headerBlock: headerBlock, body: body, etag: etag, storedAt: now, initialAge: initialAge,
-            freshUntil: freshUntil, staleWhileRevalidateUntil: freshUntil + lifetimes.staleWhileRevalidateMilliseconds,
-            staleIfErrorUntil: freshUntil + lifetimes.staleIfErrorMilliseconds, lsn: lsn, vary: vary,
-            date: date, lastModified: lastModified, mustRevalidate: lifetimes.mustRevalidate, authorizedUse: lifetimes.authorizedUse)
+            freshUntil: now, staleWhileRevalidateUntil: now, staleIfErrorUntil: now, lsn: lsn, vary: vary,
+            date: date, lastModified: lastModified)
+        entry.apply(lifetimes, storedAt: now, initialAge: initialAge)
+        return entry
     }
 }

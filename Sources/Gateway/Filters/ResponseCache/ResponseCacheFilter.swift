@@ -278,13 +278,7 @@ final class ResponseCacheFilter: ExchangeFilter, Sendable {
         updated.etag = response.firstValue(.etag) ?? entry.etag
         updated.lastModified = facts.lastModified ?? entry.lastModified
         updated.date = facts.date ?? entry.date
-        updated.storedAt = now
-        updated.initialAge = facts.age ?? 0
-        updated.freshUntil = now + lifetimes.freshMilliseconds
-        updated.staleWhileRevalidateUntil = updated.freshUntil + lifetimes.staleWhileRevalidateMilliseconds
-        updated.staleIfErrorUntil = updated.freshUntil + lifetimes.staleIfErrorMilliseconds
-        updated.mustRevalidate = lifetimes.mustRevalidate
-        updated.authorizedUse = lifetimes.authorizedUse
+        updated.apply(lifetimes, storedAt: now, initialAge: facts.age ?? 0)
         exchange.filters.cacheCapture?.store(updated, loop: exchange.loop)
         return updated
     }
