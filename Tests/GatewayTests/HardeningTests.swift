@@ -14,16 +14,6 @@ import TestSupport
         return (list.first?["connections_open"] as? Int ?? -1, list.first?["connections_idle"] as? Int ?? -1)
     }
 
-    /// Waits until `condition` holds (closes are asynchronous), for up to `timeout`.
-    static func eventually(timeout: Duration = .seconds(3), _ condition: () async throws -> Bool) async rethrows -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if try await condition() { return true }
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        return try await condition()
-    }
-
     @Test func requestsThatEndBeforeTheirBodyNeverLeaveAnUpstreamConnectionOpen() async throws {
         // Few connection slots, a short queue: a leak shows as 503s within a few dozen requests.
         // Bodies stream (request_buffering: 0), so each head reaches the upstream first.
@@ -47,10 +37,10 @@ import TestSupport
             // Writes still get through, and the connections went away.
             let write = try await gateway.request("POST", "/upload", body: "{\"ok\":true}")
             #expect(write.status == 200)
-            let settled = try await Self.eventually { try await Self.upstreamConnections(gateway).open <= 1 }
+            let settled = try await eventually { try await Self.upstreamConnections(gateway).open <= 1 }
             let open = try await Self.upstreamConnections(gateway).open
             #expect(settled, "the gateway still has \(open) upstream connections open")
-            let closed = await Self.eventually { upstream.stats.openConnections <= 1 }
+            let closed = await eventually { upstream.stats.openConnections <= 1 }
             #expect(closed, "the upstream still has \(upstream.stats.openConnections) connections open")
         }
     }

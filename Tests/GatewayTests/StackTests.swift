@@ -17,16 +17,6 @@ struct StackTests {
         try await RawClient.request("PUT", api.url + "/api/subscriptions/\(Self.user)", body: "{\"plan\":\"\(plan)\"}")
     }
 
-    /// Polls until `condition` holds or `timeout` passes.
-    func eventually(_ timeout: Duration = .seconds(5), _ condition: () async throws -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if try await condition() { return true }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        return try await condition()
-    }
-
     @Test func writesReplicateLagOnDemandAndPromotionTakesWrites() async throws {
         try await withStack { stack in
             #expect(stack.startupSeconds > 0 && stack.startupSeconds < 30)

@@ -78,13 +78,3 @@ extension TestGateway {
         return list.first { $0["name"] as? String == name }
     }
 }
-
-/// Polls until `condition` holds or `timeout` passes; returns how long it took, or nil.
-func waitUntil(_ timeout: Duration, _ condition: () async throws -> Bool) async throws -> Duration? {
-    let start = ContinuousClock.now
-    while ContinuousClock.now - start < timeout {
-        if try await condition() { return ContinuousClock.now - start }
-        try await Task.sleep(for: .milliseconds(25))
-    }
-    return try await condition() ? ContinuousClock.now - start : nil
-}
