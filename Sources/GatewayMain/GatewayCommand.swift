@@ -51,6 +51,7 @@ struct GatewayCommand: AsyncParsableCommand {
         if let path = check {
             do {
                 let loaded = try ConfigLoader.load(path: path)
+                for warning in loaded.warnings { printError("warning: \(warning.description)") }
                 print("\(path): OK (pools: \(loaded.pools.count), servers: \(loaded.pools.reduce(0) { $0 + $1.servers.count }))")
             } catch {
                 printError(error.description)
@@ -70,6 +71,9 @@ struct GatewayCommand: AsyncParsableCommand {
         } catch {
             printError(error.description)
             throw ExitCode(1)
+        }
+        for warning in loaded.warnings {
+            logger.warning("configuration", metadata: ["warning": "\(warning.description)"])
         }
         let server: GatewayServer
         do {

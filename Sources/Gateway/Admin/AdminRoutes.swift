@@ -202,6 +202,13 @@ struct AdminRoutes {
             metrics.setGauge("gateway_upstream_available", labels, routing.serverAvailable[server.id] ? 1 : 0)
             metrics.setGauge("gateway_upstream_ejected", labels, stats.ejectedOnLoops > 0 ? 1 : 0)
         }
+        for listener in gateway.config.listeners {
+            for identity in listener.material?.identities ?? [] {
+                metrics.setGauge("gateway_tls_certificate_expiry_timestamp_seconds",
+                                 [("listener", listener.address.description), ("certificate", identity.names.first ?? "default")],
+                                 Double(identity.notValidAfter))
+            }
+        }
         for (index, pool) in gateway.runtime.pools.enumerated() {
             metrics.setGauge("gateway_pool_fresh", [("pool", pool.name)], routing.poolFresh[index] ? 1 : 0)
             metrics.setGauge("gateway_pool_takes_writes", [("pool", pool.name)], routing.writePool == index ? 1 : 0)

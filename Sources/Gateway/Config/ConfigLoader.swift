@@ -14,11 +14,14 @@ public enum ConfigLoader {
         } catch {
             throw ConfigError(file: path, key: "", message: "cannot read the file (\(error.localizedDescription))")
         }
-        return try parse(yaml: text, file: path, environment: environment)
+        return try parse(yaml: text, file: path, environment: environment,
+                         directory: URL(fileURLWithPath: path).deletingLastPathComponent().path)
     }
 
+    /// - Parameter directory: what relative file names in the config (certificates) are
+    ///   relative to; the working directory when nil.
     public static func parse(
-        yaml: String, file: String = "<config>", environment: [String: String] = [:]
+        yaml: String, file: String = "<config>", environment: [String: String] = [:], directory: String? = nil
     ) throws(ConfigError) -> GatewayConfig {
         let root: Node
         do {
@@ -40,7 +43,7 @@ public enum ConfigLoader {
 
         let expanded = try expandEnvironment(root, path: [], file: file, environment: environment)
 
-        let config: GatewayConfig
+        var config: GatewayConfig
         do {
             config = try YAMLDecoder().decode(GatewayConfig.self, from: expanded)
         } catch let error as DecodingError {
@@ -52,6 +55,8 @@ public enum ConfigLoader {
         }
         do {
             try config.validate()
+            let warnings = try config.loadTLS(directory: directory ?? FileManager.default.currentDirectoryPath)
+            config.warnings = warnings.map { located(path: $0.path, message: $0.message, root: expanded, file: file) }
         } catch {
             throw located(path: error.path, message: error.message, root: expanded, file: file)
         }

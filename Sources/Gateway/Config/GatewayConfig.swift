@@ -5,7 +5,10 @@ import Router
 /// can live with; unknown keys are errors. The README's "Configuration reference" documents
 /// each key.
 public struct GatewayConfig: Decodable, Sendable {
-    public var listen: ListenAddress
+    /// `listen:`, one listener or a list; the first is the main one (`listen`).
+    public var listeners: [ListenerConfig]
+    /// The first listener's address.
+    public var listen: ListenAddress { listeners[0].address }
     public var admin: ListenAddress
     /// Required when `admin` is reachable from other machines.
     public var adminToken: String?
@@ -40,6 +43,9 @@ public struct GatewayConfig: Decodable, Sendable {
     public var redis: RedisConfig?
     public var cache: CacheStoreConfig
     public var rateLimits: RateLimitConfig
+    /// What the loader found questionable but not wrong (an expired certificate), located like
+    /// errors; logged at start and printed by `--check`.
+    public internal(set) var warnings: [ConfigError] = []
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case listen, admin
@@ -59,7 +65,8 @@ public struct GatewayConfig: Decodable, Sendable {
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        listen = try c.decode(.listen, default: ListenAddress(host: "0.0.0.0", port: 8080))
+        listeners = try c.decodeIfPresent(ListenerList.self, forKey: .listen)?.listeners
+            ?? [ListenerConfig(address: ListenAddress(host: "0.0.0.0", port: 8080))]
         admin = try c.decode(.admin, default: ListenAddress(host: "127.0.0.1", port: 9901))
         adminToken = try c.decodeIfPresent(String.self, forKey: .adminToken)
         eventLoops = try Self.decodeEventLoops(c)
@@ -134,8 +141,16 @@ public struct GatewayConfig: Decodable, Sendable {
             throw ConfigValidationError(["admin_token"],
                 "required when the admin listener (\(admin)) is not on loopback")
         }
-        if listen == admin, listen.port != 0 {
+        for listener in listeners where listener.address == admin && admin.port != 0 {
             throw ConfigValidationError(["admin"], "the admin listener cannot share the address of 'listen'")
+        }
+        for (index, listener) in listeners.enumerated() where listener.address.port != 0 {
+            if listeners[..<index].contains(where: { $0.address == listener.address }) {
+                throw ConfigValidationError(["listen", .index(index)], "\(listener.address) is listed twice")
+            }
+        }
+        if listeners.contains(where: { $0.redirectHTTPS != nil }), !listeners.contains(where: { $0.tls != nil }) {
+            throw ConfigValidationError(["listen"], "redirect_https sends clients to HTTPS, but no listener has tls:")
         }
         if !pools.contains(where: { $0.role == .primary }) {
             throw ConfigValidationError(["pools"], "no pool has role 'primary': writes would have nowhere to go")
@@ -204,6 +219,19 @@ public struct GatewayConfig: Decodable, Sendable {
                 throw ConfigValidationError(["routes", .index(index), "match", "methods"], "'\(method)' is not a method")
             }
         }
+    }
+
+    /// Reads every TLS listener's files (certificates, keys, client CAs) and makes its context;
+    /// returns the warnings (expired certificates). `directory`: what relative paths are
+    /// relative to (the configuration file's folder).
+    mutating func loadTLS(directory: String) throws(ConfigValidationError) -> [ConfigValidationError] {
+        var warnings: [ConfigValidationError] = []
+        for index in listeners.indices {
+            guard let tls = listeners[index].tls else { continue }
+            listeners[index].material = try TLSServerMaterial(
+                settings: tls, path: listeners[index].configPath + ["tls"], directory: directory, warnings: &warnings)
+        }
+        return warnings
     }
 
     /// Region names, in first-mention order: pools, then the regions section.

@@ -202,6 +202,9 @@ extension HTTP1Connection: TimedConnection {
             return
         case .keepalive, .linger:
             closeNow()
+        case .handshake:
+            tlsHandshakeFailed(reason: "timeout")
+            closeNow()
         case .clientHeader:
             if parser.isIdle {
                 closeNow()

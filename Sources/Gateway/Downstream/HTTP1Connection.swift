@@ -18,6 +18,8 @@ final class HTTP1Connection: ChannelDuplexHandler {
 
     enum DeadlineKind: Equatable {
         case none
+        /// A TLS listener's handshake has not completed.
+        case handshake
         /// Idle between requests.
         case keepalive
         /// Part of a head has arrived; the rest must arrive in time.
@@ -42,6 +44,9 @@ final class HTTP1Connection: ChannelDuplexHandler {
 
     let loop: LoopContext
     let runtime: GatewayRuntime
+    let listener: ListenerRuntime
+    /// A failed TLS handshake was counted (so its close is not counted again).
+    var handshakeFailureCounted = false
     var context: ChannelHandlerContext?
     var parser: HTTP1Parser
     var exchange: Exchange?
@@ -90,9 +95,10 @@ final class HTTP1Connection: ChannelDuplexHandler {
     /// Unparsed bytes allowed to wait while a request is in flight (pipelining bound).
     let maxBufferedBytes: Int
 
-    init(loop: LoopContext) {
+    init(loop: LoopContext, listener: ListenerRuntime = .cleartext) {
         self.loop = loop
         self.runtime = loop.runtime
+        self.listener = listener
         let limits = loop.runtime.config.limits
         parser = HTTP1Parser(kind: .request, maxHeadBytes: limits.maxHeaderSize.bytes, maxHeaderCount: limits.maxHeaders)
         maxBodyBytes = limits.maxBodySize.bytes
@@ -110,8 +116,13 @@ final class HTTP1Connection: ChannelDuplexHandler {
         if let remote = context.channel.remoteAddress, let address = IPAddress(socketAddress: remote) {
             peer = ClientPeer(address: address, text: address.description, trusted: runtime.trustedProxies.contains(address))
         }
+        peer.redirectHTTPS = listener.redirectHTTPS
         loop.register(self)
-        arm(.clientHeader, runtime.timeouts.clientHeader)
+        if listener.secure {
+            arm(.handshake, listener.handshakeTimeout)
+        } else {
+            arm(.clientHeader, runtime.timeouts.clientHeader)
+        }
         if loop.draining { drain() }
         context.fireChannelActive()
     }
@@ -152,6 +163,7 @@ final class HTTP1Connection: ChannelDuplexHandler {
             }
             return
         }
+        if listener.secure, tlsHandshakeCompleted(event, context: context) { return }
         context.fireUserInboundEventTriggered(event)
     }
 
@@ -168,6 +180,7 @@ final class HTTP1Connection: ChannelDuplexHandler {
     func channelInactive(context: ChannelHandlerContext) {
         let wasOpen = state != .closed
         state = .closed
+        if listener.secure, peer.tls == nil { tlsHandshakeFailed(reason: "closed") }
         if wasOpen, let exchange {
             // The client left mid-exchange: nginx's 499, "client closed request".
             exchange.abandon(status: 499, errorKind: "client_closed")
@@ -177,6 +190,7 @@ final class HTTP1Connection: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if listener.secure, peer.tls == nil { tlsHandshakeFailed(reason: TLSHandshakeFailure.reason(of: error)) }
         // Socket errors (reset by peer...) end the connection; channelInactive cleans up.
         closeNow()
     }
@@ -421,7 +435,7 @@ final class HTTP1Connection: ChannelDuplexHandler {
         runtime.metrics.countError(errorKind)
         write(.local(response), head: head, exchange: nil, requestID: requestID, framing: .asIs, persistence: .close)
         ExchangeLog.recordRefusal(head: head, status: status, requestID: requestID, bytesOut: response.body.readableBytes,
-                                  client: peer.text, start: start, loop: loop)
+                                  client: peer.text, tls: peer.tls?.version ?? "-", start: start, loop: loop)
         closeAfterResponse(linger: true)
     }
 

@@ -7,6 +7,7 @@ typealias FilterResumption = () -> FilterVerdict
 /// `process_request` does:
 ///
 /// 1. **identify** (`init`): request ID, client address, route and region, the route's filters.
+///    A `redirect_https` listener answers here with the HTTPS URL.
 /// 2. **request**: each filter's `request` hook in chain order — CORS, rate limit,
 ///    read-your-writes, cache lookup — says next, respond, serve, or suspend.
 /// 3. **upstream**: the router picks a server under the request's requirement; `picked` hooks
@@ -20,6 +21,10 @@ typealias FilterResumption = () -> FilterVerdict
 extension Exchange {
     /// Runs the exchange from its request phase on.
     func start() {
+        if let port = peer.redirectHTTPS {
+            // A cleartext listener that only sends clients to HTTPS.
+            return respond(HTTPSRedirect.response(for: head, port: port, requestID: requestID))
+        }
         if head.isAsteriskForm {
             // OPTIONS * asks about the server as a whole: the gateway answers for itself.
             guard head.method == .options else {

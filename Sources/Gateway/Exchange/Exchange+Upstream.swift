@@ -55,7 +55,7 @@ extension Exchange: UpstreamLeaseRequester, UpstreamConnectionOwner {
         upstream = connection
         let bodyFollows = machine.upstreamAttached()
         let forwarding = ForwardingContext(
-            peerAddress: peer.text, peerIsTrusted: peer.trusted, requestID: requestID,
+            peerAddress: peer.text, peerIsTrusted: peer.trusted, secure: peer.tls != nil, requestID: requestID,
             extraHeaders: runtime.routingHeaders[decision.region][decision.toWritePool ? 1 : 0],
             dropConditionals: dropsConditionals, path: path.path, conditionals: revalidationConditionals)
         // Chunked bodies are re-chunked, buffered or not.

@@ -160,6 +160,10 @@ struct ClientPeer {
     var text = "-"
     /// In `trusted_proxies`: its forwarding and region headers are believed.
     var trusted = false
+    /// The connection's TLS session once its handshake completed; nil on cleartext.
+    var tls: TLSSession?
+    /// It came in on a `redirect_https` listener: every request is sent to this HTTPS port.
+    var redirectHTTPS: Int?
 }
 
 /// What the filters know about one exchange; each filter reads and writes its own field.

@@ -23,11 +23,11 @@ enum ExchangeLog {
             route: decision.isRead ? "read" : "write", region: runtime.router.regions.names[decision.region],
             nanoseconds: nanoseconds, bytesIn: exchange.requestBodyBytes, bytesOut: exchange.responseBodyBytes,
             client: exchange.clientText, requestID: exchange.requestID, retries: exchange.machine.retries,
-            cache: exchange.filters.cache?.label ?? "-")
+            cache: exchange.filters.cache?.label ?? "-", tls: exchange.peer.tls?.version ?? "-")
     }
 
     /// A request refused before it became an exchange (unparsable, too large, a header timeout).
-    static func recordRefusal(head: HTTPHead?, status: Int, requestID: RequestID, bytesOut: Int, client: String,
+    static func recordRefusal(head: HTTPHead?, status: Int, requestID: RequestID, bytesOut: Int, client: String, tls: String,
                               start: NIODeadline, loop: LoopContext) {
         let runtime = loop.runtime
         let nanoseconds = (NIODeadline.now() - start).nanoseconds
@@ -35,6 +35,6 @@ enum ExchangeLog {
         loop.accessLog?.record(
             method: head?.method.description ?? "-", path: head?.targetBytes ?? Self.dash, status: status, pool: "-", server: "-",
             route: "-", region: "-", nanoseconds: nanoseconds, bytesIn: 0, bytesOut: bytesOut, client: client,
-            requestID: requestID, retries: 0, cache: "-")
+            requestID: requestID, retries: 0, cache: "-", tls: tls)
     }
 }

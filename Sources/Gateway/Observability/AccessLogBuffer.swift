@@ -27,15 +27,14 @@ final class AccessLogBuffer {
         buffer = ByteBufferAllocator().buffer(capacity: Self.batchBytes + 4096)
     }
 
-    /// One request's line. The keys are the ones the gateway has always logged, in the same
-    /// (alphabetical) order. Written into memory reserved for the line's largest possible size
+    /// One request's line, its keys in alphabetical order. Written into memory reserved for the line's largest possible size
     /// (every text value fully escaped), with no capacity check per byte.
     /// - Parameter path: the request target's bytes as received (no String is made of them).
     func record<Path: Collection<UInt8>>(method: String, path: Path, status: Int, pool: String, server: String, route: String,
                                          region: String, nanoseconds: Int64, bytesIn: Int, bytesOut: Int, client: String,
-                                         requestID: RequestID, retries: Int, cache: String) {
+                                         requestID: RequestID, retries: Int, cache: String, tls: String) {
         let texts = path.count + method.utf8.count + cache.utf8.count + client.utf8.count + pool.utf8.count
-            + region.utf8.count + route.utf8.count + server.utf8.count + (requestID.client?.utf8.count ?? 32)
+            + region.utf8.count + route.utf8.count + server.utf8.count + (requestID.client?.utf8.count ?? 32) + tls.utf8.count
         // Keys, timestamp and five numbers take under 320 bytes; each text at most doubles, plus quotes.
         let bound = 400 + 2 * texts
         let now = Logfmt.now()
@@ -60,7 +59,8 @@ final class AccessLogBuffer {
             Logfmt.appendValue(path, to: &w)
             w.write(" pool=")
             Logfmt.appendValue(pool.utf8, to: &w)
-            w.write(" region=")
+            // The only protocol until HTTP/2 lands (which will log h2).
+            w.write(" proto=http/1.1 region=")
             Logfmt.appendValue(region.utf8, to: &w)
             w.write(" request_id=")
             if let given = requestID.client {
@@ -76,6 +76,8 @@ final class AccessLogBuffer {
             Logfmt.appendValue(server.utf8, to: &w)
             w.write(" status=")
             Logfmt.appendDecimal(status, to: &w)
+            w.write(" tls=")
+            Logfmt.appendValue(tls.utf8, to: &w)
             w.write(byte: 0x0A)
             return w.count
         }

@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Redis
 import ServiceLifecycle
 
@@ -13,8 +14,12 @@ public final class GatewayServer: Service, Sendable {
     public static let version = "0.1.0"
 
     public struct BoundAddresses: Sendable {
+        /// The first listener's address.
         public var proxy: SocketAddress
         public var admin: SocketAddress
+        /// Every listener's, in `listen:` order.
+        public var listeners: [SocketAddress]
+        public func port(ofListener index: Int) -> Int { listeners[index].port ?? 0 }
         public var proxyPort: Int { proxy.port ?? 0 }
         public var adminPort: Int { admin.port ?? 0 }
     }
@@ -77,34 +82,26 @@ public final class GatewayServer: Service, Sendable {
             context.consistencyQueries = queries
             context.start()
         }
-        let contexts = self.contexts
-        let proxy = try await ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 4096)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.allowRemoteHalfClosure, value: true)
-            .childChannelOption(.maxMessagesPerRead, value: 4)
-            // NIO keeps a receive buffer per channel: a small one to start with (a request head
-            // is a few hundred bytes), growing while reads fill it (uploads).
-            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536))
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let handler = HTTP1Connection(loop: contexts.context(for: channel.eventLoop))
-                    try channel.pipeline.syncOperations.addHandler(handler)
-                }
+        var listeners: [Channel] = []
+        for (index, listener) in config.listeners.enumerated() {
+            do {
+                listeners.append(try await bind(listener, key: config.listeners.count == 1 ? "listen" : "listen[\(index)]"))
+            } catch {
+                for channel in listeners { try? await channel.close() }
+                throw error
             }
-            .bind(host: config.listen.host, port: config.listen.port)
-            .mapListenError(address: config.listen, key: "listen")
-        channels.withLockedValue { $0.append(proxy) }
+        }
+        channels.withLockedValue { $0 += listeners }
+        let proxy = listeners[0]
 
         let admin: Channel
         do {
             admin = try await AdminServer(gateway: self).bind(group: group)
         } catch let error as IOError {
-            try? await proxy.close()
+            for channel in listeners { try? await channel.close() }
             throw ListenError(key: "admin", address: config.admin, reason: error.description)
         } catch {
-            try? await proxy.close()
+            for channel in listeners { try? await channel.close() }
             throw error
         }
         channels.withLockedValue { $0.append(admin) }
@@ -118,13 +115,49 @@ public final class GatewayServer: Service, Sendable {
                 }
             }
         }
-        let bound = BoundAddresses(proxy: proxy.localAddress!, admin: admin.localAddress!)
+        let bound = BoundAddresses(proxy: proxy.localAddress!, admin: admin.localAddress!, listeners: listeners.map { $0.localAddress! })
+        for (index, listener) in config.listeners.enumerated() {
+            if let material = listener.material {
+                let names = material.identities.map { $0.names.first ?? "(default)" }.joined(separator: ",")
+                logger.info("TLS listener", metadata: ["listen": "\(Self.describe(bound.listeners[index]))", "certificates": "\(names)",
+                                                       "min_version": "\(listener.tls!.minVersion.rawValue)",
+                                                       "client_ca": "\(listener.tls!.clientCA ?? "-")"])
+            }
+        }
         logger.info("gateway started", metadata: [
-            "listen": "\(Self.describe(bound.proxy))", "admin": "\(Self.describe(bound.admin))", "event_loops": "\(contexts.ordered.count)",
+            "listen": "\(bound.listeners.map(Self.describe).joined(separator: ","))", "admin": "\(Self.describe(bound.admin))", "event_loops": "\(contexts.ordered.count)",
             "pools": "\(runtime.pools.map(\.name).joined(separator: ","))", "version": "\(Self.version)",
             "hiredis": "\(NativeLibraries.all["hiredis"]!)", "libpq": "\(NativeLibraries.libpq)",
         ])
         return bound
+    }
+
+    /// Opens one `listen:` entry: cleartext, TLS (the handshake first, then the same HTTP/1.1
+    /// connection handler) or a redirect to HTTPS.
+    private func bind(_ listener: ListenerConfig, key: String) async throws -> Channel {
+        let contexts = self.contexts
+        let settings = ListenerRuntime(listener)
+        let tls = listener.material?.context
+        return try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 4096)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelOption(.maxMessagesPerRead, value: 4)
+            // NIO keeps a receive buffer per channel: a small one to start with (a request head
+            // is a few hundred bytes), growing while reads fill it (uploads).
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536))
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                    }
+                    let handler = HTTP1Connection(loop: contexts.context(for: channel.eventLoop), listener: settings)
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                }
+            }
+            .bind(host: listener.address.host, port: listener.address.port)
+            .mapListenError(address: listener.address, key: key)
     }
 
     public func run() async throws {

@@ -7,6 +7,8 @@ struct ForwardingContext {
     var peerAddress: String
     /// A trusted proxy's X-Forwarded-Proto and X-Forwarded-Host are kept; anyone else's replaced.
     var peerIsTrusted: Bool
+    /// The request came over TLS: `X-Forwarded-Proto: https`.
+    var secure = false
     /// When the client sent it, it is already in the head and forwarded as is.
     var requestID: RequestID
     /// Routing headers (X-Gateway-Target, X-Gateway-Region, ...).
@@ -98,7 +100,7 @@ enum RequestHeadWriter {
                     w.header("Host", absoluteAuthority)
                 }
                 if !keepProto {
-                    w.write("X-Forwarded-Proto: http\r\n")
+                    w.write(context.secure ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n")
                 }
                 if let forwardedHost {
                     w.header("X-Forwarded-Host", forwardedHost)

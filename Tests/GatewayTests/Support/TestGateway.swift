@@ -110,6 +110,8 @@ final class TestGateway: @unchecked Sendable {
     let server: GatewayServer
     let proxyPort: Int
     let adminPort: Int
+    /// Every listener's port, in `listen:` order (the first is `proxyPort`).
+    let listenerPorts: [Int]
     let accessLog = LogCapture()
 
     static func start(_ yaml: String, _ substitutions: [String: String] = [:]) async throws -> TestGateway {
@@ -133,6 +135,7 @@ final class TestGateway: @unchecked Sendable {
         }
         proxyPort = bound.proxyPort
         adminPort = bound.adminPort
+        listenerPorts = bound.listeners.indices.map(bound.port(ofListener:))
     }
 
     func stop() async {
