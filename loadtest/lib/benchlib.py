@@ -103,7 +103,8 @@ http {{
   access_log off;
   keepalive_requests 1000000;
   server {{
-    listen 127.0.0.1:{port};
+    listen 127.0.0.1:{port}{" ssl" if tls else ""};
+    {ssl}
     location / {{ default_type application/json; return 200 '{body}'; }}
   }}
 }}
@@ -111,7 +112,12 @@ http {{
     return ["nginx", "-c", write(work, "upstream.conf", conf), "-p", work]
 
 
-def nginx_proxy(work, port, upstream_port, extra_http="", extra_location=""):
+def nginx_proxy(work, port, upstream_port, extra_http="", extra_location="", tls=None):
+    """`tls`: (certificate file, key file) to listen with TLS 1.2/1.3 instead of cleartext."""
+    ssl = ""
+    if tls:
+        ssl = (f"ssl_certificate {tls[0]}; ssl_certificate_key {tls[1]}; ssl_protocols TLSv1.2 TLSv1.3; "
+               "ssl_session_cache shared:tls:10m;")
     conf = f"""
 worker_processes 1;
 daemon off;
@@ -124,7 +130,8 @@ http {{
   upstream api {{ server 127.0.0.1:{upstream_port}; keepalive 128; }}
   {extra_http}
   server {{
-    listen 127.0.0.1:{port};
+    listen 127.0.0.1:{port}{" ssl" if tls else ""};
+    {ssl}
     location / {{
       proxy_pass http://api;
       proxy_http_version 1.1;
@@ -137,7 +144,8 @@ http {{
     return ["nginx", "-c", write(work, f"nginx-{port}.conf", conf), "-p", work]
 
 
-def haproxy_proxy(work, port, upstream_port, extra_frontend=""):
+def haproxy_proxy(work, port, upstream_port, extra_frontend="", tls_pem=None):
+    """`tls_pem`: one file with the certificate and its key, to listen with TLS."""
     conf = f"""
 global
   nbthread 1
@@ -149,7 +157,7 @@ defaults
   timeout server 30s
   http-reuse always
 frontend fe
-  bind 127.0.0.1:{port}
+  bind 127.0.0.1:{port}{(" ssl crt " + tls_pem) if tls_pem else ""}
   {extra_frontend}
   default_backend be
 backend be
@@ -163,9 +171,13 @@ def redis_server(work, port):
     return ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", work]
 
 
-def gateway_config(port, admin_port, upstream_port, extra="", access_log=False):
+def gateway_config(port, admin_port, upstream_port, extra="", access_log=False, tls=None):
+    """`tls`: (certificate file, key file) for a TLS listener."""
+    listen = f"127.0.0.1:{port}"
+    if tls:
+        listen = f"{{ address: 127.0.0.1:{port}, tls: {{ cert: {tls[0]}, key: {tls[1]} }} }}"
     return f"""
-listen: 127.0.0.1:{port}
+listen: {listen}
 admin: 127.0.0.1:{admin_port}
 access_log: {"true" if access_log else "false"}
 pools:

@@ -70,7 +70,7 @@ import Glibc
         }
         let first = String(lines[0])
         #expect(first.range(of: #"^ts=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "#, options: .regularExpression) != nil)
-        #expect(first.hasSuffix(" level=info logger=access msg=request bytes_in=0 bytes_out=11 cache=- client=127.0.0.1 duration_ms=1.012 method=GET path=/items/1 pool=primary region=us-east request_id=0123456789abcdeffedcba9876543210 retries=0 route=read server=127.0.0.1:18080 status=200"))
+        #expect(first.hasSuffix(" level=info logger=access msg=request bytes_in=0 bytes_out=11 cache=- client=127.0.0.1 duration_ms=1.012 method=GET path=/items/1 pool=primary proto=http/1.1 region=us-east request_id=0123456789abcdeffedcba9876543210 retries=0 route=read server=127.0.0.1:18080 status=200 tls=-"))
         #expect(lines[1].contains(#" duration_ms=12345.678 method=GET path="/a b\"c\\d\ne?" pool="#))
         #expect(lines[1].contains(#" request_id="id=7" "#))
         #expect(lines[2].contains(" duration_ms=0.000 "))
