@@ -171,7 +171,7 @@ public final class RawClient: @unchecked Sendable {
                 return (response, state.closed)
             }
             if let parsed { return parsed }
-            if closed { throw TestClientError("connection closed before a complete response; got \(state.withLockedValue { String(decoding: $0.received, as: UTF8.self).prefix(300) })") }
+            if closed { throw TestClientError("connection closed before a complete response; got \(state.withLockedValue { "\($0.received.count) bytes: " + String(decoding: $0.received, as: UTF8.self).prefix(300) })") }
             if ContinuousClock.now > deadline { throw TestClientError("timed out waiting for a response") }
             try await Task.sleep(for: .milliseconds(2))
         }

@@ -53,6 +53,9 @@ extension Exchange: UpstreamLeaseRequester, UpstreamConnectionOwner {
         connection.owner = self
         connection.beginRequest(respondingToHead: head.method == .head)
         upstream = connection
+        // An earlier attempt's connection may have closed (that is why this one is retried):
+        // its end of input says nothing about this connection's response.
+        upstreamEOF = false
         let bodyFollows = machine.upstreamAttached()
         let forwarding = ForwardingContext(
             peerAddress: peer.text, peerIsTrusted: peer.trusted, secure: peer.tls != nil, requestID: requestID,

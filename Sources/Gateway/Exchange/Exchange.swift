@@ -73,6 +73,7 @@ final class Exchange {
     /// The current attempt counts as in flight on `server` (the balancer's view).
     var attemptInFlight = false
     var heldHead: HeldHead?
+    /// The current attempt's upstream connection reached end of input (reset per attempt).
     var upstreamEOF = false
     /// The upstream's whole response arrived (what the cache may store).
     var upstreamResponseComplete = false
