@@ -151,33 +151,38 @@ public struct ListenAddress: Decodable, Equatable, Sendable, CustomStringConvert
 public struct UpstreamURL: Decodable, Equatable, Hashable, Sendable, CustomStringConvertible {
     public var host: String
     public var port: Int
+    /// `https://`: the connection speaks TLS (the pool's `tls:` says how it verifies).
+    public var secure: Bool
 
-    public init(host: String, port: Int) {
+    public init(host: String, port: Int, secure: Bool = false) {
         self.host = host
         self.port = port
+        self.secure = secure
     }
 
     public init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
         guard let parsed = Self.parse(text) else {
-            throw decoder.invalidValue("expected an upstream URL such as http://10.0.0.1:8000; got '\(text)'")
+            throw decoder.invalidValue("expected an upstream URL such as http://10.0.0.1:8000 or https://api.internal; got '\(text)'")
         }
         self = parsed
     }
 
     public static func parse(_ text: String) -> UpstreamURL? {
-        guard text.lowercased().hasPrefix("http://") else { return nil }
-        var rest = text.dropFirst(7)
+        let lowered = text.lowercased()
+        let secure = lowered.hasPrefix("https://")
+        guard secure || lowered.hasPrefix("http://") else { return nil }
+        var rest = text.dropFirst(secure ? 8 : 7)
         if rest.hasSuffix("/") { rest = rest.dropLast() }
         guard !rest.isEmpty, !rest.contains("/"), !rest.contains("@") else { return nil }
         if rest.contains(":") || rest.hasPrefix("[") {
-            return ListenAddress.parse(String(rest)).map { UpstreamURL(host: $0.host, port: $0.port) }
+            return ListenAddress.parse(String(rest)).map { UpstreamURL(host: $0.host, port: $0.port, secure: secure) }
         }
-        return UpstreamURL(host: String(rest), port: 80)
+        return UpstreamURL(host: String(rest), port: secure ? 443 : 80, secure: secure)
     }
 
     public var description: String {
-        host.contains(":") ? "http://[\(host)]:\(port)" : "http://\(host):\(port)"
+        (secure ? "https://" : "http://") + authority
     }
 
     /// `host:port`, as servers are named in metrics, logs and debug headers.

@@ -221,8 +221,8 @@ public struct GatewayConfig: Decodable, Sendable {
         }
     }
 
-    /// Reads every TLS listener's files (certificates, keys, client CAs) and makes its context;
-    /// returns the warnings (expired certificates). `directory`: what relative paths are
+    /// Reads every TLS listener's files (certificates, keys, client CAs) and makes its context,
+    /// and the client context of every pool with `https://` servers; returns the warnings (expired certificates). `directory`: what relative paths are
     /// relative to (the configuration file's folder).
     mutating func loadTLS(directory: String) throws(ConfigValidationError) -> [ConfigValidationError] {
         var warnings: [ConfigValidationError] = []
@@ -230,6 +230,11 @@ public struct GatewayConfig: Decodable, Sendable {
             guard let tls = listeners[index].tls else { continue }
             listeners[index].material = try TLSServerMaterial(
                 settings: tls, path: listeners[index].configPath + ["tls"], directory: directory, warnings: &warnings)
+        }
+        for index in pools.indices where pools[index].servers.contains(where: \.url.secure) {
+            pools[index].tlsMaterial = try UpstreamTLSMaterial(
+                settings: pools[index].tls ?? UpstreamTLSConfig(), path: ["pools", .key(pools[index].name), "tls"],
+                directory: directory, warnings: &warnings)
         }
         return warnings
     }

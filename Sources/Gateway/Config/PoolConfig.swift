@@ -14,9 +14,14 @@ public struct PoolConfig: Sendable {
     /// The entry of `databases:` these servers use: its role decides where writes go and its
     /// lag whether the pool gets reads.
     public var database: String?
+    /// How the pool's `https://` servers are reached.
+    public var tls: UpstreamTLSConfig?
+    /// The TLS context of the pool's `https://` servers, made by the loader
+    /// (`GatewayConfig.loadTLS`); nil when the pool has none.
+    public internal(set) var tlsMaterial: UpstreamTLSMaterial?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case role, region, servers, balancer, database
+        case role, region, servers, balancer, database, tls
     }
 
     init(name: String, decoder: any Decoder) throws {
@@ -35,6 +40,11 @@ public struct PoolConfig: Sendable {
         self.balancer = balancer
         if servers.isEmpty {
             throw DecodingError.dataCorruptedError(forKey: .servers, in: c, debugDescription: "a pool needs at least one server")
+        }
+        tls = try c.decodeIfPresent(UpstreamTLSConfig.self, forKey: .tls)
+        if tls != nil, !servers.contains(where: \.url.secure) {
+            throw DecodingError.dataCorruptedError(forKey: .tls, in: c,
+                debugDescription: "tls: applies to https:// servers, and this pool has none")
         }
     }
 

@@ -20,6 +20,8 @@ enum HTTPHealthProbe {
             .connectTimeout(timeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // The same TLS settings as requests: a check proves what they will find.
+                    try server.addTLSHandler(to: channel)
                     try channel.pipeline.syncOperations.addHandler(ProbeHandler(promise: promise))
                 }
             }

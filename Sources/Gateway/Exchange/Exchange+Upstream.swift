@@ -151,6 +151,12 @@ extension Exchange: UpstreamLeaseRequester, UpstreamConnectionOwner {
 
     func upstreamClosed(_ connection: UpstreamConnection) {
         guard upstream === connection else { return }
+        if let reason = connection.tlsFailure {
+            // nginx logs "SSL_do_handshake() failed ... while SSL handshaking to upstream".
+            runtime.logger.warning("upstream TLS handshake failed", metadata: [
+                "server": "\(connection.server.url)", "pool": "\(connection.server.poolName)", "reason": "\(reason)"])
+            return fail(.tls)
+        }
         upstreamEOF = true
         pumpResponse()
     }

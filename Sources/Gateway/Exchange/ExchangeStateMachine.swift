@@ -107,7 +107,7 @@ struct ExchangeStateMachine {
     func retryIsSafe(after failure: UpstreamFailure) -> Bool {
         guard !responseStarted, retries < maxRetries else { return false }
         switch failure {
-        case .connectRefused, .connectTimeout: return true
+        case .connectRefused, .connectTimeout, .tls: return true
         case .reset: return method.isIdempotentRead && !requestHasBody
         default: return false
         }

@@ -9,6 +9,9 @@ enum UpstreamFailure: Equatable, CustomStringConvertible {
     case malformedResponse
     /// Every connection of the chosen server was busy for `queue_timeout`.
     case queueTimeout
+    /// The TLS handshake with an `https://` server failed (its certificate, name, protocol):
+    /// nothing of the request reached it.
+    case tls
     /// No server was available to try.
     case noServer
     /// A write (or a request bound for the primary) found no pool taking writes.
@@ -16,7 +19,7 @@ enum UpstreamFailure: Equatable, CustomStringConvertible {
 
     var status: Int {
         switch self {
-        case .connectRefused, .reset, .malformedResponse: 502
+        case .connectRefused, .reset, .malformedResponse, .tls: 502
         case .connectTimeout, .responseTimeout: 504
         case .queueTimeout, .noServer, .noPrimary: 503
         }
@@ -30,6 +33,7 @@ enum UpstreamFailure: Equatable, CustomStringConvertible {
         case .reset: "upstream_reset"
         case .responseTimeout: "upstream_timeout"
         case .malformedResponse: "upstream_malformed"
+        case .tls: "upstream_tls"
         case .queueTimeout: "upstream_queue_timeout"
         case .noServer: "no_upstream"
         case .noPrimary: "no_primary"
@@ -43,6 +47,7 @@ enum UpstreamFailure: Equatable, CustomStringConvertible {
         case .reset: "upstream closed the connection"
         case .responseTimeout: "upstream timed out"
         case .malformedResponse: "upstream sent an invalid response"
+        case .tls: "upstream TLS handshake failed"
         case .queueTimeout: "no upstream connection available"
         case .noServer: "no upstream server available"
         case .noPrimary: "no primary database is available for writes"
@@ -56,7 +61,7 @@ enum UpstreamFailure: Equatable, CustomStringConvertible {
     var outcome: ExchangeOutcome {
         switch self {
         case .queueTimeout, .noServer, .noPrimary: .neutral
-        case .connectRefused, .connectTimeout: .connectFailure
+        case .connectRefused, .connectTimeout, .tls: .connectFailure
         case .reset, .responseTimeout, .malformedResponse: .failure
         }
     }

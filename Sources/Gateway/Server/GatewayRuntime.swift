@@ -65,10 +65,14 @@ final class GatewayRuntime: Sendable {
         for (poolIndex, pool) in config.pools.enumerated() {
             var poolServers: [UpstreamServer] = []
             for server in pool.servers {
+                if server.url.secure, pool.tlsMaterial == nil {
+                    // Never cleartext to an https:// URL: the loader makes the context.
+                    throw ConfigError(file: "", key: "pools.\(pool.name).tls", message: "\(server.url) has no TLS context (load the file with ConfigLoader)")
+                }
                 let address = try Self.resolve(server.url)
                 let upstream = UpstreamServer(
                     id: servers.count, poolName: pool.name, url: server.url, address: address,
-                    weight: server.weight, settings: config.upstream)
+                    weight: server.weight, settings: config.upstream, tls: pool.tlsMaterial)
                 servers.append(upstream)
                 poolServers.append(upstream)
             }

@@ -113,7 +113,8 @@ public final class TLSServerMaterial: Sendable {
         return names["*" + serverName[dot...]]
     }
 
-    private static func readCertificates(_ file: String, path: [ConfigPathComponent]) throws(ConfigValidationError) -> [NIOSSLCertificate] {
+    /// A PEM file's certificates (at least one), or the config error naming `path`.
+    static func readCertificates(_ file: String, path: [ConfigPathComponent]) throws(ConfigValidationError) -> [NIOSSLCertificate] {
         guard FileManager.default.isReadableFile(atPath: file) else {
             throw ConfigValidationError(path, "cannot read \(file)")
         }

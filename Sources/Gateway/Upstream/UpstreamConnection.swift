@@ -1,5 +1,7 @@
 import HTTPWire
 import NIOCore
+import NIOSSL
+import NIOTLS
 
 /// The client-side handler that uses an upstream connection while it is leased.
 protocol UpstreamConnectionOwner: AnyObject {
@@ -43,6 +45,11 @@ final class UpstreamConnection: ChannelDuplexHandler {
     private(set) var isActive = false
     /// `close()` was asked for; the channel closes on its own time.
     private var closing = false
+    /// For `https://` servers: why the TLS handshake failed (a certificate the pool does not
+    /// trust, a name mismatch, no shared protocol...). Set only before the handshake completed,
+    /// so the request never reached the server.
+    private(set) var tlsFailure: String?
+    private var handshakeCompleted = false
 
     init(server: UpstreamServer, pool: UpstreamConnectionPool, maxHeadBytes: Int) {
         self.server = server
@@ -173,7 +180,17 @@ final class UpstreamConnection: ChannelDuplexHandler {
         context.fireChannelWritabilityChanged()
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? TLSUserEvent, case .handshakeCompleted = event {
+            handshakeCompleted = true
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if server.tls != nil, !handshakeCompleted, tlsFailure == nil {
+            tlsFailure = String(describing: error)
+        }
         context.close(promise: nil)
     }
 

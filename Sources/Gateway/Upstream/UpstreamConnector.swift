@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// Opens connections to upstream servers. The real one uses TCP; handler tests substitute
 /// embedded channels so the whole proxy can run in memory.
@@ -18,9 +19,20 @@ struct TCPUpstreamConnector: UpstreamConnector {
             .channelOption(.maxMessagesPerRead, value: 4)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try server.addTLSHandler(to: channel)
                     try channel.pipeline.syncOperations.addHandler(boundHandler.value)
                 }
             }
             .connect(to: server.address)
+    }
+}
+
+extension UpstreamServer {
+    /// For an `https://` server, TLS goes first in a new connection's pipeline: the HTTP
+    /// handlers above it read and write plaintext, and writes made before the handshake
+    /// completes wait in it.
+    func addTLSHandler(to channel: Channel) throws {
+        guard let tls else { return }
+        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls.context, serverHostname: tlsServerName))
     }
 }

@@ -12,8 +12,13 @@ final class UpstreamServer: Sendable {
     /// `settings`' durations as `TimeAmount`s, converted once.
     let responseTimeout: TimeAmount
     let acquireTimeout: TimeAmount
+    /// For `https://` servers: the pool's TLS context, and the name sent by SNI and checked in
+    /// the certificate (nil: none sent, the certificate is checked against the address).
+    let tls: UpstreamTLSMaterial?
+    let tlsServerName: String?
 
-    init(id: Int, poolName: String, url: UpstreamURL, address: SocketAddress, weight: Int, settings: UpstreamSettings) {
+    init(id: Int, poolName: String, url: UpstreamURL, address: SocketAddress, weight: Int, settings: UpstreamSettings,
+         tls: UpstreamTLSMaterial? = nil) {
         self.id = id
         self.poolName = poolName
         self.url = url
@@ -23,6 +28,8 @@ final class UpstreamServer: Sendable {
         self.responseTimeout = settings.responseTimeout.timeAmount
         self.acquireTimeout = settings.queueTimeout.timeAmount + settings.connectTimeout.timeAmount
         self.authority = url.authority
+        self.tls = url.secure ? tls : nil
+        self.tlsServerName = url.secure ? tls?.serverName(for: url) : nil
     }
 
     /// `host:port`, the server's name in metrics, logs and debug headers: made once, since the
