@@ -12,13 +12,17 @@ public final class RedisClient: Sendable {
         public var connectTimeout: TimeAmount
         public var commandTimeout: TimeAmount
         public var breaker: CircuitBreaker.Settings
+        /// For `rediss://`: puts the TLS handler first in a new connection's pipeline. The
+        /// client knows no TLS library; whoever configures it does.
+        public var addTLSHandler: (@Sendable (Channel) throws -> Void)?
 
         public init(url: RedisURL, connectTimeout: TimeAmount = .milliseconds(500), commandTimeout: TimeAmount = .milliseconds(100),
-                    breaker: CircuitBreaker.Settings = .init()) {
+                    breaker: CircuitBreaker.Settings = .init(), addTLSHandler: (@Sendable (Channel) throws -> Void)? = nil) {
             self.url = url
             self.connectTimeout = connectTimeout
             self.commandTimeout = commandTimeout
             self.breaker = breaker
+            self.addTLSHandler = addTLSHandler
         }
     }
 

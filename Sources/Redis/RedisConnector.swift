@@ -1,7 +1,8 @@
 import NIOCore
 import NIOPosix
 
-/// Makes one connection: TCP, then AUTH and SELECT from the URL before anything else goes out.
+/// Makes one connection: TCP (and TLS for `rediss://`), then AUTH and SELECT from the URL before
+/// anything else goes out.
 enum RedisConnector {
     static func connect(_ settings: RedisClient.Settings, handler: RedisConnectionHandler, on eventLoop: EventLoop) -> EventLoopFuture<Channel> {
         ClientBootstrap(group: eventLoop)
@@ -9,6 +10,10 @@ enum RedisConnector {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if settings.url.tls {
+                        guard let addTLSHandler = settings.addTLSHandler else { throw RedisConnectorError.noTLSContext }
+                        try addTLSHandler(channel)
+                    }
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
@@ -31,6 +36,11 @@ enum RedisConnector {
         if url.database != 0 {
             steps.append(RedisCommand("SELECT", .int(url.database)))
         }
+        if url.tls, steps.isEmpty {
+            // The TLS handshake completes with the first exchange: a certificate the gateway
+            // does not trust is then a failed connect, not an error on the first real command.
+            steps.append(RedisCommand("PING"))
+        }
         var future = eventLoop.makeSucceededVoidFuture()
         for step in steps {
             future = future.flatMap {
@@ -41,4 +51,10 @@ enum RedisConnector {
         }
         return future
     }
+}
+
+/// A `rediss://` URL without a TLS set-up: never fall back to cleartext.
+struct RedisConnectorError: Error, CustomStringConvertible {
+    static let noTLSContext = RedisConnectorError()
+    var description: String { "rediss:// needs a TLS context (Settings.addTLSHandler)" }
 }

@@ -5,17 +5,19 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
     public var user: String?
     public var password: String?
     public var database: Int
+    /// `rediss://`: TLS (managed Redis services require it).
+    public var tls: Bool
 
     public struct ParseError: Error, CustomStringConvertible {
         public var description: String
     }
 
     public init(_ text: String) throws {
-        guard text.hasPrefix("redis://") else {
-            if text.hasPrefix("rediss://") { throw ParseError(description: "TLS (rediss://) is not supported; use redis:// on a trusted network or a TLS sidecar") }
-            throw ParseError(description: "expected redis://[[user]:password@]host[:port][/db], got '\(text)'")
+        tls = text.hasPrefix("rediss://")
+        guard tls || text.hasPrefix("redis://") else {
+            throw ParseError(description: "expected redis://[[user]:password@]host[:port][/db] (or rediss:// for TLS), got '\(text)'")
         }
-        var rest = Substring(text.dropFirst("redis://".count))
+        var rest = Substring(text.dropFirst(tls ? "rediss://".count : "redis://".count))
         var path = Substring("")
         if let slash = rest.firstIndex(of: "/") {
             path = rest[rest.index(after: slash)...]
@@ -67,7 +69,7 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         let credentials = password == nil ? "" : "\(user ?? ""):***@"
         let hostText = host.contains(":") ? "[\(host)]" : host
-        return "redis://\(credentials)\(hostText):\(port)/\(database)"
+        return "\(tls ? "rediss" : "redis")://\(credentials)\(hostText):\(port)/\(database)"
     }
 
     private static func percentDecoded(_ text: Substring) -> String {

@@ -50,7 +50,10 @@ import Testing
         #expect(auth.description == "redis://app:***@cache.internal:6379/0")
         let passwordOnly = try RedisURL("redis://:secret@[::1]:7000/")
         #expect(passwordOnly.user == nil && passwordOnly.password == "secret" && passwordOnly.host == "::1" && passwordOnly.port == 7000)
-        for bad in ["http://x", "rediss://x:6379", "redis://", "redis://h:0", "redis://h:99999", "redis://h/x"] {
+        let secure = try RedisURL("rediss://:token@cache.example.com:6380")
+        #expect(secure.tls && !plain.tls && secure.port == 6380 && secure.password == "token")
+        #expect(secure.description == "rediss://:***@cache.example.com:6380/0")
+        for bad in ["http://x", "redis+tls://x:6379", "rediss://", "redis://", "redis://h:0", "redis://h:99999", "redis://h/x"] {
             #expect(throws: RedisURL.ParseError.self, "\(bad)") { try RedisURL(bad) }
         }
     }

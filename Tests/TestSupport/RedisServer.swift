@@ -12,20 +12,35 @@ public final class RedisServer: @unchecked Sendable {
     public let port: Int
     public let directory: String
     public var url: String { "redis://127.0.0.1:\(port)/0" }
+    /// A TLS port beside the cleartext one (`start(tls:)`), as managed Redis services offer.
+    public let tlsPort: Int?
+    public var tlsURL: String { "rediss://127.0.0.1:\(tlsPort ?? 0)/0" }
 
     private let extraArguments: [String]
 
-    private init(port: Int, directory: String, extraArguments: [String]) {
+    private init(port: Int, directory: String, extraArguments: [String], tlsPort: Int?) {
         self.port = port
         self.directory = directory
         self.extraArguments = extraArguments
+        self.tlsPort = tlsPort
     }
 
-    /// - Parameter arguments: more redis-server options, e.g. `["--requirepass", "secret"]`.
-    public static func start(arguments: [String] = []) async throws -> RedisServer {
+    /// - Parameters:
+    ///   - arguments: more redis-server options, e.g. `["--requirepass", "secret"]`.
+    ///   - tls: a certificate and key (PEM): Redis also listens with TLS on `tlsPort`, not
+    ///     asking clients for certificates.
+    public static func start(arguments: [String] = [], tls: (cert: String, key: String)? = nil) async throws -> RedisServer {
         let directory = NSTemporaryDirectory() + "gateway-redis-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let server = RedisServer(port: try freePort(), directory: directory, extraArguments: arguments)
+        var arguments = arguments
+        var tlsPort: Int?
+        if let tls {
+            let port = try freePort()
+            tlsPort = port
+            arguments += ["--tls-port", String(port), "--tls-cert-file", tls.cert, "--tls-key-file", tls.key,
+                          "--tls-ca-cert-file", tls.cert, "--tls-auth-clients", "no"]
+        }
+        let server = RedisServer(port: try freePort(), directory: directory, extraArguments: arguments, tlsPort: tlsPort)
         try await server.launch()
         return server
     }

@@ -236,6 +236,11 @@ public struct GatewayConfig: Decodable, Sendable {
                 settings: pools[index].tls ?? UpstreamTLSConfig(), path: ["pools", .key(pools[index].name), "tls"],
                 directory: directory, warnings: &warnings)
         }
+        if var redis, redis.url.tls {
+            redis.tlsMaterial = try UpstreamTLSMaterial(
+                settings: redis.tls ?? UpstreamTLSConfig(), path: ["redis", "tls"], directory: directory, warnings: &warnings)
+            self.redis = redis
+        }
         return warnings
     }
 

@@ -7,9 +7,13 @@ public struct RedisConfig: Decodable, Sendable {
     public var connectTimeout = ConfigDuration.milliseconds(500)
     /// How long a command may take before the cache is bypassed for that request.
     public var timeout = ConfigDuration.milliseconds(100)
+    /// For `rediss://`: how the server is verified (the same keys as a pool's `tls:`).
+    public var tls: UpstreamTLSConfig?
+    /// The client context for `rediss://`, made by the loader (`GatewayConfig.loadTLS`).
+    public internal(set) var tlsMaterial: UpstreamTLSMaterial?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case url, timeout
+        case url, timeout, tls
         case connectTimeout = "connect_timeout"
     }
 
@@ -27,6 +31,10 @@ public struct RedisConfig: Decodable, Sendable {
         timeout = try c.decode(.timeout, default: timeout)
         if timeout.nanoseconds <= 0 || connectTimeout.nanoseconds <= 0 {
             throw DecodingError.dataCorruptedError(forKey: .timeout, in: c, debugDescription: "timeouts must be positive")
+        }
+        tls = try c.decodeIfPresent(UpstreamTLSConfig.self, forKey: .tls)
+        if tls != nil, !url.tls {
+            throw DecodingError.dataCorruptedError(forKey: .tls, in: c, debugDescription: "tls: applies to rediss:// URLs")
         }
     }
 

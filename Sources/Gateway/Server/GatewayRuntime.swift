@@ -93,7 +93,11 @@ final class GatewayRuntime: Sendable {
         self.identity = ClientIdentity(sources: config.identity)
         if let redis = config.redis, !eventLoops.isEmpty {
             self.redis = RedisClient(
-                settings: .init(url: redis.url, connectTimeout: redis.connectTimeout.timeAmount, commandTimeout: redis.timeout.timeAmount),
+                settings: .init(url: redis.url, connectTimeout: redis.connectTimeout.timeAmount, commandTimeout: redis.timeout.timeAmount,
+                                addTLSHandler: redis.tlsMaterial.map { material in
+                                    let name = material.serverName(forHost: redis.url.host)
+                                    return { channel in try material.addHandler(to: channel, serverName: name) }
+                                }),
                 eventLoops: eventLoops, logger: logger)
         } else {
             self.redis = nil

@@ -1,7 +1,8 @@
+import NIOCore
 import NIOSSL
 import Router
 
-/// The TLS client context of a pool's `https://` servers, made once when the configuration is
+/// The TLS client context of a pool's `https://` servers (or of `rediss://`), made once when the configuration is
 /// loaded: the CA file and client certificate are read and checked then, so a missing file or a
 /// key that is not the certificate's is a config error naming file, line and key, not a 502 at
 /// the first request. One context serves every connection of the pool (BoringSSL contexts are
@@ -45,9 +46,18 @@ public final class UpstreamTLSMaterial: Sendable {
 
     /// The name a server's connections send by SNI and expect in its certificate.
     func serverName(for url: UpstreamURL) -> String? {
+        serverName(forHost: url.host)
+    }
+
+    func serverName(forHost host: String) -> String? {
         if let sni = settings.sni { return sni }
         // SNI carries no IP addresses (RFC 6066 §3); the certificate is then checked against
         // the address connected to.
-        return IPAddress(url.host) == nil ? url.host : nil
+        return IPAddress(host) == nil ? host : nil
+    }
+
+    /// Installs this context's client handler first in `channel`'s pipeline.
+    func addHandler(to channel: Channel, serverName: String?) throws {
+        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverName))
     }
 }

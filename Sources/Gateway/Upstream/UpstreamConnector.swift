@@ -1,6 +1,5 @@
 import NIOCore
 import NIOPosix
-import NIOSSL
 
 /// Opens connections to upstream servers. The real one uses TCP; handler tests substitute
 /// embedded channels so the whole proxy can run in memory.
@@ -32,7 +31,6 @@ extension UpstreamServer {
     /// handlers above it read and write plaintext, and writes made before the handshake
     /// completes wait in it.
     func addTLSHandler(to channel: Channel) throws {
-        guard let tls else { return }
-        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls.context, serverHostname: tlsServerName))
+        try tls?.addHandler(to: channel, serverName: tlsServerName)
     }
 }
