@@ -57,6 +57,14 @@ public struct HTTP1Parser {
         if buffer.readableBytes == 0, buffer.capacity > 0 { buffer = ByteBuffer() }
     }
 
+    /// Everything received and not yet parsed, taken out: after a protocol switch (101) the
+    /// bytes are no longer HTTP messages but the tunnel's.
+    public mutating func takeBufferedBytes() -> ByteBuffer {
+        let bytes = buffer
+        buffer = ByteBuffer()
+        return bytes
+    }
+
     /// Between messages, with nothing of the next one received yet.
     public var isIdle: Bool {
         if case .head = state, !pendingEnd, buffer.readableBytes == 0 { return true }

@@ -33,6 +33,8 @@ public final class HTTPHead {
     /// Request heads only.
     public var method: RequestMethod = .get
     public var expectsContinue = false
+    /// `Connection` lists `upgrade`: with an `Upgrade` field, the sender asks to switch protocols.
+    public var connectionUpgrade = false
     /// Response heads only.
     public var status: Int = 0
 

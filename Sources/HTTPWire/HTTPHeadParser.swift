@@ -205,6 +205,7 @@ public enum HTTPHeadParser {
                     } else if ASCII.equalsLowercase(bytes, item.lowerBound, item.count, "keep-alive") {
                         keepAliveRequested = true
                     } else {
+                        if ASCII.equalsLowercase(bytes, item.lowerBound, item.count, "upgrade") { head.connectionUpgrade = true }
                         nominated.append(item)
                     }
                 }

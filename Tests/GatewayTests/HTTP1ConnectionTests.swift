@@ -309,6 +309,21 @@ import Testing
         #expect(exchange.responseHead(status: 101, contentLength: nil, keepAlive: true) == .fail(.malformedResponse))
     }
 
+    @Test func aProtocolSwitchThatWasAskedForMakesATunnel() {
+        var asked = ExchangeStateMachine(method: .get, requestHasBody: false, maxRetries: 1, upgradeRequested: true)
+        _ = asked.upstreamAttached()
+        #expect(asked.responseHead(status: 101, contentLength: nil, keepAlive: true) == .switchProtocols)
+        #expect(asked.tunnelling && asked.responseStarted)
+        #expect(asked.waiting(upstreamWritable: true) == .tunnel)
+        // The upstream connection speaks another protocol now: never back in the pool.
+        #expect(asked.responseEnded() == false)
+        // Refusing the switch is an ordinary response.
+        var refused = ExchangeStateMachine(method: .get, requestHasBody: false, maxRetries: 1, upgradeRequested: true)
+        _ = refused.upstreamAttached()
+        #expect(refused.responseHead(status: 426, contentLength: 0, keepAlive: true) == .final(mayBeReplaced: false, holdUntilBody: false))
+        #expect(!refused.tunnelling)
+    }
+
     @Test func aResponseBeforeTheWholeBodyLeavesItUnreadAndTheUpstreamUnusable() {
         var exchange = machine(.post, body: true)
         #expect(exchange.upstreamAttached() == true)

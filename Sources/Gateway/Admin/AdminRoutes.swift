@@ -193,6 +193,7 @@ struct AdminRoutes {
         let snapshot = await gateway.snapshot()
         let metrics = gateway.runtime.metrics
         metrics.setGauge("gateway_client_connections", [], Double(snapshot.clientConnections))
+        metrics.setGauge("gateway_tunnels_open", [], Double(snapshot.tunnelsOpen))
         let routing = gateway.routing.state()
         for server in gateway.runtime.servers {
             let stats = snapshot.upstreams[server.id]

@@ -24,6 +24,8 @@ struct UpstreamSnapshot: Sendable {
 struct GatewaySnapshot: Sendable {
     var clientConnections = 0
     var upstreams: [UpstreamSnapshot] = []
+    /// Upgraded connections (WebSocket tunnels) open now.
+    var tunnelsOpen = 0
 }
 
 extension GatewayServer {
@@ -38,11 +40,13 @@ extension GatewayServer {
                                             connectFailures: pool.connectFailures,
                                             ejectedOnLoops: context.outliers.isEjected(id) ? 1 : 0,
                                             ejections: context.outliers.timesEjected[id], inFlight: context.balancer.inFlight[id])
-                })
+                },
+                tunnelsOpen: context.tunnelsOpen)
         }
         var total = GatewaySnapshot(upstreams: runtime.servers.map { UpstreamSnapshot(serverID: $0.id) })
         for loop in perLoop {
             total.clientConnections += loop.clientConnections
+            total.tunnelsOpen += loop.tunnelsOpen
             for upstream in loop.upstreams {
                 total.upstreams[upstream.serverID] = total.upstreams[upstream.serverID] + upstream
             }

@@ -20,9 +20,12 @@ public struct RouteConfig: Decodable, Sendable {
     public var rateLimit: String?
     /// Headers added to every response of the route, in file order.
     public var responseHeaders: [(name: String, value: String)]
+    /// A GET asking to switch protocols (`Upgrade`, e.g. WebSocket) is forwarded with its
+    /// upgrade and tunnelled after a 101; false: `Upgrade` is dropped like any hop-by-hop field.
+    public var upgrade = true
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case name, match, to, cors, cache, invalidates
+        case name, match, to, cors, cache, invalidates, upgrade
         case rateLimit = "rate_limit"
         case responseHeaders = "response_headers"
     }
@@ -62,6 +65,7 @@ public struct RouteConfig: Decodable, Sendable {
             }
         }
         responseHeaders = try Self.decodeResponseHeaders(c)
+        upgrade = try c.decode(.upgrade, default: upgrade)
         let parameterNames = path.parameterNames
         cache = c.contains(.cache) ? try RouteCacheConfig(from: try c.superDecoder(forKey: .cache), parameterNames: parameterNames) : nil
         invalidates = []

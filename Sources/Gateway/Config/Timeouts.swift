@@ -10,11 +10,14 @@ public struct Timeouts: Decodable, Sendable {
     public var send = ConfigDuration.seconds(60)
     /// On shutdown, how long in-flight requests may take before connections are closed.
     public var drain = ConfigDuration.seconds(30)
+    /// An upgraded connection (WebSocket) with no byte in either direction for this long is
+    /// closed (HAProxy's `timeout tunnel`).
+    public var tunnel = ConfigDuration.seconds(3600)
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case clientHeader = "client_header"
         case clientBody = "client_body"
-        case keepalive, send, drain
+        case keepalive, send, drain, tunnel
     }
 
     public init() {}
@@ -27,5 +30,9 @@ public struct Timeouts: Decodable, Sendable {
         keepalive = try c.decode(.keepalive, default: keepalive)
         send = try c.decode(.send, default: send)
         drain = try c.decode(.drain, default: drain)
+        tunnel = try c.decode(.tunnel, default: tunnel)
+        if tunnel.nanoseconds <= 0 {
+            throw DecodingError.dataCorruptedError(forKey: .tunnel, in: c, debugDescription: "must be positive")
+        }
     }
 }

@@ -31,6 +31,9 @@ final class BackgroundDownstream: ExchangeDownstream, TimedConnection {
     func requestBodyWanted(now: NIODeadline, restartTimeout: Bool) {}
     func responseBlocked() {}
 
+    /// Refreshes never ask for upgrades.
+    func beginTunnel() -> ByteBuffer { ByteBuffer() }
+
     func exchangeEnded(_ exchange: Exchange, _ end: ExchangeEnd) {
         self.exchange = nil
         deadline = .distantFuture

@@ -21,11 +21,12 @@ extension HTTP1Connection: ExchangeDownstream {
         }
         // A response that starts before the request body is read: the rest of that body would
         // be taken for the next request, so this connection ends with this response.
+        let switching = exchange.machine.tunnelling
         closesAfterResponse = forceClose || framing == .untilClose || !exchange.head.keepAlive || inputClosed
-            || closeAfterExchange || loop.draining || exchange.requestBodyPendingOnClient
+            || closeAfterExchange || loop.draining || exchange.requestBodyPendingOnClient || switching
         responseFraming = framing
-        let persistence: ResponseComposer.Persistence =
-            closesAfterResponse ? .close : (exchange.head.minorVersion == 0 ? .keepAlive : .implicit)
+        let persistence: ResponseComposer.Persistence = switching ? .upgrade
+            : closesAfterResponse ? .close : (exchange.head.minorVersion == 0 ? .keepAlive : .implicit)
         write(head, head: exchange.head, exchange: exchange, requestID: exchange.requestID, framing: framing, persistence: persistence)
     }
 
@@ -115,7 +116,12 @@ extension HTTP1Connection: ExchangeDownstream {
         case .upstreamConnection: arm(.acquire, timeout, now: now)
         case .requestBody: arm(.clientBody, timeout, now: now)
         case .upstreamResponse: arm(.response, timeout, now: now)
+        case .tunnel: arm(.tunnel, timeout, now: now)
         }
+    }
+
+    func beginTunnel() -> ByteBuffer {
+        parser.takeBufferedBytes()
     }
 
     func requestBodyWanted(now: NIODeadline, restartTimeout: Bool) {
@@ -224,6 +230,8 @@ extension HTTP1Connection: TimedConnection {
             exchange?.deadlineExpired(.upstreamConnection)
         case .response:
             exchange?.deadlineExpired(.upstreamResponse)
+        case .tunnel:
+            exchange?.deadlineExpired(.tunnel)
         case .send:
             if let exchange { exchange.abandon(status: exchange.machine.status, errorKind: "client_send_timeout") }
             closeNow()

@@ -34,6 +34,8 @@ final class HTTP1Connection: ChannelDuplexHandler {
         case send
         /// After an error response and a half-close, draining what the client still sends.
         case linger
+        /// An upgraded connection (WebSocket): no byte either way for `timeouts.tunnel`.
+        case tunnel
     }
 
     enum ConnectionState {
@@ -156,8 +158,13 @@ final class HTTP1Connection: ChannelDuplexHandler {
             case .open:
                 // Between requests: close once what was sent is served. In the middle of a
                 // body: the body will not be complete, which the pump finds out now rather than
-                // at the body timeout (with an upstream connection held meanwhile).
-                if exchange == nil || exchange!.sendsRequestBody { pumpRequest() }
+                // at the body timeout (with an upstream connection held meanwhile). A tunnel
+                // ends with its client's input.
+                if let exchange, exchange.machine.tunnelling {
+                    exchange.endTunnel(.completed)
+                } else if exchange == nil || exchange!.sendsRequestBody {
+                    pumpRequest()
+                }
             case .closed:
                 break
             }
@@ -211,6 +218,7 @@ final class HTTP1Connection: ChannelDuplexHandler {
         case .open: break
         }
         guard let exchange else { return true }
+        if exchange.machine.tunnelling { return exchange.upstreamWritable }
         if exchange.sendsRequestBody, !exchange.upstreamWritable { return false }
         return parser.bufferedBytes < maxBufferedBytes
     }
@@ -244,6 +252,7 @@ final class HTTP1Connection: ChannelDuplexHandler {
             if buffering != nil {
                 guard pumpBufferedBody() else { return }
             } else if let exchange {
+                if exchange.machine.tunnelling { return pumpTunnelUp(exchange) }
                 guard exchange.sendsRequestBody else { return }
                 guard exchange.upstreamWritable else {
                     // The upstream holds us back, not the client: its timeout applies meanwhile.
@@ -381,6 +390,19 @@ final class HTTP1Connection: ChannelDuplexHandler {
             closeNow()
             return false
         }
+    }
+
+    /// A tunnel's client bytes go up as they come, while the upstream takes them (they are
+    /// flushed at the end of the read).
+    private func pumpTunnelUp(_ exchange: Exchange) {
+        guard exchange.upstreamWritable else {
+            exchange.flushUpstream()
+            return
+        }
+        let bytes = parser.takeBufferedBytes()
+        guard bytes.readableBytes > 0 else { return }
+        exchange.tunnelToUpstream(bytes)
+        exchange.armWait()
     }
 
     /// Forwards body parts while the upstream can take them; returns whether to keep pumping.

@@ -165,6 +165,8 @@ extension Exchange {
     /// its response (logged with `status`, e.g. nginx's 499 "client closed request").
     func abandon(status: Int, errorKind: String) {
         guard !ended else { return }
+        // A tunnel's client leaving (or being cut at shutdown) is how tunnels end: logged as the 101 it was.
+        if machine.tunnelling { return endTunnel(.abandoned) }
         releaseUpstream()
         runtime.metrics.countError(errorKind)
         self.status = status
@@ -192,6 +194,7 @@ extension Exchange {
         // No response in time, or (while the body is being sent) the upstream stopped taking it.
         case .upstreamResponse: fail(.responseTimeout)
         case .requestBody: requestBodyFailed(status: 408, message: "timed out reading the request body", errorKind: "client_timeout")
+        case .tunnel: endTunnel(.aborted)
         }
     }
 }

@@ -60,7 +60,7 @@ extension Exchange: UpstreamLeaseRequester, UpstreamConnectionOwner {
         let forwarding = ForwardingContext(
             peerAddress: peer.text, peerIsTrusted: peer.trusted, secure: peer.tls != nil, requestID: requestID,
             extraHeaders: runtime.routingHeaders[decision.region][decision.toWritePool ? 1 : 0],
-            dropConditionals: dropsConditionals, path: path.path, conditionals: revalidationConditionals)
+            dropConditionals: dropsConditionals, path: path.path, conditionals: revalidationConditionals, upgrade: upgrade)
         // Chunked bodies are re-chunked, buffered or not.
         let chunked = head.framing == .chunked
         connection.headScratch.clear()
@@ -130,6 +130,7 @@ extension Exchange: UpstreamLeaseRequester, UpstreamConnectionOwner {
         switch machine.waiting(upstreamWritable: upstreamWritable) {
         case .requestBody: downstream.arm(.requestBody, timeout: runtime.timeouts.clientBody, now: now)
         case .upstreamResponse, .upstreamConnection: downstream.arm(.upstreamResponse, timeout: responseTimeout, now: now)
+        case .tunnel: downstream.arm(.tunnel, timeout: runtime.timeouts.tunnel, now: now)
         }
     }
 
@@ -181,6 +182,7 @@ extension Exchange: UpstreamLeaseRequester, UpstreamConnectionOwner {
 
     /// Moves response events to the client while the client can take them.
     func pumpResponse() {
+        if machine.tunnelling { return pumpTunnelDown() }
         while !ended, let connection = upstream, heldHead?.reason != .followUp {
             guard downstream.isWritable else {
                 // Pause first: the flush may complete at once, and NIO then reports the client
@@ -226,6 +228,9 @@ extension Exchange: UpstreamLeaseRequester, UpstreamConnectionOwner {
         case .interim:
             downstream.sendInterim(response)
             return true
+        case .switchProtocols:
+            startTunnel(response, on: connection)
+            return false
         case .fail(let failure):
             fail(failure)
             return false

@@ -64,6 +64,9 @@ final class Exchange {
     let isBackground: Bool
     /// The path has an escaped slash and `escaped_slashes: reject`.
     private(set) var pathRefused = false
+    /// The protocol the client asks to switch to (`Upgrade`, e.g. `websocket`), when its route
+    /// allows upgrades: forwarded, and after a 101 the exchange is a tunnel (`Exchange+Tunnel`).
+    let upgrade: String?
 
     // MARK: The upstream attempt
 
@@ -123,7 +126,18 @@ final class Exchange {
             Router.Request(method: head.method, path: path, host: head.host, client: client, headerTrusted: peer.trusted),
             headers: head)
         chain = runtime.filterChains.chain(forRoute: decision.route)
-        machine = ExchangeStateMachine(method: head.method, requestHasBody: hasBody, maxRetries: runtime.config.retries.attempts)
+        upgrade = head.connectionUpgrade ? Self.upgrade(of: head, route: decision.route, runtime: runtime) : nil
+        machine = ExchangeStateMachine(method: head.method, requestHasBody: hasBody, maxRetries: runtime.config.retries.attempts,
+                                       upgradeRequested: upgrade != nil)
+    }
+
+    /// An HTTP/1.1 GET without a body asking to switch protocols, on a route that allows it
+    /// (RFC 9110 §7.8; RFC 6455 §4.1 for WebSocket).
+    private static func upgrade(of head: HTTPHead, route: Int?, runtime: GatewayRuntime) -> String? {
+        guard head.method == .get, head.minorVersion == 1, head.framing == .none,
+              let value = head.firstValue(.upgrade), !value.isEmpty else { return nil }
+        if let route, !runtime.config.routes[route].upgrade { return nil }
+        return value
     }
 
     /// The same request, made again by the gateway on its own behalf (a cache refresh).
@@ -142,6 +156,7 @@ final class Exchange {
         decision = original.decision
         decision.requirement = .any
         chain = original.chain
+        upgrade = nil
         machine = ExchangeStateMachine(method: original.head.method, requestHasBody: false,
                                        maxRetries: runtime.config.retries.attempts)
     }

@@ -47,4 +47,7 @@ protocol ExchangeDownstream: AnyObject {
     func exchangeResumed()
     /// The client is not reading: the exchange stops reading the upstream until it does.
     func responseBlocked()
+    /// A 101 went out: the connection carries the exchange's tunnel from now on (its bytes go to
+    /// `Exchange.tunnelToUpstream`). Returns what the client sent after its request head.
+    func beginTunnel() -> ByteBuffer
 }

@@ -32,6 +32,9 @@ struct ExchangeStateMachine {
         /// `holdUntilBody`: a read that could still be retried elsewhere, whose head waits for
         /// its body's first byte.
         case final(mayBeReplaced: Bool, holdUntilBody: Bool)
+        /// The upstream agreed to the protocol switch the client asked for (101): from here
+        /// both connections are one byte tunnel.
+        case switchProtocols
         /// The upstream tried to switch protocols, which the gateway never asked for.
         case fail(UpstreamFailure)
     }
@@ -51,10 +54,15 @@ struct ExchangeStateMachine {
         case requestBody
         /// The upstream's response head or its next body bytes (or taking the request body).
         case upstreamResponse
+        /// The next byte in either direction of a tunnel.
+        case tunnel
     }
 
     let method: RequestMethod
     let requestHasBody: Bool
+    /// The client asked to switch protocols and the route allows it: the `Upgrade` request was
+    /// forwarded, so a 101 is an answer, not an error.
+    let upgradeRequested: Bool
     /// `retries.attempts`.
     let maxRetries: Int
 
@@ -64,11 +72,15 @@ struct ExchangeStateMachine {
     private(set) var status = 0
     private(set) var retries = 0
 
-    init(method: RequestMethod, requestHasBody: Bool, maxRetries: Int) {
+    init(method: RequestMethod, requestHasBody: Bool, maxRetries: Int, upgradeRequested: Bool = false) {
         self.method = method
         self.requestHasBody = requestHasBody
         self.maxRetries = maxRetries
+        self.upgradeRequested = upgradeRequested
     }
+
+    /// A 101 went through: the exchange is a byte tunnel until either side closes.
+    var tunnelling: Bool { status == 101 }
 
     /// The response has started reaching the client: errors can no longer be reported.
     var responseStarted: Bool { response == .streaming || response == .complete }
@@ -94,7 +106,8 @@ struct ExchangeStateMachine {
     /// timeout — also while the upstream holds the body back, for then the client is not at
     /// fault.
     func waiting(upstreamWritable: Bool) -> Wait {
-        request == .sendingBody && !responseStarted && upstreamWritable ? .requestBody : .upstreamResponse
+        if tunnelling { return .tunnel }
+        return request == .sendingBody && !responseStarted && upstreamWritable ? .requestBody : .upstreamResponse
     }
 
     // MARK: Retries
@@ -126,8 +139,15 @@ struct ExchangeStateMachine {
     // MARK: Response
 
     mutating func responseHead(status: Int, contentLength: Int?, keepAlive: Bool) -> HeadAction {
+        if status == 101 {
+            guard upgradeRequested, request == .complete else { return .fail(.malformedResponse) }
+            self.status = 101
+            upstreamKeepAlive = false
+            response = .streaming
+            return .switchProtocols
+        }
         if status < 200 {
-            return status == 101 ? .fail(.malformedResponse) : .interim
+            return .interim
         }
         self.status = status
         upstreamKeepAlive = keepAlive

@@ -15,6 +15,8 @@ enum ResponseComposer {
         /// An HTTP/1.0 client that asked for keep-alive.
         case keepAlive
         case close
+        /// A 101: the connection becomes the tunnel of the protocol named by `Upgrade`.
+        case upgrade
     }
 
     /// What the head says besides its own fields.
@@ -54,7 +56,9 @@ enum ResponseComposer {
                 var hasRequestID = false
                 let exchange = context.exchange
                 let rewrites = exchange?.rewritesUpstreamFields ?? false
-                for field in head.fields where !field.hopByHop {
+                // A 101 names the protocol switched to: its Upgrade goes with it.
+                let switching = context.persistence == .upgrade
+                for field in head.fields where !field.hopByHop || (switching && field.kind == .upgrade) {
                     if field.kind == .xRequestID { hasRequestID = true }
                     let name = field.name(in: raw)
                     if rewrites, exchange!.chain.dropsUpstreamField(exchange!, name) { continue }
@@ -173,6 +177,7 @@ enum ResponseComposer {
         case .implicit: break
         case .keepAlive: w.write("Connection: keep-alive\r\n")
         case .close: w.write("Connection: close\r\n")
+        case .upgrade: w.write("Connection: upgrade\r\n")
         }
         w.write("\r\n")
     }

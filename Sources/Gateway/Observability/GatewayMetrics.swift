@@ -31,7 +31,7 @@ final class GatewayMetrics: Sendable {
     }
 
     /// Increments a counter, created on first use (for events rarer than requests).
-    func countEvent(_ label: String, _ dimensions: [(String, String)]) {
+    func countEvent(_ label: String, _ dimensions: [(String, String)], by amount: Int = 1) {
         let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
         let counter = errorCounters.withLockedValue { counters in
             if let counter = counters[key] { return counter }
@@ -39,7 +39,7 @@ final class GatewayMetrics: Sendable {
             counters[key] = counter
             return counter
         }
-        counter.increment()
+        counter.increment(by: amount)
     }
 
     /// How long reads waited for a replica to replay their client's write (outcomes are counted

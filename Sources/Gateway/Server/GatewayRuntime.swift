@@ -129,11 +129,13 @@ struct ClientTimeouts: Sendable {
     let clientBody: TimeAmount
     let keepalive: TimeAmount
     let send: TimeAmount
+    let tunnel: TimeAmount
 
     init(_ timeouts: Timeouts) {
         clientHeader = timeouts.clientHeader.timeAmount
         clientBody = timeouts.clientBody.timeAmount
         keepalive = timeouts.keepalive.timeAmount
         send = timeouts.send.timeAmount
+        tunnel = timeouts.tunnel.timeAmount
     }
 }

@@ -19,6 +19,8 @@ final class LoopContext {
     /// responses served from the cache.
     var requestStats: [RequestStats]
     var cacheStats = CacheStats()
+    /// Upgraded connections (WebSocket tunnels) open on this loop.
+    var tunnelsOpen = 0
     var rateLimits: RateLimitLoopState
     /// This loop's Redis connection (nil without `redis:`).
     let redis: RedisLoopClient?

@@ -21,6 +21,9 @@ struct ForwardingContext {
     var path: Substring = "/"
     /// A revalidation's `If-None-Match` / `If-Modified-Since` (the stored entry's validators).
     var conditionals: [(String, String)] = []
+    /// A protocol switch the route allows: the client's `Upgrade` value, forwarded with
+    /// `Connection: upgrade` (both are hop-by-hop, so only on purpose).
+    var upgrade: String?
 }
 
 /// Writes the head of a request as the gateway forwards it upstream: origin-form target with
@@ -41,6 +44,7 @@ enum RequestHeadWriter {
             + (combinedForwardedFor?.utf8.count ?? 0) + (absoluteAuthority?.utf8.count ?? 0) * 2
         for (name, value) in context.extraHeaders { bound += name.utf8.count + value.utf8.count + 4 }
         for (name, value) in context.conditionals { bound += name.utf8.count + value.utf8.count + 4 }
+        if let upgrade = context.upgrade { bound += upgrade.utf8.count + 40 }
 
         _ = head.raw.withUnsafeReadableBytes { raw in
             out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { memory in
@@ -115,6 +119,11 @@ enum RequestHeadWriter {
                 }
                 for (name, value) in context.conditionals {
                     w.header(name, value)
+                }
+                if let upgrade = context.upgrade {
+                    w.write("Connection: upgrade\r\nUpgrade: ")
+                    w.write(upgrade)
+                    w.write("\r\n")
                 }
                 if chunkedBody {
                     w.write("Transfer-Encoding: chunked\r\n")

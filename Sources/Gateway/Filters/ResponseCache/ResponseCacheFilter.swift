@@ -48,8 +48,8 @@ final class ResponseCacheFilter: ExchangeFilter, Sendable {
     /// What the cache makes of a cached route's GET or HEAD; nil when it must be bypassed.
     private func cacheRequest(_ exchange: Exchange, policy: ResponseCachePolicy) -> CacheRequest? {
         let head = exchange.head
-        // A body: not what an entry answers.
-        if exchange.machine.requestHasBody { return nil }
+        // A body: not what an entry answers. A protocol switch: a connection, not a response.
+        if exchange.machine.requestHasBody || exchange.upgrade != nil { return nil }
         // A part of the resource: answered from an entry, but a miss is not stored (the
         // upstream's answer is only the part).
         let wantsRange = head.firstField(.range) != nil
