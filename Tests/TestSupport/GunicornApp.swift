@@ -44,15 +44,7 @@ public final class GunicornApp: @unchecked Sendable {
         let server = GunicornApp(port: try freePort(), directory: directory, secure: arguments.contains("--certfile"))
         let gunicorn = "cd \(directory) && exec gunicorn --worker-class gthread --threads 4 --workers 1 --bind 127.0.0.1:\(server.port) "
             + "--pid \(directory)/gunicorn.pid " + arguments.map { "'\($0)'" }.joined(separator: " ") + " app:app"
-        let script = "(\(gunicorn)) >> \(directory)/gunicorn.log 2>&1 & g=$!; "
-            + "while kill -0 \(getpid()) 2>/dev/null && kill -0 $g 2>/dev/null; do sleep 0.5; done; kill -9 $g 2>/dev/null; wait $g"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", script]
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try startSerially(process)
+        try startWatched(gunicorn, log: "\(directory)/gunicorn.log")
         let deadline = ContinuousClock.now + .seconds(15)
         while ContinuousClock.now < deadline {
             if server.secure {

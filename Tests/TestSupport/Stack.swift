@@ -168,6 +168,21 @@ public func startSerially(_ process: Process) throws {
 
 private let processStartLock = NSLock()
 
+/// Starts `command` (a shell command line; its output appended to `log`) under a small shell
+/// watchdog that kills it when this test process dies, so a crashed run leaves no server behind.
+/// The watchdog ends once the command does.
+public func startWatched(_ command: String, log: String) throws {
+    let script = "(\(command)) >> \(log) 2>&1 & c=$!; "
+        + "while kill -0 \(getpid()) 2>/dev/null && kill -0 $c 2>/dev/null; do sleep 0.5; done; kill -9 $c 2>/dev/null; wait $c"
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/sh")
+    process.arguments = ["-c", script]
+    process.standardInput = FileHandle.nullDevice
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try startSerially(process)
+}
+
 /// Runs a program to its end without blocking a thread of the concurrency pool (a test that
 /// blocks one starves every other test running at the same time). Both pipes are drained on
 /// background threads, so a chatty program cannot fill a pipe and block while we wait for it.

@@ -14,8 +14,11 @@ public final class WebSocketEchoServer: @unchecked Sendable {
     public var url: String { "http://127.0.0.1:\(port)" }
 
     static let server = """
-        import asyncio, json, sys
+        import asyncio, json, os, sys
         import websockets
+
+        with open(sys.argv[2], "w") as pid:
+            pid.write(str(os.getpid()))
 
         async def handler(socket, path):
             if path == "/headers":
@@ -46,15 +49,7 @@ public final class WebSocketEchoServer: @unchecked Sendable {
         try server.write(toFile: directory + "/server.py", atomically: true, encoding: .utf8)
         try WebSocketClient.script.write(toFile: directory + "/client.py", atomically: true, encoding: .utf8)
         let echo = WebSocketEchoServer(port: try freePort(), directory: directory)
-        let script = "(exec /usr/bin/python3 \(directory)/server.py \(echo.port)) >> \(directory)/server.log 2>&1 & s=$!; echo $s > \(directory)/server.pid; "
-            + "while kill -0 \(getpid()) 2>/dev/null && kill -0 $s 2>/dev/null; do sleep 0.5; done; kill -9 $s 2>/dev/null; wait $s"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", script]
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try startSerially(process)
+        try startWatched("exec /usr/bin/python3 \(directory)/server.py \(echo.port) \(directory)/server.pid", log: "\(directory)/server.log")
         let deadline = ContinuousClock.now + .seconds(15)
         while ContinuousClock.now < deadline {
             if let client = try? await RawClient.connect(port: echo.port) {
