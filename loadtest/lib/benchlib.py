@@ -103,8 +103,7 @@ http {{
   access_log off;
   keepalive_requests 1000000;
   server {{
-    listen 127.0.0.1:{port}{" ssl" if tls else ""};
-    {ssl}
+    listen 127.0.0.1:{port};
     location / {{ default_type application/json; return 200 '{body}'; }}
   }}
 }}
