@@ -108,6 +108,11 @@ import TestSupport
             #expect(http10.output == "200", "\(http10.output)")
             let line = try #require(gateway.accessLog.entries.last)
             #expect(line.metadata["tls"] == "TLSv1.2")
+            // TLS 1.2 offers forward-secret AEAD suites only: a CBC suite (LUCKY13) is refused.
+            let gcm = try Self.sClient(port, "-servername api.test -tls1_2 -cipher ECDHE-ECDSA-AES128-GCM-SHA256")
+            #expect(gcm.contains("ECDHE-ECDSA-AES128-GCM-SHA256") && gcm.contains("New, TLSv1.2"), "\(gcm)")
+            let cbc = try Self.sClient(port, "-servername api.test -tls1_2 -cipher ECDHE-ECDSA-AES128-SHA")
+            #expect(!cbc.contains("New, TLSv1.2"), "\(cbc)")
         }
         // min_version 1.3 refuses TLS 1.2 clients.
         try await Self.withTLSGateway(Self.tls().replacingOccurrences(of: "handshake_timeout: 500ms", with: "min_version: \"1.3\"")) { gateway, _ in

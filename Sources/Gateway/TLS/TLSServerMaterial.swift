@@ -77,6 +77,7 @@ public final class TLSServerMaterial: Sendable {
         var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: identities[0].chain.map { .certificate($0) }, privateKey: .privateKey(identities[0].key))
         configuration.minimumTLSVersion = settings.minVersion == .tls13 ? .tlsv13 : .tlsv12
+        configuration.cipherSuites = Self.tls12CipherSuites
         configuration.applicationProtocols = settings.alpn
         if let clientCA = settings.clientCA {
             let file = Self.resolve(clientCA, in: directory)
@@ -103,6 +104,15 @@ public final class TLSServerMaterial: Sendable {
             throw ConfigValidationError(path, "cannot set up TLS: \(error)")
         }
     }
+
+    /// TLS 1.2 suites: forward-secret AEAD only, Mozilla's "intermediate" profile (no CBC, so no
+    /// LUCKY13; no RSA key exchange). TLS 1.3 suites are BoringSSL's own and all AEAD. With only
+    /// strong suites on offer the client's preference decides, as that profile advises (NIOSSL
+    /// has no server-preference switch either).
+    static let tls12CipherSuites = [
+        "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+    ].joined(separator: ":")
 
     /// The certificate for an SNI name: an exact name, then a wildcard one label deep (RFC 6125
     /// §6.4.3: `*.example.com` covers `api.example.com`, not `example.com` or `a.b.example.com`).
