@@ -54,6 +54,12 @@ final class RedisConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         isActive = context.channel.isActive
     }
 
+    /// The context holds this handler: dropping it here breaks the cycle that would leak both.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        isActive = false
+        self.context = nil
+    }
+
     func channelActive(context: ChannelHandlerContext) {
         isActive = true
         context.fireChannelActive()

@@ -59,6 +59,26 @@ import Testing
         #expect(try readAll(upstream).hasPrefix("GET /next HTTP/1.1"))
     }
 
+    /// The handler keeps its context, which keeps the handler: unless the handler lets go when it
+    /// is removed, every closed connection leaks both, with all its buffers.
+    @Test func aClosedConnectionIsFreed() throws {
+        weak var freed: HTTP1Connection?
+        do {
+            let connection = HTTP1Connection(loop: context)
+            freed = connection
+            let client = EmbeddedChannel(handler: connection, loop: loop)
+            try client.connect(to: SocketAddress(ipAddress: "192.0.2.10", port: 40000)).wait()
+            try client.writeInbound(ByteBuffer(string: "GET /a HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n"))
+            let upstream = try #require(connector.channels.first)
+            _ = try readAll(upstream)
+            try upstream.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+            #expect(try readAll(client).hasSuffix("\r\n\r\nok"))
+            loop.run()
+            #expect(!client.isActive)
+        }
+        #expect(freed == nil)
+    }
+
     @Test func responseArrivingInPiecesIsStreamed() throws {
         let client = try makeClient()
         try client.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: api\r\n\r\n"))

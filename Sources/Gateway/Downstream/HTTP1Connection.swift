@@ -114,6 +114,12 @@ final class HTTP1Connection: ChannelDuplexHandler {
         self.context = context
     }
 
+    /// The context holds this handler, so keeping it past removal would be a cycle that leaks
+    /// both (and every buffer of the connection) for each closed connection.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
     func channelActive(context: ChannelHandlerContext) {
         if let remote = context.channel.remoteAddress, let address = IPAddress(socketAddress: remote) {
             peer = ClientPeer(address: address, text: address.description, trusted: runtime.trustedProxies.contains(address))

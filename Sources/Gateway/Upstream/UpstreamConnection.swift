@@ -135,6 +135,12 @@ final class UpstreamConnection: ChannelDuplexHandler {
         isActive = context.channel.isActive
     }
 
+    /// The context holds this handler: dropping it here breaks the cycle that would leak both.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        isActive = false
+        self.context = nil
+    }
+
     func channelActive(context: ChannelHandlerContext) {
         if !closing { isActive = true }
         context.fireChannelActive()
