@@ -113,6 +113,15 @@ import TestSupport
             #expect(gcm.contains("ECDHE-ECDSA-AES128-GCM-SHA256") && gcm.contains("New, TLSv1.2"), "\(gcm)")
             let cbc = try Self.sClient(port, "-servername api.test -tls1_2 -cipher ECDHE-ECDSA-AES128-SHA")
             #expect(!cbc.contains("New, TLSv1.2"), "\(cbc)")
+            // One suite per key type by default: the server's choice, whatever the client prefers.
+            let chacha = try Self.sClient(port, "-servername api.test -tls1_2 -cipher ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256")
+            #expect(chacha.contains("Cipher is ECDHE-ECDSA-AES128-GCM-SHA256"), "\(chacha)")
+        }
+        // ciphers: widens the TLS 1.2 list, for clients that want ChaCha20 (the client picks then).
+        try await Self.withTLSGateway(Self.tls().replacingOccurrences(of: "handshake_timeout: 500ms",
+                                                                      with: "ciphers: [ECDHE-ECDSA-CHACHA20-POLY1305, ECDHE-ECDSA-AES128-GCM-SHA256]")) { gateway, _ in
+            let chacha = try Self.sClient(gateway.proxyPort, "-servername api.test -tls1_2 -cipher ECDHE-ECDSA-CHACHA20-POLY1305")
+            #expect(chacha.contains("Cipher is ECDHE-ECDSA-CHACHA20-POLY1305") && chacha.contains("New, TLSv1.2"), "\(chacha)")
         }
         // min_version 1.3 refuses TLS 1.2 clients.
         try await Self.withTLSGateway(Self.tls().replacingOccurrences(of: "handshake_timeout: 500ms", with: "min_version: \"1.3\"")) { gateway, _ in
@@ -228,6 +237,9 @@ import TestSupport
         #expect(badVersion?.key == "listen[0].tls.min_version", "\(String(describing: badVersion))")
         let h2 = error("      cert: \(c.certFile("api"))\n      key: \(c.keyFile("api"))\n      alpn: [h2]")
         #expect(h2?.key == "listen[0].tls.alpn", "\(String(describing: h2))")
+        let cbc = error("      cert: \(c.certFile("api"))\n      key: \(c.keyFile("api"))\n      ciphers: [ECDHE-RSA-AES128-SHA]")
+        #expect(cbc?.key == "listen[0].tls.ciphers" && cbc?.message.contains("not a TLS 1.2 suite this gateway offers") == true,
+                "\(String(describing: cbc))")
         guard case .success(let expired) = load("      cert: \(c.certFile("expired"))\n      key: \(c.keyFile("expired"))") else {
             Issue.record("an expired certificate must load (with a warning)")
             return

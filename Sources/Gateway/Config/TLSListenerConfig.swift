@@ -42,17 +42,31 @@ public struct TLSListenerConfig: Decodable, Sendable {
     public var minVersion = Version.tls12
     /// Protocols offered by ALPN, in preference order.
     public var alpn = ["http/1.1"]
+    /// TLS 1.2 suites offered (OpenSSL names). The default offers one per key type, so the
+    /// suite is the server's choice, not the client's: the nearest thing to a server cipher
+    /// order that BoringSSL through NIOSSL allows (it has no server-preference switch).
+    public var ciphers = TLSListenerConfig.defaultCiphers
     /// CA certificates (PEM) that sign the client certificates accepted: mTLS.
     public var clientCA: String?
     public var clientAuth = ClientAuth.required
     /// From the TCP accept until the handshake completes; then the connection is closed.
     public var handshakeTimeout = ConfigDuration.seconds(10)
 
+    /// One AEAD suite per key type: every TLS 1.2 client with ECDHE speaks AES-128-GCM (RFC 7540
+    /// makes the RSA one mandatory for HTTP/2).
+    public static let defaultCiphers = ["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256"]
+    /// The suites `ciphers:` may name: forward-secret AEAD only, Mozilla's "intermediate" list
+    /// (no CBC, so no LUCKY13; no RSA key exchange). TLS 1.3 suites are BoringSSL's own, all AEAD.
+    public static let allowedCiphers = [
+        "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+    ]
+
     /// Protocols this gateway can speak after ALPN.
     static let supportedProtocols = ["http/1.1"]
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case certificates, cert, key, alpn
+        case certificates, cert, key, alpn, ciphers
         case minVersion = "min_version"
         case clientCA = "client_ca"
         case clientAuth = "client_auth"
@@ -93,6 +107,14 @@ public struct TLSListenerConfig: Decodable, Sendable {
         }
         if alpn.isEmpty {
             throw DecodingError.dataCorruptedError(forKey: .alpn, in: c, debugDescription: "expected at least one protocol")
+        }
+        ciphers = try c.decode(.ciphers, default: ciphers)
+        for name in ciphers where !Self.allowedCiphers.contains(name) {
+            throw DecodingError.dataCorruptedError(forKey: .ciphers, in: c,
+                debugDescription: "'\(name)' is not a TLS 1.2 suite this gateway offers (\(Self.allowedCiphers.joined(separator: ", ")))")
+        }
+        if ciphers.isEmpty {
+            throw DecodingError.dataCorruptedError(forKey: .ciphers, in: c, debugDescription: "expected at least one suite")
         }
         clientCA = try c.decodeIfPresent(String.self, forKey: .clientCA)
         let auth = try c.decode(.clientAuth, default: clientAuth.rawValue)

@@ -17,6 +17,7 @@ public final class UpstreamTLSMaterial: Sendable {
         self.settings = settings
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.minimumTLSVersion = .tlsv12
+        configuration.shutdownTimeout = TLSServerMaterial.closeNotifyTimeout
         // The data path speaks HTTP/1.1 to upstreams (as nginx does).
         configuration.applicationProtocols = ["http/1.1"]
         if !settings.verify {
