@@ -2,6 +2,7 @@ import ArgumentParser
 import Gateway
 import Logging
 import ServiceLifecycle
+import UnixSignals
 
 #if canImport(Glibc)
 import Glibc
@@ -84,6 +85,13 @@ struct GatewayCommand: AsyncParsableCommand {
         }
         let group = ServiceGroup(
             configuration: .init(services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        // SIGHUP re-reads the TLS listeners' certificates (a renewed certificate, no restart).
+        let path = config!
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        let reloads = Task {
+            for await _ in hangups { server.reloadCertificates(from: path) }
+        }
+        defer { reloads.cancel() }
         do {
             try await group.run()
         } catch {

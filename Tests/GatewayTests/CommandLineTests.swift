@@ -89,6 +89,72 @@ struct CommandLineTests {
         await upstream.stop()
     }
 
+    /// SIGHUP re-reads the TLS listeners' certificates: a renewed certificate is served to new
+    /// connections without a restart; a broken file is logged and counted, and the certificate in
+    /// use stays.
+    @Test func sighupReloadsTheTLSCertificates() async throws {
+        let upstream = TestUpstream()
+        try await upstream.start()
+        let certificates = try TestCertificates()
+        try certificates.makeServer("old", dnsNames: ["api.test"])
+        try certificates.makeServer("new", dnsNames: ["api.test", "renewed.test"])
+        let cert = certificates.directory + "/live.pem", key = certificates.directory + "/live.key"
+        func install(_ name: String) throws {
+            for (from, to) in [(certificates.certFile(name), cert), (certificates.keyFile(name), key)] {
+                try? FileManager.default.removeItem(atPath: to)
+                try FileManager.default.copyItem(atPath: from, toPath: to)
+            }
+        }
+        try install("old")
+        let port = try freePort(), admin = try freePort()
+        let path = try temporaryFile("""
+            listen:
+              - { address: 127.0.0.1:\(port), tls: { cert: \(cert), key: \(key) } }
+            admin: 127.0.0.1:\(admin)
+            pools:
+              primary: { servers: ["\(upstream.url)"] }
+            """)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["--config", path]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try startSerially(process)
+        defer { process.terminate() }
+        /// The subjectAltName of the certificate a new connection gets.
+        func served() throws -> String {
+            try Shell.run("openssl s_client -connect 127.0.0.1:\(port) -servername api.test </dev/null 2>/dev/null | openssl x509 -noout -ext subjectAltName").output
+        }
+        var first = ""
+        for _ in 0..<100 where !first.contains("api.test") {
+            first = try served()
+            if !first.contains("api.test") { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(first.contains("DNS:api.test") && !first.contains("renewed.test"), "\(first)")
+
+        try install("new")
+        kill(process.processIdentifier, SIGHUP)
+        var renewed = ""
+        for _ in 0..<100 where !renewed.contains("renewed.test") {
+            try await Task.sleep(for: .milliseconds(50))
+            renewed = try served()
+        }
+        #expect(renewed.contains("DNS:renewed.test"), "\(renewed)")
+
+        try "not a certificate".write(toFile: cert, atomically: true, encoding: .utf8)
+        kill(process.processIdentifier, SIGHUP)
+        var metrics = ""
+        for _ in 0..<100 where !metrics.contains("result=\"error\"") {
+            try await Task.sleep(for: .milliseconds(50))
+            metrics = try Shell.run("curl -s http://127.0.0.1:\(admin)/metrics").output
+        }
+        #expect(metrics.contains("gateway_tls_certificate_reloads_total{result=\"ok\"} 1"), "\(metrics)")
+        #expect(metrics.contains("gateway_tls_certificate_reloads_total{result=\"error\"} 1"), "\(metrics)")
+        #expect(try served().contains("DNS:renewed.test"))
+        #expect(process.isRunning)
+        await upstream.stop()
+    }
+
     /// The access log of the real binary on standard output: every request of a pipelined burst
     /// has its line, lines are whole and in logfmt, and nothing buffered is lost at SIGTERM.
     @Test func theAccessLogHasALinePerRequestAndLosesNoneAtExit() async throws {

@@ -104,6 +104,28 @@ struct ProxyIntegrationTests {
         }
     }
 
+    /// A response on a connection that closes after it (`Connection: close`) reaches a slow
+    /// reader whole: the close must not come while the end of the body is still queued.
+    @Test func aSlowReaderGetsAllOfTheLastResponseBeforeTheClose() async throws {
+        try await withGateway { gateway, upstream in
+            let total = 8 << 20
+            let client = try await RawClient.connect(port: gateway.proxyPort, autoRead: false, receiveBuffer: 64 * 1024)
+            try await client.send("GET /bytes/\(total) HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            let deadline = ContinuousClock.now + .seconds(60)
+            while !client.isClosed, ContinuousClock.now < deadline {
+                client.readMore()
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            #expect(client.isClosed)
+            let received = await client.readUntilClosed()
+            let end = Array("\r\n\r\n".utf8)
+            let headBytes = try #require((0..<min(received.count, 4096)).first { received[$0...].starts(with: end) }) + end.count
+            #expect(received.count - headBytes == total, "got \(received.count - headBytes) of \(total) body bytes before the close")
+            #expect(upstream.stats.bodyBytesWritten == total)
+            await client.close()
+        }
+    }
+
     @Test func headersAreRewritten() async throws {
         try await withGateway { gateway, upstream in
             let response = try await gateway.request("GET", "/echo?q=1", headers: [

@@ -203,8 +203,8 @@ struct AdminRoutes {
             metrics.setGauge("gateway_upstream_available", labels, routing.serverAvailable[server.id] ? 1 : 0)
             metrics.setGauge("gateway_upstream_ejected", labels, stats.ejectedOnLoops > 0 ? 1 : 0)
         }
-        for listener in gateway.config.listeners {
-            for identity in listener.material?.identities ?? [] {
+        for (listener, certificates) in zip(gateway.config.listeners, gateway.certificates) {
+            for identity in certificates?.material.identities ?? [] {
                 metrics.setGauge("gateway_tls_certificate_expiry_timestamp_seconds",
                                  [("listener", listener.address.description), ("certificate", identity.names.first ?? "default")],
                                  Double(identity.notValidAfter))

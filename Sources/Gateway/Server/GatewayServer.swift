@@ -37,6 +37,8 @@ public final class GatewayServer: Service, Sendable {
     let startedAt = NIODeadline.now()
     private let channels = NIOLockedValueBox<[Channel]>([])
     private let shutdownStarted = NIOLockedValueBox(false)
+    /// Per `listen:` entry, its swappable certificates (nil: cleartext).
+    let certificates: [ListenerCertificates?]
 
     /// - Parameters:
     ///   - eventLoops: overrides `event_loops` of the config (command line).
@@ -48,6 +50,7 @@ public final class GatewayServer: Service, Sendable {
     init(config: GatewayConfig, logger: Logger, accessLog: (any AccessLogOutput)?, eventLoops: Int?, connector: UpstreamConnector & Sendable) throws {
         self.config = config
         self.logger = logger
+        certificates = config.listeners.map { $0.material.map(ListenerCertificates.init) }
         let threads = eventLoops ?? config.eventLoops ?? System.coreCount
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         do {
@@ -85,7 +88,8 @@ public final class GatewayServer: Service, Sendable {
         var listeners: [Channel] = []
         for (index, listener) in config.listeners.enumerated() {
             do {
-                listeners.append(try await bind(listener, key: config.listeners.count == 1 ? "listen" : "listen[\(index)]"))
+                listeners.append(try await bind(listener, certificates: certificates[index],
+                                                key: config.listeners.count == 1 ? "listen" : "listen[\(index)]"))
             } catch {
                 for channel in listeners { try? await channel.close() }
                 throw error
@@ -134,10 +138,9 @@ public final class GatewayServer: Service, Sendable {
 
     /// Opens one `listen:` entry: cleartext, TLS (the handshake first, then the same HTTP/1.1
     /// connection handler) or a redirect to HTTPS.
-    private func bind(_ listener: ListenerConfig, key: String) async throws -> Channel {
+    private func bind(_ listener: ListenerConfig, certificates: ListenerCertificates?, key: String) async throws -> Channel {
         let contexts = self.contexts
         let settings = ListenerRuntime(listener)
-        let tls = listener.material?.context
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -149,8 +152,8 @@ public final class GatewayServer: Service, Sendable {
             .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    if let tls {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                    if let certificates {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: certificates.context))
                     }
                     let handler = HTTP1Connection(loop: contexts.context(for: channel.eventLoop), listener: settings)
                     try channel.pipeline.syncOperations.addHandler(handler)
