@@ -265,16 +265,17 @@ import Testing
         // No sweeper runs in memory: only the lease's own check can retire the connection.
         let gateway = try EmbeddedGateway("""
             access_log: false
-            upstream: { idle_timeout: 300ms }
+            upstream: { idle_timeout: 1s }
             pools:
               primary: { servers: [http://127.0.0.1:9000] }
             """)
         let answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
         _ = try gateway.send("PUT /a HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", upstream: answer)
+        // Well inside the idle limit, with room for a loaded machine (a 300 ms limit flaked).
         try await Task.sleep(for: .milliseconds(100))
         _ = try gateway.send("PUT /a HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", upstream: answer)
         #expect(gateway.connector.channels.count == 1)
-        try await Task.sleep(for: .milliseconds(400))
+        try await Task.sleep(for: .milliseconds(1200))
         _ = try gateway.send("PUT /a HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", upstream: answer)
         #expect(gateway.connector.channels.count == 2)
         #expect(!gateway.connector.channels[0].isActive)
