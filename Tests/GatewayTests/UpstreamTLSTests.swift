@@ -127,6 +127,6 @@ import TestSupport
         #expect(ipSNI?.key == "pools.primary.tls.sni", "\(String(describing: ipSNI))")
         let url = try ConfigLoader.parse(yaml: base + "    servers: [https://api.internal]\n", file: "gw.yaml")
         #expect(url.pools[0].servers[0].url == UpstreamURL(host: "api.internal", port: 443, secure: true))
-        #expect(url.pools[0].tlsMaterial?.serverName(for: url.pools[0].servers[0].url) == "api.internal")
+        #expect(url.pools[0].tlsMaterial?.serverName(forHost: url.pools[0].servers[0].url.host) == "api.internal")
     }
 }

@@ -154,8 +154,11 @@ extension Exchange: UpstreamLeaseRequester, UpstreamConnectionOwner {
         guard upstream === connection else { return }
         if let reason = connection.tlsFailure {
             // nginx logs "SSL_do_handshake() failed ... while SSL handshaking to upstream".
-            runtime.logger.warning("upstream TLS handshake failed", metadata: [
-                "server": "\(connection.server.url)", "pool": "\(connection.server.poolName)", "reason": "\(reason)"])
+            if let heldBack = loop.upstreamTLSWarnings.admit(connection.server.id, now: .now()) {
+                runtime.logger.warning("upstream TLS handshake failed", metadata: [
+                    "server": "\(connection.server.url)", "pool": "\(connection.server.poolName)", "reason": "\(reason)",
+                    "not_logged_since_last": "\(heldBack)"])
+            }
             return fail(.tls)
         }
         upstreamEOF = true

@@ -15,6 +15,8 @@ final class LoopContext {
     let sweeper = DeadlineSweeper()
     var dateCache = HTTPDateCache()
     var requestIDs = RequestIDGenerator()
+    /// Failed upstream TLS handshakes are logged once per server per 10 s on this loop.
+    var upstreamTLSWarnings = WarningThrottle(interval: .seconds(10))
     /// Per pool (by index), then one slot for requests refused before routing, then one for
     /// responses served from the cache.
     var requestStats: [RequestStats]

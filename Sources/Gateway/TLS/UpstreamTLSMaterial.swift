@@ -45,11 +45,7 @@ public final class UpstreamTLSMaterial: Sendable {
         }
     }
 
-    /// The name a server's connections send by SNI and expect in its certificate.
-    func serverName(for url: UpstreamURL) -> String? {
-        serverName(forHost: url.host)
-    }
-
+    /// The name a server's (or Redis') connections send by SNI and expect in its certificate.
     func serverName(forHost host: String) -> String? {
         if let sni = settings.sni { return sni }
         // SNI carries no IP addresses (RFC 6066 §3); the certificate is then checked against

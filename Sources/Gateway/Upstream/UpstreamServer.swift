@@ -29,7 +29,7 @@ final class UpstreamServer: Sendable {
         self.acquireTimeout = settings.queueTimeout.timeAmount + settings.connectTimeout.timeAmount
         self.authority = url.authority
         self.tls = url.secure ? tls : nil
-        self.tlsServerName = url.secure ? tls?.serverName(for: url) : nil
+        self.tlsServerName = url.secure ? tls?.serverName(forHost: url.host) : nil
     }
 
     /// `host:port`, the server's name in metrics, logs and debug headers: made once, since the
