@@ -51,15 +51,7 @@ public final class RedisServer: @unchecked Sendable {
     public func launch() async throws {
         try? FileManager.default.removeItem(atPath: pidFile)
         let redis = "redis-server --port \(port) --bind 127.0.0.1 --save '' --appendonly no --dir \(directory) --pidfile \(pidFile) --protected-mode no --loglevel warning " + extraArguments.map { "'\($0)'" }.joined(separator: " ")
-        let script = "\(redis) >> \(directory)/redis.log 2>&1 & r=$!; trap 'kill -9 $r 2>/dev/null' TERM; "
-            + "while kill -0 \(getpid()) 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.5; done; kill -9 $r 2>/dev/null; wait $r"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", script]
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try startSerially(process)
+        try startWatched(redis, log: directory + "/redis.log")
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
             if await ping() { return }

@@ -172,7 +172,7 @@ private let processStartLock = NSLock()
 /// watchdog that kills it when this test process dies, so a crashed run leaves no server behind.
 /// The watchdog ends once the command does.
 public func startWatched(_ command: String, log: String) throws {
-    let script = "(\(command)) >> \(log) 2>&1 & c=$!; "
+    let script = "(\(command)) >> \(log) 2>&1 & c=$!; trap 'kill -9 $c 2>/dev/null' TERM; "
         + "while kill -0 \(getpid()) 2>/dev/null && kill -0 $c 2>/dev/null; do sleep 0.5; done; kill -9 $c 2>/dev/null; wait $c"
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/bin/sh")
