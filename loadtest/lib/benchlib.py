@@ -196,6 +196,11 @@ def rss_kib(pid):
     return None
 
 
+def rss_kib_tree(pid):
+    """Resident KiB of `pid` and every process below it (nginx's workers)."""
+    return sum(rss_kib(member) or 0 for member in process_tree(pid))
+
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 

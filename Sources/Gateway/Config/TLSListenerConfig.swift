@@ -100,22 +100,10 @@ public struct TLSListenerConfig: Decodable, Sendable {
             throw DecodingError.dataCorruptedError(forKey: .minVersion, in: c, debugDescription: "expected \"1.2\" or \"1.3\"; got '\(version)'")
         }
         minVersion = parsed
-        alpn = try c.decode(.alpn, default: alpn)
-        for name in alpn where !Self.supportedProtocols.contains(name) {
-            throw DecodingError.dataCorruptedError(forKey: .alpn, in: c,
-                debugDescription: "'\(name)' is not a protocol this gateway speaks (\(Self.supportedProtocols.joined(separator: ", ")))")
-        }
-        if alpn.isEmpty {
-            throw DecodingError.dataCorruptedError(forKey: .alpn, in: c, debugDescription: "expected at least one protocol")
-        }
-        ciphers = try c.decode(.ciphers, default: ciphers)
-        for name in ciphers where !Self.allowedCiphers.contains(name) {
-            throw DecodingError.dataCorruptedError(forKey: .ciphers, in: c,
-                debugDescription: "'\(name)' is not a TLS 1.2 suite this gateway offers (\(Self.allowedCiphers.joined(separator: ", ")))")
-        }
-        if ciphers.isEmpty {
-            throw DecodingError.dataCorruptedError(forKey: .ciphers, in: c, debugDescription: "expected at least one suite")
-        }
+        alpn = try Self.decodeList(.alpn, in: c, default: alpn, allowed: Self.supportedProtocols,
+                                   what: "a protocol this gateway speaks", item: "protocol")
+        ciphers = try Self.decodeList(.ciphers, in: c, default: ciphers, allowed: Self.allowedCiphers,
+                                      what: "a TLS 1.2 suite this gateway offers", item: "suite")
         clientCA = try c.decodeIfPresent(String.self, forKey: .clientCA)
         let auth = try c.decode(.clientAuth, default: clientAuth.rawValue)
         guard let parsedAuth = ClientAuth(rawValue: auth) else {
@@ -129,5 +117,19 @@ public struct TLSListenerConfig: Decodable, Sendable {
         if handshakeTimeout.nanoseconds <= 0 {
             throw DecodingError.dataCorruptedError(forKey: .handshakeTimeout, in: c, debugDescription: "must be positive")
         }
+    }
+
+    /// A non-empty list whose every entry is one of `allowed`; errors name the key.
+    private static func decodeList(_ key: CodingKeys, in c: KeyedDecodingContainer<CodingKeys>, default value: [String],
+                                   allowed: [String], what: String, item: String) throws -> [String] {
+        let list = try c.decode(key, default: value)
+        for name in list where !allowed.contains(name) {
+            throw DecodingError.dataCorruptedError(forKey: key, in: c,
+                debugDescription: "'\(name)' is not \(what) (\(allowed.joined(separator: ", ")))")
+        }
+        if list.isEmpty {
+            throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "expected at least one \(item)")
+        }
+        return list
     }
 }
