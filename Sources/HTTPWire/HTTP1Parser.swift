@@ -65,6 +65,9 @@ public struct HTTP1Parser {
         return bytes
     }
 
+    /// Received bytes not yet parsed, left in place (to recognise another protocol's preface).
+    public var bufferedView: ByteBufferView { buffer.readableBytesView }
+
     /// Between messages, with nothing of the next one received yet.
     public var isIdle: Bool {
         if case .head = state, !pendingEnd, buffer.readableBytes == 0 { return true }

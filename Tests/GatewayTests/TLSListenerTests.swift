@@ -68,7 +68,8 @@ import TestSupport
     @Test func servesHTTPSWithTheCertificateSNINames() async throws {
         try await Self.withTLSGateway(Self.tls()) { gateway, upstream in
             let port = gateway.proxyPort
-            let result = try Self.curl("--cacert \(Self.certificates.caFile) --resolve api.test:\(port):127.0.0.1 -w '\\n%{http_version} %{ssl_verify_result}' https://api.test:\(port)/echo")
+            // HTTP/1.1 over TLS here (HTTP/2, which ALPN prefers, has its own suite).
+            let result = try Self.curl("--http1.1 --cacert \(Self.certificates.caFile) --resolve api.test:\(port):127.0.0.1 -w '\\n%{http_version} %{ssl_verify_result}' https://api.test:\(port)/echo")
             #expect(result.status == 0, "\(result.output)")
             #expect(result.output.hasSuffix("\n1.1 0"), "\(result.output)")
             #expect(upstream.stats.lastHeaders["x-forwarded-proto"] == ["https"])
@@ -98,10 +99,11 @@ import TestSupport
             let tls12 = try Self.sClient(port, "-servername api.test -tls1_2 -alpn http/1.1")
             #expect(tls12.contains("Protocol  : TLSv1.2") || tls12.contains("New, TLSv1.2"), "\(tls12)")
             #expect(tls12.contains("ALPN protocol: http/1.1"), "\(tls12)")
-            let tls13 = try Self.sClient(port, "-servername api.test -tls1_3 -alpn h2,http/1.1")
-            #expect(tls13.contains("New, TLSv1.3") && tls13.contains("ALPN protocol: http/1.1"), "\(tls13)")
+            // h2 is offered first (the client's order does not matter).
+            let tls13 = try Self.sClient(port, "-servername api.test -tls1_3 -alpn http/1.1,h2")
+            #expect(tls13.contains("New, TLSv1.3") && tls13.contains("ALPN protocol: h2"), "\(tls13)")
             let h2Only = try Self.sClient(port, "-servername api.test -alpn h2")
-            #expect(h2Only.contains("No ALPN negotiated"), "\(h2Only)")
+            #expect(h2Only.contains("ALPN protocol: h2"), "\(h2Only)")
             let tls11 = try Self.sClient(port, "-servername api.test -tls1_1")
             #expect(!tls11.contains("New, TLSv1.1"), "\(tls11)")
             let http10 = try Self.curl("--cacert \(Self.certificates.caFile) --resolve api.test:\(port):127.0.0.1 --tls-max 1.2 -o /dev/null -w '%{http_code}' https://api.test:\(port)/")
@@ -122,6 +124,13 @@ import TestSupport
                                                                       with: "ciphers: [ECDHE-ECDSA-CHACHA20-POLY1305, ECDHE-ECDSA-AES128-GCM-SHA256]")) { gateway, _ in
             let chacha = try Self.sClient(gateway.proxyPort, "-servername api.test -tls1_2 -cipher ECDHE-ECDSA-CHACHA20-POLY1305")
             #expect(chacha.contains("Cipher is ECDHE-ECDSA-CHACHA20-POLY1305") && chacha.contains("New, TLSv1.2"), "\(chacha)")
+        }
+        // alpn: [http/1.1] turns HTTP/2 off: a client that speaks only h2 gets no protocol.
+        try await Self.withTLSGateway(Self.tls().replacingOccurrences(of: "handshake_timeout: 500ms", with: "alpn: [http/1.1]")) { gateway, _ in
+            let h2Only = try Self.sClient(gateway.proxyPort, "-servername api.test -alpn h2")
+            #expect(h2Only.contains("No ALPN negotiated"), "\(h2Only)")
+            let curl = try Self.curl("--http2 -o /dev/null -w '%{http_version}' --cacert \(Self.certificates.caFile) --resolve api.test:\(gateway.proxyPort):127.0.0.1 https://api.test:\(gateway.proxyPort)/")
+            #expect(curl.output == "1.1", "\(curl.output)")
         }
         // min_version 1.3 refuses TLS 1.2 clients.
         try await Self.withTLSGateway(Self.tls().replacingOccurrences(of: "handshake_timeout: 500ms", with: "min_version: \"1.3\"")) { gateway, _ in
@@ -235,8 +244,9 @@ import TestSupport
                 "\(String(describing: noName))")
         let badVersion = error("      cert: \(c.certFile("api"))\n      key: \(c.keyFile("api"))\n      min_version: \"1.1\"")
         #expect(badVersion?.key == "listen[0].tls.min_version", "\(String(describing: badVersion))")
-        let h2 = error("      cert: \(c.certFile("api"))\n      key: \(c.keyFile("api"))\n      alpn: [h2]")
-        #expect(h2?.key == "listen[0].tls.alpn", "\(String(describing: h2))")
+        let spdy = error("      cert: \(c.certFile("api"))\n      key: \(c.keyFile("api"))\n      alpn: [h2, spdy/3]")
+        #expect(spdy?.key == "listen[0].tls.alpn" && spdy?.message.contains("'spdy/3' is not a protocol this gateway speaks") == true,
+                "\(String(describing: spdy))")
         let cbc = error("      cert: \(c.certFile("api"))\n      key: \(c.keyFile("api"))\n      ciphers: [ECDHE-RSA-AES128-SHA]")
         #expect(cbc?.key == "listen[0].tls.ciphers" && cbc?.message.contains("not a TLS 1.2 suite this gateway offers") == true,
                 "\(String(describing: cbc))")

@@ -194,6 +194,8 @@ struct AdminRoutes {
         let metrics = gateway.runtime.metrics
         metrics.setGauge("gateway_client_connections", [], Double(snapshot.clientConnections))
         metrics.setGauge("gateway_tunnels_open", [], Double(snapshot.tunnelsOpen))
+        metrics.setGauge("gateway_http2_connections_open", [], Double(snapshot.http2Connections))
+        metrics.setGauge("gateway_http2_streams_open", [], Double(snapshot.http2Streams))
         let routing = gateway.routing.state()
         for server in gateway.runtime.servers {
             let stats = snapshot.upstreams[server.id]
@@ -241,6 +243,13 @@ struct AdminRoutes {
         if let redis = await gateway.runtime.redis?.stats() {
             body += Array(RedisStats.render(redis).utf8)
         }
+        body += Array("""
+            # HELP gateway_requests_by_protocol_total Requests answered, by the client's HTTP version.
+            # TYPE gateway_requests_by_protocol_total counter
+            gateway_requests_by_protocol_total{protocol="http/1.1"} \(snapshot.http1Requests)
+            gateway_requests_by_protocol_total{protocol="h2"} \(snapshot.http2Requests)
+
+            """.utf8)
         if let accessLog = gateway.runtime.accessLog {
             body += Array("""
                 # HELP gateway_access_log_dropped_lines_total Access log lines dropped because their output fell behind.

@@ -26,13 +26,19 @@ struct GatewaySnapshot: Sendable {
     var upstreams: [UpstreamSnapshot] = []
     /// Upgraded connections (WebSocket tunnels) open now.
     var tunnelsOpen = 0
+    /// HTTP/2 connections and their streams open now.
+    var http2Connections = 0
+    var http2Streams = 0
+    /// Requests answered since start, over HTTP/1.x and over HTTP/2.
+    var http1Requests = 0
+    var http2Requests = 0
 }
 
 extension GatewayServer {
     func snapshot() async -> GatewaySnapshot {
         let perLoop = await contexts.collect { context -> GatewaySnapshot in
             GatewaySnapshot(
-                clientConnections: context.clientConnections.count,
+                clientConnections: context.clientConnectionCount,
                 upstreams: context.pools.map { pool in
                     let id = pool.server.id
                     return UpstreamSnapshot(serverID: id, open: pool.openCount, idle: pool.idleCount,
@@ -41,12 +47,18 @@ extension GatewayServer {
                                             ejectedOnLoops: context.outliers.isEjected(id) ? 1 : 0,
                                             ejections: context.outliers.timesEjected[id], inFlight: context.balancer.inFlight[id])
                 },
-                tunnelsOpen: context.tunnelsOpen)
+                tunnelsOpen: context.tunnelsOpen, http2Connections: context.http2Connections.count,
+                http2Streams: context.http2Streams, http1Requests: context.requestsByProtocol.http1,
+                http2Requests: context.requestsByProtocol.http2)
         }
         var total = GatewaySnapshot(upstreams: runtime.servers.map { UpstreamSnapshot(serverID: $0.id) })
         for loop in perLoop {
             total.clientConnections += loop.clientConnections
             total.tunnelsOpen += loop.tunnelsOpen
+            total.http2Connections += loop.http2Connections
+            total.http2Streams += loop.http2Streams
+            total.http1Requests += loop.http1Requests
+            total.http2Requests += loop.http2Requests
             for upstream in loop.upstreams {
                 total.upstreams[upstream.serverID] = total.upstreams[upstream.serverID] + upstream
             }

@@ -7,13 +7,15 @@ public struct ListenerConfig: Decodable, Sendable {
     /// The HTTPS port every request of this listener is redirected to (443 is left out of the
     /// Location). nil: an ordinary listener.
     public var redirectHTTPS: Int?
+    /// HTTP/2 settings and limits (by ALPN on TLS, by prior knowledge with `h2c: true`).
+    public var http2 = HTTP2Config()
     /// The certificates and keys of `tls`, read by the loader (`GatewayConfig.loadTLS`).
     public internal(set) var material: TLSServerMaterial?
     /// Where this listener is in the file, for errors found after decoding.
     var configPath: [ConfigPathComponent] = ["listen"]
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case address, tls
+        case address, tls, http2
         case redirectHTTPS = "redirect_https"
     }
 
@@ -39,7 +41,17 @@ public struct ListenerConfig: Decodable, Sendable {
             throw DecodingError.dataCorruptedError(forKey: .redirectHTTPS, in: c,
                 debugDescription: "a listener either serves TLS or redirects to it, not both")
         }
+        let http2 = try c.decode(.http2, default: HTTP2Config())
+        if http2.h2c, tls != nil {
+            throw DecodingError.dataCorruptedError(forKey: .http2, in: c,
+                debugDescription: "h2c is cleartext HTTP/2; a TLS listener offers h2 through ALPN (tls.alpn)")
+        }
+        if http2.h2c, redirect != nil {
+            throw DecodingError.dataCorruptedError(forKey: .http2, in: c,
+                debugDescription: "a redirect_https listener only redirects; h2c belongs on a listener that serves")
+        }
         self.init(address: try c.decode(ListenAddress.self, forKey: .address), tls: tls, redirectHTTPS: redirect)
+        self.http2 = http2
         configPath = decoder.codingPath.map(ConfigPathComponent.init)
     }
 

@@ -40,8 +40,8 @@ public struct TLSListenerConfig: Decodable, Sendable {
     /// Written as `certificates:` (errors name `certificates[i]`), not as `cert:`/`key:`.
     var certificatesListed = false
     public var minVersion = Version.tls12
-    /// Protocols offered by ALPN, in preference order.
-    public var alpn = ["http/1.1"]
+    /// Protocols offered by ALPN, in preference order: HTTP/2 first, as nginx with `http2 on`.
+    public var alpn = ["h2", "http/1.1"]
     /// TLS 1.2 suites offered (OpenSSL names). The default offers one per key type, so the
     /// suite is the server's choice, not the client's: the nearest thing to a server cipher
     /// order that BoringSSL through NIOSSL allows (it has no server-preference switch).
@@ -63,7 +63,7 @@ public struct TLSListenerConfig: Decodable, Sendable {
     ]
 
     /// Protocols this gateway can speak after ALPN.
-    static let supportedProtocols = ["http/1.1"]
+    static let supportedProtocols = ["h2", "http/1.1"]
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case certificates, cert, key, alpn, ciphers

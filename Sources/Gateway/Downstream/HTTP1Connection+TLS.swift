@@ -13,6 +13,7 @@ extension HTTP1Connection {
         peer.tls = TLSSession(version: TLSSession.name(of: version), alpn: negotiated)
         runtime.metrics.countEvent("gateway_tls_handshakes_total", [("listener", listener.name), ("version", peer.tls!.version)])
         arm(.clientHeader, runtime.timeouts.clientHeader)
+        if negotiated == "h2" { switchToHTTP2(context: context, carrying: nil) }
         return true
     }
 

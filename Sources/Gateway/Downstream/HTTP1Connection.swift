@@ -11,7 +11,7 @@ import Router
 /// only while the client can: backpressure both ways. Requests are served one at a time, so
 /// pipelined requests are answered in order; their bytes wait in the parser, which is bounded,
 /// and past that bound the socket is not read.
-final class HTTP1Connection: ChannelDuplexHandler {
+final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -97,12 +97,25 @@ final class HTTP1Connection: ChannelDuplexHandler {
     /// Unparsed bytes allowed to wait while a request is in flight (pipelining bound).
     let maxBufferedBytes: Int
 
-    init(loop: LoopContext, listener: ListenerRuntime = .cleartext) {
+    /// Set when this connection is one HTTP/2 stream (under an `HTTP2StreamAdapter`).
+    let stream: HTTP2StreamOrigin?
+    /// A cleartext `h2c` listener: the first bytes may be the HTTP/2 preface.
+    var sniffingPreface: Bool
+    /// In the loop's connection table (from channelActive until it closes or hands over to HTTP/2).
+    var registered = false
+
+    init(loop: LoopContext, listener: ListenerRuntime = .cleartext, stream: HTTP2StreamOrigin? = nil) {
         self.loop = loop
+        self.stream = stream
+        sniffingPreface = stream == nil && listener.http2.h2c
         self.runtime = loop.runtime
         self.listener = listener
         let limits = loop.runtime.config.limits
-        parser = HTTP1Parser(kind: .request, maxHeadBytes: limits.maxHeaderSize.bytes, maxHeaderCount: limits.maxHeaders)
+        // An HTTP/2 stream's head is its HEADERS as HTTP/1.1 text: max_header_list_size bounds it
+        // too (NIOHTTP2's own bound starts only once the client acknowledged the SETTINGS).
+        let headLimit = stream == nil ? limits.maxHeaderSize.bytes
+            : min(limits.maxHeaderSize.bytes, listener.http2.maxHeaderListSize?.bytes ?? .max)
+        parser = HTTP1Parser(kind: .request, maxHeadBytes: headLimit, maxHeaderCount: limits.maxHeaders)
         maxBodyBytes = limits.maxBodySize.bytes
         requestBufferingBytes = limits.requestBuffering.bytes
         maxBufferedBytes = max(64 * 1024, limits.maxHeaderSize.bytes, requestBufferingBytes + 16 * 1024)
@@ -125,7 +138,13 @@ final class HTTP1Connection: ChannelDuplexHandler {
             peer = ClientPeer(address: address, text: address.description, trusted: runtime.trustedProxies.contains(address))
         }
         peer.redirectHTTPS = listener.redirectHTTPS
+        if let stream {
+            peer.tls = stream.tls
+            peer.http2 = true
+            loop.http2Streams += 1
+        }
         loop.register(self)
+        registered = true
         if listener.secure {
             arm(.handshake, listener.handshakeTimeout)
         } else {
@@ -139,6 +158,7 @@ final class HTTP1Connection: ChannelDuplexHandler {
         switch state {
         case .open:
             parser.append(unwrapInboundIn(data))
+            if sniffingPreface, sniffHTTP2Preface(context: context) { return }
             pumpRequest()
         case .lingering:
             // nginx's lingering_timeout: a client still sending gets more time to read the
@@ -198,7 +218,7 @@ final class HTTP1Connection: ChannelDuplexHandler {
             // The client left mid-exchange: nginx's 499, "client closed request".
             exchange.abandon(status: 499, errorKind: "client_closed")
         }
-        loop.unregister(self)
+        unregisterFromLoop()
         context.fireChannelInactive()
     }
 
@@ -463,7 +483,7 @@ final class HTTP1Connection: ChannelDuplexHandler {
         runtime.metrics.countError(errorKind)
         write(.local(response), head: head, exchange: nil, requestID: requestID, framing: .asIs, persistence: .close)
         ExchangeLog.recordRefusal(head: head, status: status, requestID: requestID, bytesOut: response.body.readableBytes,
-                                  client: peer.text, tls: peer.tls?.version ?? "-", start: start, loop: loop)
+                                  client: peer.text, tls: peer.tls?.version ?? "-", http2: peer.http2, start: start, loop: loop)
         closeAfterResponse(linger: true)
     }
 

@@ -180,6 +180,8 @@ struct ClientPeer {
     var tls: TLSSession?
     /// It came in on a `redirect_https` listener: every request is sent to this HTTPS port.
     var redirectHTTPS: Int?
+    /// An HTTP/2 stream (the access log's `proto=h2`).
+    var http2 = false
 }
 
 /// What the filters know about one exchange; each filter reads and writes its own field.

@@ -15,6 +15,7 @@ enum ExchangeLog {
         // Per pool (by index), then one slot for requests no pool answered, then one for cache answers.
         let slot = fromCache ? runtime.pools.count + 1 : exchange.pool?.index ?? runtime.pools.count
         exchange.loop.requestStats[slot].record(status: exchange.status, nanoseconds: nanoseconds)
+        exchange.loop.countRequest(http2: exchange.peer.http2)
         guard let log = exchange.loop.accessLog else { return }
         let decision = exchange.decision
         log.record(
@@ -23,18 +24,19 @@ enum ExchangeLog {
             route: decision.isRead ? "read" : "write", region: runtime.router.regions.names[decision.region],
             nanoseconds: nanoseconds, bytesIn: exchange.requestBodyBytes, bytesOut: exchange.responseBodyBytes,
             client: exchange.clientText, requestID: exchange.requestID, retries: exchange.machine.retries,
-            cache: exchange.filters.cache?.label ?? "-", tls: exchange.peer.tls?.version ?? "-")
+            cache: exchange.filters.cache?.label ?? "-", tls: exchange.peer.tls?.version ?? "-", http2: exchange.peer.http2)
     }
 
     /// A request refused before it became an exchange (unparsable, too large, a header timeout).
     static func recordRefusal(head: HTTPHead?, status: Int, requestID: RequestID, bytesOut: Int, client: String, tls: String,
-                              start: NIODeadline, loop: LoopContext) {
+                              http2: Bool, start: NIODeadline, loop: LoopContext) {
         let runtime = loop.runtime
         let nanoseconds = (NIODeadline.now() - start).nanoseconds
         loop.requestStats[runtime.pools.count].record(status: status, nanoseconds: nanoseconds)
+        loop.countRequest(http2: http2)
         loop.accessLog?.record(
             method: head?.method.description ?? "-", path: head?.targetBytes ?? Self.dash, status: status, pool: "-", server: "-",
             route: "-", region: "-", nanoseconds: nanoseconds, bytesIn: 0, bytesOut: bytesOut, client: client,
-            requestID: requestID, retries: 0, cache: "-", tls: tls)
+            requestID: requestID, retries: 0, cache: "-", tls: tls, http2: http2)
     }
 }

@@ -32,7 +32,7 @@ final class AccessLogBuffer {
     /// - Parameter path: the request target's bytes as received (no String is made of them).
     func record<Path: Collection<UInt8>>(method: String, path: Path, status: Int, pool: String, server: String, route: String,
                                          region: String, nanoseconds: Int64, bytesIn: Int, bytesOut: Int, client: String,
-                                         requestID: RequestID, retries: Int, cache: String, tls: String) {
+                                         requestID: RequestID, retries: Int, cache: String, tls: String, http2: Bool) {
         let texts = path.count + method.utf8.count + cache.utf8.count + client.utf8.count + pool.utf8.count
             + region.utf8.count + route.utf8.count + server.utf8.count + (requestID.client?.utf8.count ?? 32) + tls.utf8.count
         // Keys, timestamp and five numbers take under 320 bytes; each text at most doubles, plus quotes.
@@ -59,8 +59,7 @@ final class AccessLogBuffer {
             Logfmt.appendValue(path, to: &w)
             w.write(" pool=")
             Logfmt.appendValue(pool.utf8, to: &w)
-            // The only protocol until HTTP/2 lands (which will log h2).
-            w.write(" proto=http/1.1 region=")
+            w.write(http2 ? " proto=h2 region=" : " proto=http/1.1 region=")
             Logfmt.appendValue(region.utf8, to: &w)
             w.write(" request_id=")
             if let given = requestID.client {

@@ -186,11 +186,11 @@ public final class GatewayServer: Service, Sendable {
         contexts.forEach { $0.beginDrain() }
         let deadline = NIODeadline.now() + drain.timeAmount
         while NIODeadline.now() < deadline {
-            let open = await contexts.collect { $0.clientConnections.count }.reduce(0, +)
+            let open = await contexts.collect { $0.clientConnectionCount }.reduce(0, +)
             if open == 0 { break }
             try? await Task.sleep(for: .milliseconds(20))
         }
-        let left = await contexts.collect { $0.clientConnections.count }.reduce(0, +)
+        let left = await contexts.collect { $0.clientConnectionCount }.reduce(0, +)
         if left > 0 {
             logger.warning("drain timeout: closing connections still open", metadata: ["connections": "\(left)"])
         }

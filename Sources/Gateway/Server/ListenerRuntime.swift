@@ -5,17 +5,31 @@ struct ListenerRuntime: Sendable {
     /// `listen[i]`'s address as configured, the `listener` label of its metrics.
     let name: String
     /// Requests came over TLS: `X-Forwarded-Proto: https`, and the handshake comes first.
-    let secure: Bool
+    private(set) var secure: Bool
     /// Every request is answered with a redirect to this HTTPS port (`redirect_https`).
     let redirectHTTPS: Int?
     /// Until the TLS handshake completes.
     let handshakeTimeout: TimeAmount
+    /// HTTP/2 settings (ALPN `h2` on TLS, `h2c` on cleartext).
+    let http2: HTTP2Config
+    /// Offered by ALPN (TLS listeners).
+    let offersH2: Bool
 
     init(_ config: ListenerConfig) {
         name = config.address.description
         secure = config.tls != nil
         redirectHTTPS = config.redirectHTTPS
         handshakeTimeout = config.tls?.handshakeTimeout.timeAmount ?? .seconds(10)
+        http2 = config.http2
+        offersH2 = config.tls?.alpn.contains("h2") ?? false
+    }
+
+    /// What an HTTP/2 stream of this listener's connections sees: its TLS handshake is the
+    /// connection's, done before the stream began.
+    var forStreams: ListenerRuntime {
+        var copy = self
+        copy.secure = false
+        return copy
     }
 
     static let cleartext = ListenerRuntime(ListenerConfig(address: ListenAddress(host: "0.0.0.0", port: 0)))

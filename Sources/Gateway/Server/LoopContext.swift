@@ -46,6 +46,15 @@ final class LoopContext {
     private(set) var draining = false
     /// Client connections on this loop (for drain and the connection gauge).
     private(set) var clientConnections: [ObjectIdentifier: HTTP1Connection] = [:]
+    /// HTTP/2 connections on this loop; each of their streams is also in `clientConnections`.
+    private(set) var http2Connections: [ObjectIdentifier: HTTP2Connection] = [:]
+    /// How many of `clientConnections` are HTTP/2 streams.
+    var http2Streams = 0
+    /// Requests answered on this loop over HTTP/1.x and over HTTP/2.
+    var requestsByProtocol = (http1: 0, http2: 0)
+    /// Client connections as a client counts them: HTTP/1.x connections and HTTP/2 connections
+    /// (not their streams).
+    var clientConnectionCount: Int { clientConnections.count - http2Streams + http2Connections.count }
 
     init(eventLoop: EventLoop, runtime: GatewayRuntime, connector: UpstreamConnector, loopCount: Int) {
         self.eventLoop = eventLoop
@@ -105,6 +114,20 @@ final class LoopContext {
         closedSinceTrim += 1
     }
 
+    func countRequest(http2: Bool) {
+        if http2 { requestsByProtocol.http2 += 1 } else { requestsByProtocol.http1 += 1 }
+    }
+
+    func register(_ connection: HTTP2Connection) {
+        http2Connections[ObjectIdentifier(connection)] = connection
+        sweeper.add(connection)
+    }
+
+    func unregister(_ connection: HTTP2Connection) {
+        guard http2Connections.removeValue(forKey: ObjectIdentifier(connection)) != nil else { return }
+        sweeper.remove(connection)
+    }
+
     /// Client connections closed, or idle ones that gave their buffers back, since the heap
     /// was last trimmed.
     private var closedSinceTrim = 0
@@ -127,11 +150,13 @@ final class LoopContext {
     func beginDrain() {
         draining = true
         for handler in clientConnections.values { handler.drain() }
+        for connection in http2Connections.values { connection.drain() }
     }
 
     /// Shutdown, last step: whatever is still open is closed.
     func closeEverything() {
         for handler in clientConnections.values { handler.forceClose() }
+        for connection in http2Connections.values { connection.forceClose() }
         for pool in pools { pool.close() }
         sweeper.stop()
         accessLog?.flush()

@@ -20,7 +20,7 @@ import Glibc
                 requestID: RequestID = RequestID(high: 0x0123_4567_89ab_cdef, low: 0xfedc_ba98_7654_3210)) {
         log.record(method: "GET", path: path.utf8, status: 200, pool: "primary", server: "127.0.0.1:18080", route: "read",
                    region: "us-east", nanoseconds: nanoseconds, bytesIn: 0, bytesOut: 11, client: "127.0.0.1",
-                   requestID: requestID, retries: 0, cache: "-", tls: "-")
+                   requestID: requestID, retries: 0, cache: "-", tls: "-", http2: false)
     }
 
     @Test func linesAreHandedOverOncePerLoopIteration() throws {
@@ -87,7 +87,7 @@ import Glibc
         let slashes = String(repeating: "\\", count: 200)
         log.record(method: quotes, path: quotes.utf8, status: Int.max, pool: slashes, server: slashes, route: "\n\n",
                    region: quotes, nanoseconds: .max, bytesIn: .max, bytesOut: .max, client: slashes,
-                   requestID: RequestID(client: slashes), retries: .max, cache: quotes, tls: quotes)
+                   requestID: RequestID(client: slashes), retries: .max, cache: quotes, tls: quotes, http2: false)
         loop.run()
         let entry = try #require(capture.entries.first)
         #expect(entry.metadata["path"] == .string(quotes))
@@ -107,7 +107,7 @@ import Glibc
             "method": "GET", "path": "/q?a=b c", "status": "200", "pool": "primary", "server": "127.0.0.1:18080",
             "route": "read", "region": "us-east", "duration_ms": "1.012", "bytes_in": "0", "bytes_out": "11",
             "client": "::1", "request_id": "0123456789abcdeffedcba9876543210", "retries": "0", "cache": "HIT",
-            "proto": "http/1.1", "tls": "TLSv1.3",
+            "proto": "h2", "tls": "TLSv1.3",
         ])
         var bytes = [UInt8](repeating: 0, count: 4096)
         var handled = ""
@@ -121,7 +121,7 @@ import Glibc
         log.record(method: "GET", path: "/q?a=b c".utf8, status: 200, pool: "primary", server: "127.0.0.1:18080", route: "read",
                    region: "us-east", nanoseconds: 1_012_999, bytesIn: 0, bytesOut: 11, client: "::1",
                    requestID: RequestID(high: 0x0123_4567_89ab_cdef, low: 0xfedc_ba98_7654_3210), retries: 0, cache: "HIT",
-                   tls: "TLSv1.3")
+                   tls: "TLSv1.3", http2: true)
         loop.run()
         func withoutTimestamp(_ line: String) -> Substring { line.drop { $0 != " " } }
         #expect(withoutTimestamp(handled) == withoutTimestamp(capture.raw))

@@ -1,0 +1,166 @@
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+
+/// An HTTP/2 client connection, after NIOHTTP2's handler in the connection's pipeline. Its
+/// streams are `HTTP1Connection`s of their own (see `HTTP2StreamAdapter`); this handler is what
+/// belongs to the connection as a whole: GOAWAY on drain and when idle, and the count of what
+/// NIOHTTP2's protections refused (rapid reset, CONTINUATION and control-frame floods, header
+/// blocks over the limit), which end the connection with GOAWAY.
+final class HTTP2Connection: ChannelDuplexHandler, TimedConnection {
+    typealias InboundIn = HTTP2Frame
+    typealias OutboundIn = HTTP2Frame
+    typealias OutboundOut = HTTP2Frame
+
+    let loop: LoopContext
+    let listener: String
+    private let idleTimeout: TimeAmount
+    private var context: ChannelHandlerContext?
+    private var openStreams = 0
+    private var lastStreamID = HTTP2StreamID.rootStream
+    private var goingAway = false
+    private(set) var deadline = NIODeadline.distantFuture
+
+    init(loop: LoopContext, listener: String, idleTimeout: TimeAmount) {
+        self.loop = loop
+        self.listener = listener
+        self.idleTimeout = idleTimeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        loop.register(self)
+        deadline = .now() + idleTimeout
+        loop.runtime.metrics.countEvent("gateway_http2_connections_total", [("listener", listener)])
+        if loop.draining { drain() }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        loop.unregister(self)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        loop.unregister(self)
+        context.fireChannelInactive()
+    }
+
+    /// NIOHTTP2 tells its stream delegate, not the pipeline, when streams open and close.
+    func streamCreated(_ id: HTTP2StreamID) {
+        openStreams += 1
+        if id > lastStreamID { lastStreamID = id }
+        deadline = .distantFuture
+    }
+
+    func streamClosed() {
+        openStreams -= 1
+        guard openStreams == 0 else { return }
+        if goingAway {
+            // Called while NIOHTTP2 hands the stream's last frames over: the close waits for them.
+            loop.eventLoop.execute { self.closeAfterWrites() }
+        } else {
+            deadline = .now() + idleTimeout
+        }
+    }
+
+    /// NIOHTTP2 has already answered a connection error with GOAWAY and closes the connection;
+    /// what is left is to count it (stream errors reach the stream's own channel).
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        let reason = Self.reason(of: error)
+        loop.runtime.metrics.countEvent("gateway_http2_connection_errors_total", [("listener", listener), ("reason", reason)])
+        loop.runtime.logger.debug("HTTP/2 connection error", metadata: [
+            "listener": "\(listener)", "reason": "\(reason)", "error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    /// Shutdown: GOAWAY naming the last stream that will be served; the connection closes when
+    /// those streams are done (or at `timeouts.drain`).
+    func drain() {
+        goAway(reason: "drain")
+        if openStreams == 0 { closeAfterWrites() }
+    }
+
+    func forceClose() {
+
+        context?.close(promise: nil)
+    }
+
+    func deadlineExpired(now: NIODeadline) {
+        deadline = .distantFuture
+        guard openStreams == 0 else { return }
+        goAway(reason: "idle")
+        closeAfterWrites()
+    }
+
+    /// Closes once everything written so far is on the socket: a final GOAWAY (the same last
+    /// stream, as RFC 9113 §6.8 allows) goes after it, and its completion closes the connection.
+    private func closeAfterWrites() {
+        guard let context, context.channel.isActive else { return }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(goAwayFrame), promise: promise)
+        promise.futureResult.whenComplete { _ in context.close(promise: nil) }
+    }
+
+    private var goAwayFrame: HTTP2Frame {
+        HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))
+    }
+
+    private func goAway(reason: String) {
+        guard !goingAway, let context else { return }
+        goingAway = true
+        deadline = .distantFuture
+        loop.runtime.metrics.countEvent("gateway_http2_goaway_sent_total", [("listener", listener), ("reason", reason)])
+        context.writeAndFlush(wrapOutboundOut(goAwayFrame), promise: nil)
+    }
+
+    /// The metric label of an error NIOHTTP2 raised on the connection.
+    static func reason(of error: Error) -> String {
+        switch error {
+        case is NIOHTTP2Errors.ExcessiveRSTFrames: "rapid_reset"
+        case is NIOHTTP2Errors.ExcessiveContinuationFrames: "continuation_flood"
+        case is NIOHTTP2Errors.ExcessiveControlFrames: "control_frame_flood"
+        case is NIOHTTP2Errors.ExcessiveNumberOfGlitches, is NIOHTTP2Errors.ExcessiveStreamErrors: "stream_errors"
+        case is NIOHTTP2Errors.ExcessiveEmptyDataFrames: "empty_data_flood"
+        case is NIOHTTP2Errors.ExcessiveOutboundFrameBuffering: "outbound_flood"
+        case is NIOHTTP2Errors.ExcessivelyLargeHeaderBlock: "header_list_too_large"
+        case is NIOHTTP2Errors.MaxStreamsViolation: "too_many_streams"
+        case is NIOHTTP2Errors.BadClientMagic, is NIOHTTP2Errors.MissingPreface: "bad_preface"
+        case is NIOHTTP2Errors.FlowControlViolation: "flow_control"
+        case is any NIOHPACKError: "compression"
+        case is any NIOHTTP2Error: "protocol"
+        default: "io"
+        }
+    }
+
+    /// The label of an RST_STREAM's error code.
+    static func name(of code: HTTP2ErrorCode) -> String {
+        switch code {
+        case .noError: "no_error"
+        case .protocolError: "protocol_error"
+        case .internalError: "internal_error"
+        case .flowControlError: "flow_control_error"
+        case .streamClosed: "stream_closed"
+        case .frameSizeError: "frame_size_error"
+        case .refusedStream: "refused_stream"
+        case .cancel: "cancel"
+        case .compressionError: "compression_error"
+        case .enhanceYourCalm: "enhance_your_calm"
+        case .inadequateSecurity: "inadequate_security"
+        case .http11Required: "http_1_1_required"
+        default: "other"
+        }
+    }
+}
+
+/// Hands NIOHTTP2's stream notifications to the connection's handler, on its event loop.
+struct HTTP2StreamEvents: NIOHTTP2StreamDelegate {
+    let connection: NIOLoopBound<HTTP2Connection>
+
+    func streamCreated(_ id: HTTP2StreamID, channel: Channel) {
+        connection.value.streamCreated(id)
+    }
+
+    func streamClosed(_ id: HTTP2StreamID, channel: Channel) {
+        connection.value.streamClosed()
+    }
+}

@@ -1,0 +1,107 @@
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+import Testing
+
+@testable import Gateway
+
+/// The two translations an HTTP/2 stream goes through, without I/O: request HEADERS to the
+/// HTTP/1.1 head the stream's connection handler parses, and the HTTP/1.1 response bytes it
+/// writes to HEADERS and DATA frames.
+struct HTTP2TranslationTests {
+    static func head(_ headers: [(String, String)], endStream: Bool = true) throws(HTTP2RequestHead.Malformed) -> (String, HTTP2RequestHead.Written) {
+        var out = ByteBuffer()
+        let written = try HTTP2RequestHead.write(HPACKHeaders(headers), endStream: endStream, into: &out)
+        return (String(buffer: out), written)
+    }
+
+    @Test func requestHeadersBecomeAnHTTP1Head() throws {
+        let (text, written) = try Self.head([
+            (":method", "GET"), (":scheme", "https"), (":authority", "api.test"), (":path", "/items/1?x=2"),
+            ("host", "ignored.test"), ("cookie", "a=1"), ("accept", "*/*"), ("cookie", "b=2"),
+        ])
+        // :authority is the Host; the cookies a client may split are joined again.
+        #expect(text == "GET /items/1?x=2 HTTP/1.1\r\nhost: api.test\r\naccept: */*\r\ncookie: a=1; b=2\r\n\r\n")
+        #expect(written.coding == .none && !written.isHead)
+    }
+
+    @Test func aBodyKeepsItsLengthOrIsChunked() throws {
+        let (sized, sizedWritten) = try Self.head([(":method", "POST"), (":path", "/u"), (":authority", "a"), ("content-length", "5")],
+                                                 endStream: false)
+        #expect(sized == "POST /u HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\n\r\n" && sizedWritten.coding == .length)
+        let (streamed, streamedWritten) = try Self.head([(":method", "PUT"), (":path", "/u"), (":authority", "a")], endStream: false)
+        #expect(streamed == "PUT /u HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n" && streamedWritten.coding == .chunked)
+        let (_, head) = try Self.head([(":method", "HEAD"), (":path", "/"), (":authority", "a")])
+        #expect(head.isHead)
+    }
+
+    @Test func whatWouldBreakTheHTTP1BytesIsMalformed() {
+        // A value with CR LF would smuggle a header line into the HTTP/1.1 head.
+        #expect(throws: HTTP2RequestHead.Malformed.self) {
+            try Self.head([(":method", "GET"), (":path", "/"), (":authority", "a"), ("x-a", "1\r\nx-injected: 1")])
+        }
+        #expect(throws: HTTP2RequestHead.Malformed.self) { try Self.head([(":method", "GET"), (":authority", "a")]) }
+        #expect(throws: HTTP2RequestHead.Malformed.self) { try Self.head([(":path", "/"), (":authority", "a")]) }
+        #expect(throws: HTTP2RequestHead.Malformed.self) { try Self.head([(":method", "GET"), (":path", "/ x"), (":status", "200")]) }
+        // CONNECT names an authority, no path; the connection handler refuses it (405).
+        #expect((try? Self.head([(":method", "CONNECT"), (":authority", "db:5432")]))?.0 == "CONNECT db:5432 HTTP/1.1\r\nhost: db:5432\r\n\r\n")
+    }
+
+    /// Feeds `parts` of response bytes (flushing after each) and returns the frames.
+    static func frames(_ parts: [String], head: Bool = false, close: Bool = false) throws -> [HTTP2Frame.FramePayload] {
+        var translator = HTTP2ResponseFrames(respondingToHead: head, maxHeadBytes: 64 * 1024)
+        var frames: [HTTP2Frame.FramePayload] = []
+        for part in parts {
+            try translator.translate(ByteBuffer(string: part)) { frames.append($0) }
+            translator.flush { frames.append($0) }
+        }
+        if close { _ = translator.close { frames.append($0) } }
+        return frames
+    }
+
+    static func describe(_ frames: [HTTP2Frame.FramePayload]) -> [String] {
+        frames.map { frame in
+            switch frame {
+            case .headers(let h):
+                return "HEADERS " + h.headers.map { "\($0.name)=\($0.value)" }.joined(separator: ",") + (h.endStream ? " END" : "")
+            case .data(let d):
+                guard case .byteBuffer(let bytes) = d.data else { return "DATA ?" }
+                return "DATA \(String(buffer: bytes))" + (d.endStream ? " END" : "")
+            default:
+                return "\(frame)"
+            }
+        }
+    }
+
+    @Test func aResponseBecomesHeadersAndData() throws {
+        let frames = try Self.frames(["HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 5\r\nX-Thing: B\r\nKeep-Alive: timeout=5\r\n\r\nhello"])
+        // Hop-by-hop fields go, names are lower case, END_STREAM rides on the last DATA.
+        #expect(Self.describe(frames) == ["HEADERS :status=200,content-length=5,x-thing=B", "DATA hello END"])
+    }
+
+    @Test func chunksAreDecodedAndTheEndIsMarked() throws {
+        let frames = try Self.frames([
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: x-hop\r\nX-Hop: 1\r\n\r\n5\r\nhello\r\n",
+            "6\r\n world\r\n", "0\r\n\r\n",
+        ])
+        #expect(Self.describe(frames) == ["HEADERS :status=200", "DATA hello", "DATA  world", "DATA  END"])
+    }
+
+    @Test func bodilessAnswersEndOnTheirHeaders() throws {
+        #expect(Self.describe(try Self.frames(["HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n"])) == ["HEADERS :status=204,x-a=1 END"])
+        #expect(Self.describe(try Self.frames(["HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"], head: true))
+                == ["HEADERS :status=200,content-length=10 END"])
+        // A 100 Continue goes as interim HEADERS, then the final response.
+        #expect(Self.describe(try Self.frames(["HTTP/1.1 100 Continue\r\n\r\n", "HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok"]))
+                == ["HEADERS :status=100", "HEADERS :status=201,content-length=2", "DATA ok END"])
+    }
+
+    @Test func aBodyEndedByTheCloseEndsTheStreamThen() throws {
+        let frames = try Self.frames(["HTTP/1.1 200 OK\r\n\r\nabc"], close: true)
+        #expect(Self.describe(frames) == ["HEADERS :status=200", "DATA abc", "DATA  END"])
+        // A close in the middle of a sized body is not an end: the stream is reset instead.
+        var translator = HTTP2ResponseFrames(respondingToHead: false, maxHeadBytes: 1024)
+        try translator.translate(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")) { _ in }
+        #expect(!translator.close { _ in })
+    }
+}
