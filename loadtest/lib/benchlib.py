@@ -111,8 +111,9 @@ http {{
     return ["nginx", "-c", write(work, "upstream.conf", conf), "-p", work]
 
 
-def nginx_proxy(work, port, upstream_port, extra_http="", extra_location="", tls=None):
-    """`tls`: (certificate file, key file) to listen with TLS 1.2/1.3 instead of cleartext."""
+def nginx_proxy(work, port, upstream_port, extra_http="", extra_location="", tls=None, http2=False):
+    """`tls`: (certificate file, key file) to listen with TLS 1.2/1.3 instead of cleartext;
+    `http2`: offer h2 by ALPN (`listen ... http2`, which every nginx since 1.9.5 reads)."""
     ssl = ""
     if tls:
         ssl = (f"ssl_certificate {tls[0]}; ssl_certificate_key {tls[1]}; ssl_protocols TLSv1.2 TLSv1.3; "
@@ -129,7 +130,7 @@ http {{
   upstream api {{ server 127.0.0.1:{upstream_port}; keepalive 128; }}
   {extra_http}
   server {{
-    listen 127.0.0.1:{port}{" ssl" if tls else ""};
+    listen 127.0.0.1:{port}{" ssl" if tls else ""}{" http2" if http2 else ""};
     {ssl}
     location / {{
       proxy_pass http://api;
@@ -143,8 +144,9 @@ http {{
     return ["nginx", "-c", write(work, f"nginx-{port}.conf", conf), "-p", work]
 
 
-def haproxy_proxy(work, port, upstream_port, extra_frontend="", tls_pem=None):
-    """`tls_pem`: one file with the certificate and its key, to listen with TLS."""
+def haproxy_proxy(work, port, upstream_port, extra_frontend="", tls_pem=None, alpn=None):
+    """`tls_pem`: one file with the certificate and its key, to listen with TLS; `alpn`: the
+    protocols it offers (e.g. "h2,http/1.1")."""
     conf = f"""
 global
   nbthread 1
@@ -156,7 +158,7 @@ defaults
   timeout server 30s
   http-reuse always
 frontend fe
-  bind 127.0.0.1:{port}{(" ssl crt " + tls_pem) if tls_pem else ""}
+  bind 127.0.0.1:{port}{(" ssl crt " + tls_pem) if tls_pem else ""}{(" alpn " + alpn) if alpn else ""}
   {extra_frontend}
   default_backend be
 backend be

@@ -36,8 +36,12 @@ extension HTTP1Connection {
             return
         }
         if let received { context.fireChannelRead(NIOAny(received)) }
+        // A read this handler held back (backpressure) is NIOHTTP2's to have now.
+        if pendingRead {
+            pendingRead = false
+            context.read()
+        }
         operations.removeHandler(context: context, promise: nil)
-        context.read()
     }
 
     /// Leaves the loop's connection table (once: at close, or when handing over to HTTP/2).

@@ -66,6 +66,8 @@ final class HTTP2Connection: ChannelDuplexHandler, TimedConnection {
     /// NIOHTTP2 has already answered a connection error with GOAWAY and closes the connection;
     /// what is left is to count it (stream errors reach the stream's own channel).
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // A write that met the connection already closing is the close, not an error of its own.
+        if error is NIOHTTP2Errors.IOOnClosedConnection || error is ChannelError { return context.close(promise: nil) }
         let reason = Self.reason(of: error)
         loop.runtime.metrics.countEvent("gateway_http2_connection_errors_total", [("listener", listener), ("reason", reason)])
         loop.runtime.logger.debug("HTTP/2 connection error", metadata: [
