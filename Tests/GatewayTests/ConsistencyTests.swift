@@ -181,4 +181,27 @@ struct ConsistencyTests {
             #expect(other.header("x-db-node") == "pg-eu-west")
         }
     }
+
+    /// HTTP/2: a write and the read after it as two streams of one TLS connection (curl's
+    /// --next reuses it; curl 7.88 cannot reuse an h2c prior-knowledge connection, against nginx
+    /// either). The replica is paused, so only read-your-writes keeps the read off it.
+    @Test func aWriteAndItsReadOnOneHTTP2Connection() async throws {
+        let c = TLSListenerTests.certificates
+        try await withStackGateway(regions: ["us-east", "eu-west"], extraYAML: Self.config("lsn", maxWait: "20ms"),
+                                   listen: "{ address: 127.0.0.1:0, tls: { cert: \(c.certFile("api")), key: \(c.keyFile("api")) } }") { stack, gateway in
+            try await stack.pauseReplay("eu-west")
+            let port = gateway.proxyPort
+            let url = "https://api.test:\(port)/api/subscriptions/00000000-0000-4000-8000-000000000078"
+            let common = "--http2 -sS --max-time 15 --cacert \(c.caFile) --resolve api.test:\(port):127.0.0.1 -H 'X-Region: eu-west' -H 'Authorization: Bearer api-key-h2'"
+            let run = try Shell.run("curl \(common) -o /dev/null -w '%{http_code} %{http_version}\\n' -X PUT -H 'Content-Type: application/json' "
+                                    + "-d '{\"plan\":\"over-h2\"}' \(url) --next \(common) -D - \(url)")
+            #expect(run.output.hasPrefix("200 2\n"), "\(run.output)")
+            #expect(run.output.lowercased().contains("x-gateway-consistency: primary-pinned"), "\(run.output)")
+            #expect(run.output.contains("over-h2"), "\(run.output)")
+            let lines = gateway.accessLog.entries.filter { $0.metadata["path"]?.description.hasPrefix("/api/subscriptions/") == true }
+            #expect(lines.count == 2 && lines.allSatisfy { $0.metadata["proto"] == "h2" }, "\(lines)")
+            let metrics = try await gateway.admin("/metrics").text
+            #expect(metrics.contains("gateway_http2_connections_total{listener=\"127.0.0.1:0\"} 1"), "\(metrics)")
+        }
+    }
 }

@@ -6,11 +6,11 @@ import TestSupport
 
 /// A gateway in front of a real stack: a pool per region, each with its database.
 func withStackGateway(
-    regions: [String] = ["us-east", "eu-west", "ap-southeast"], extraYAML: String = "",
+    regions: [String] = ["us-east", "eu-west", "ap-southeast"], extraYAML: String = "", listen: String = "127.0.0.1:0",
     _ body: (Stack, TestGateway) async throws -> Void
 ) async throws {
     try await withStack(regions: regions, redis: false) { stack in
-        let gateway = try await TestGateway.start(stackGatewayYAML(stack, regions: regions, extraYAML: extraYAML))
+        let gateway = try await TestGateway.start(stackGatewayYAML(stack, regions: regions, extraYAML: extraYAML, listen: listen))
         do {
             // Tests start from a gateway that has probed every database once and found it.
             let ready = try await waitUntil(.seconds(15)) {
@@ -28,7 +28,7 @@ func withStackGateway(
 }
 
 /// A gateway config for a stack: a pool per region, each with its database.
-func stackGatewayYAML(_ stack: Stack, regions: [String], extraYAML: String) -> String {
+func stackGatewayYAML(_ stack: Stack, regions: [String], extraYAML: String, listen: String = "127.0.0.1:0") -> String {
     var pools = ""
     var databases = ""
     for (index, region) in regions.enumerated() {
@@ -40,7 +40,7 @@ func stackGatewayYAML(_ stack: Stack, regions: [String], extraYAML: String) -> S
         "\(region): [\(regions.dropFirst().filter { $0 != region }.joined(separator: ", "))]"
     }.joined(separator: ", ")
     return """
-        listen: 127.0.0.1:0
+        listen: \(listen)
         admin: 127.0.0.1:0
         debug_headers: true
         trusted_proxies: [127.0.0.1/32]

@@ -2,8 +2,9 @@ import NIOCore
 import NIOHTTP2
 
 /// Turns a client connection into an HTTP/2 one (after ALPN chose `h2`, or after the h2c
-/// preface): NIOHTTP2's handler with the listener's limits, then `HTTP2Connection`; each stream
-/// the client opens gets an `HTTP2StreamAdapter` and an `HTTP1Connection` of its own.
+/// preface): a `FlushCoalescer`, NIOHTTP2's handler with the listener's limits, then
+/// `HTTP2Connection`; each stream the client opens gets an `HTTP2StreamAdapter` and an
+/// `HTTP1Connection` of its own.
 enum HTTP2Pipeline {
     /// The 24 bytes an HTTP/2 client sends first (RFC 9113 §3.4).
     static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
@@ -34,6 +35,7 @@ enum HTTP2Pipeline {
         let idle = config.idleTimeout?.timeAmount ?? runtime.timeouts.keepalive
         let handler = HTTP2Connection(loop: loop, listener: listener.name, idleTimeout: idle)
         let events = HTTP2StreamEvents(connection: NIOLoopBound(handler, eventLoop: loop.eventLoop))
+        try pipeline.addHandler(FlushCoalescer())
         _ = try pipeline.configureHTTP2Pipeline(mode: .server, connectionConfiguration: connection, streamConfiguration: stream,
                                                 streamDelegate: events) { channel in
             channel.eventLoop.makeCompletedFuture {
