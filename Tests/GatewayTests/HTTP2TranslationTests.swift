@@ -79,6 +79,17 @@ struct HTTP2TranslationTests {
         #expect(Self.describe(frames) == ["HEADERS :status=200,content-length=5,x-thing=B", "DATA hello END"])
     }
 
+    /// Cookies are never indexed (RFC 7541 §7.1.3); per-response values stay out of the table.
+    @Test func cookiesAreNeverIndexed() throws {
+        let frames = try Self.frames(["HTTP/1.1 200 OK\r\nSet-Cookie: s=secret\r\nX-Request-Id: abc\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n\r\n"])
+        guard case .headers(let headers) = frames.first else {
+            Issue.record("\(frames)")
+            return
+        }
+        let indexing = Dictionary(uniqueKeysWithValues: headers.headers.map { ($0.name, $0.indexable) })
+        #expect(indexing["set-cookie"] == .neverIndexed && indexing["x-request-id"] == .nonIndexable && indexing["content-type"] == .indexable)
+    }
+
     @Test func chunksAreDecodedAndTheEndIsMarked() throws {
         let frames = try Self.frames([
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: x-hop\r\nX-Hop: 1\r\n\r\n5\r\nhello\r\n",

@@ -88,14 +88,33 @@ struct HTTP2ResponseFrames {
     }
 
     /// RFC 9113 §8.2.2 and §8.3.2: `:status` first, names in lower case, and none of the fields
-    /// that only mean something to one HTTP/1.1 connection.
+    /// that only mean something to one HTTP/1.1 connection. Values unique to one response stay
+    /// out of the HPACK table (they would only push out entries that repeat), and Set-Cookie is
+    /// never indexed, not even by a proxy downstream (RFC 7541 §7.1.3).
     static func headers(of head: HTTPHead) -> HPACKHeaders {
         var headers = HPACKHeaders()
         headers.reserveCapacity(head.fields.count + 1)
         headers.add(name: ":status", value: String(head.status))
         for field in head.fields where !field.hopByHop && !field.kind.isHopByHop {
-            headers.add(name: head.name(of: field).lowercased(), value: head.value(of: field))
+            let indexing: HPACKIndexing
+            switch field.kind {
+            case .setCookie: indexing = .neverIndexed
+            case .xRequestID, .age, .etag: indexing = .nonIndexable
+            default: indexing = .indexable
+            }
+            headers.add(name: lowercasedName(of: field, in: head), value: head.value(of: field), indexing: indexing)
         }
         return headers
+    }
+
+    /// The field's name in lower case, made in one pass from the head's bytes.
+    private static func lowercasedName(of field: HeaderField, in head: HTTPHead) -> String {
+        head.raw.withUnsafeReadableBytes { bytes in
+            let start = Int(field.nameStart), count = Int(field.nameLength)
+            return String(unsafeUninitializedCapacity: count) { out in
+                for i in 0..<count { out[i] = ASCII.lowercased(bytes[start + i]) }
+                return count
+            }
+        }
     }
 }
