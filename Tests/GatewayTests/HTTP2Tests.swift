@@ -104,6 +104,14 @@ import TestSupport
             #expect(load.output.contains("Application protocol: h2"), "\(load.output)")
             #expect(gateway.accessLog.entries.filter { $0.metadata["proto"] == "h2" && $0.metadata["status"] == "200" }.count == 600)
             #expect(upstream.stats.requests == 600)
+            // Clients that leave take their connections with them (a half-close from the client
+            // ends an HTTP/2 connection; it used to wait for the idle timeout).
+            let closed = try await waitUntil(.seconds(3)) {
+                let metrics = try await gateway.admin("/metrics").text
+                return metrics.contains("gateway_http2_connections_open 0.0") && metrics.contains("gateway_client_connections 0.0")
+            }
+            let after = try await gateway.admin("/metrics").text
+            #expect(closed != nil, "\(after)")
             // The SETTINGS the client saw, from nghttp's frame log.
             let frames = try Shell.run("nghttp -nv https://127.0.0.1:\(port)/echo", timeout: .seconds(20))
             #expect(frames.output.contains("SETTINGS_MAX_CONCURRENT_STREAMS(0x03):64"), "\(frames.output)")

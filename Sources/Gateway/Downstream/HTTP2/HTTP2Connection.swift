@@ -45,6 +45,19 @@ final class HTTP2Connection: ChannelDuplexHandler, TimedConnection {
         context.fireChannelInactive()
     }
 
+    /// The client shut its sending side (listeners allow half-closure, which HTTP/1.1 uses).
+    /// HTTP/2 has no half-closed connection: a client that sends no more cannot acknowledge a
+    /// SETTINGS or open a window, so the connection closes now, as nginx does; streams still
+    /// open end as 499s. Waiting for them would keep a stalled stream's connection until the
+    /// send timeout, and the idle timeout would keep the rest.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     /// NIOHTTP2 tells its stream delegate, not the pipeline, when streams open and close.
     func streamCreated(_ id: HTTP2StreamID) {
         openStreams += 1
