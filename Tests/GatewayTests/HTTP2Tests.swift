@@ -277,6 +277,38 @@ import TestSupport
         }
     }
 
+    /// A malformed request is a stream error: RST_STREAM with PROTOCOL_ERROR for that stream,
+    /// and the connection goes on serving the next one.
+    @Test func aMalformedRequestResetsItsStreamOnly() async throws {
+        try await Self.withGateway(Self.h2c()) { gateway, upstream in
+            let result = try Self.python(Self.h2Prelude.replacingOccurrences(
+                of: "client_side=True, header_encoding=\"utf-8\"",
+                with: "client_side=True, header_encoding=\"utf-8\", validate_outbound_headers=False, normalize_outbound_headers=False") + """
+                resets = {}
+                status = {}
+                def handle(event):
+                    if isinstance(event, h2.events.StreamReset):
+                        resets[event.stream_id] = int(event.error_code)
+                    if isinstance(event, h2.events.ResponseReceived):
+                        status[event.stream_id] = dict(event.headers)[":status"]
+                bad = conn.get_next_available_stream_id()
+                # A connection-specific field, which HTTP/2 forbids (RFC 9113 §8.2.2).
+                conn.send_headers(bad, [(":method", "GET"), (":path", "/echo"), (":scheme", "http"), (":authority", "gw"),
+                                        ("connection", "keep-alive")], end_stream=True)
+                sock.sendall(conn.data_to_send())
+                pump(lambda: bad in resets, 5)
+                good = request("/echo")
+                pump(lambda: good in status, 5)
+                print("reset", resets.get(bad), "next", status.get(good))
+                """, port: gateway.proxyPort)
+            #expect(result.output.contains("reset 1 next 200"), "\(result.output)")
+            #expect(upstream.stats.requests == 1)
+            let metrics = try await gateway.admin("/metrics").text
+            #expect(metrics.contains("gateway_http2_stream_errors_total{listener=\"127.0.0.1:0\",reason=\"malformed_request\"} 1"), "\(metrics)")
+            #expect(!metrics.contains("gateway_http2_connection_errors_total"), "\(metrics)")
+        }
+    }
+
     /// A stream whose client does not read holds back its own upstream response only: another
     /// stream on the same connection completes, and the gateway has not read the whole download.
     @Test func aSlowReaderStallsOnlyItsOwnStream() async throws {
