@@ -309,6 +309,41 @@ import TestSupport
         }
     }
 
+    /// The limit is announced in SETTINGS, and clients keep to it (python3-h2 refuses to open a
+    /// third stream). A client that opens one anyway is treated as NIOHTTP2 treats it: a
+    /// connection error, GOAWAY with PROTOCOL_ERROR, counted as `too_many_streams`.
+    @Test func aClientPastTheStreamLimitGetsGoAway() async throws {
+        try await Self.withGateway(Self.h2c("h2c: true, max_concurrent_streams: 2")) { gateway, _ in
+            let result = try Self.python(Self.h2Prelude + """
+                resets = {}
+                status = {}
+                goaway = []
+                def handle(event):
+                    if isinstance(event, h2.events.StreamReset):
+                        resets[event.stream_id] = int(event.error_code)
+                    if isinstance(event, h2.events.ResponseReceived):
+                        status[event.stream_id] = dict(event.headers)[":status"]
+                    if isinstance(event, h2.events.ConnectionTerminated):
+                        goaway.append(int(event.error_code))
+                pump(lambda: False, 0.3)
+                streams = [request("/delay/300") for i in range(2)]
+                # A third stream, over the limit the client was told (h2 refuses to send it, so
+                # the frame is written by hand; stream 5 follows 1 and 3).
+                import hpack
+                block = hpack.Encoder().encode([(":method", "GET"), (":path", "/delay/300"), (":scheme", "http"), (":authority", "gw")])
+                sock.sendall(frame(1, 0x5, 5, block))
+                streams.append(5)
+                pump(lambda: len(status) + len(resets) >= 3 or goaway, 5)
+                print("status", [status.get(s) for s in streams], "resets", [resets.get(s) for s in streams], "goaway", goaway)
+                """, port: gateway.proxyPort)
+            #expect(result.output.contains("goaway [1]"), "\(result.output)")
+            let metrics = try await gateway.admin("/metrics").text
+            #expect(metrics.contains("reason=\"too_many_streams\"} 1"), "\(metrics)")
+            let other = try Self.curl("--http2-prior-knowledge -o /dev/null -w '%{http_code}' http://127.0.0.1:\(gateway.proxyPort)/echo")
+            #expect(other.output == "200", "\(other.output)")
+        }
+    }
+
     /// A stream whose client does not read holds back its own upstream response only: another
     /// stream on the same connection completes, and the gateway has not read the whole download.
     @Test func aSlowReaderStallsOnlyItsOwnStream() async throws {
