@@ -294,6 +294,15 @@ def run_wrk(url, duration, connections, rss_pid=None, script=None, headers=(), w
     return result
 
 
+def round_order(targets, round_number):
+    """The order of round `round_number` (from 1): each round starts one target further on, and
+    every other round runs backwards. A target's place and its neighbours bias it (machine load
+    drifts within a round), and a fixed order would always favour the same one."""
+    shift = (round_number - 1) % len(targets)
+    order = targets[shift:] + targets[:shift]
+    return order if round_number % 2 else order[::-1]
+
+
 def print_table(title, results, baseline):
     base = results.get(baseline)
     print()

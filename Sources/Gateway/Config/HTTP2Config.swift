@@ -7,8 +7,8 @@ public struct HTTP2Config: Decodable, Sendable, Equatable {
     public var h2c = false
     /// SETTINGS_MAX_CONCURRENT_STREAMS: streams a client may have open at once.
     public var maxConcurrentStreams = 128
-    /// SETTINGS_MAX_HEADER_LIST_SIZE: a larger header block ends the connection with
-    /// COMPRESSION_ERROR before it is buffered. nil: `limits.max_header_size`.
+    /// SETTINGS_MAX_HEADER_LIST_SIZE: a larger header block gets 431 (see `headerListBytes`).
+    /// nil, or more than `limits.max_header_size`: that.
     public var maxHeaderListSize: ByteSize?
     /// Each stream's receive window (request bodies): what a client may send before the
     /// gateway has passed it upstream.
@@ -44,6 +44,12 @@ public struct HTTP2Config: Decodable, Sendable, Equatable {
     }
 
     public init() {}
+
+    /// The header list bound in force: `max_header_list_size`, never above `limits.max_header_size`
+    /// (what the SETTINGS announce is what a stream's parser enforces).
+    func headerListBytes(_ limits: Limits) -> Int {
+        min(limits.maxHeaderSize.bytes, maxHeaderListSize?.bytes ?? .max)
+    }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)

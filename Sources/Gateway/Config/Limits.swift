@@ -11,6 +11,10 @@ public struct Limits: Decodable, Sendable {
     /// nginx's `client_body_buffer_size` (8–16 KiB).
     public var requestBuffering = ByteSize(16 * 1024)
 
+    /// The largest response head the gateway parses (an upstream's, or its own answer re-read as
+    /// an HTTP/2 stream's frames): upstreams send bigger heads than clients (cookies, CSP).
+    var maxResponseHeadBytes: Int { max(maxHeaderSize.bytes * 2, 64 * 1024) }
+
     enum CodingKeys: String, CodingKey, CaseIterable {
         case maxHeaderSize = "max_header_size"
         case maxHeaders = "max_headers"

@@ -23,7 +23,7 @@ extension HTTP1Connection {
     /// Installs the HTTP/2 handlers behind this one, hands them what was already received, and
     /// leaves the pipeline. The connection is then the `HTTP2Connection`'s (deadlines, drain).
     func switchToHTTP2(context: ChannelHandlerContext, carrying received: ByteBuffer?) {
-        unregisterFromLoop()
+        loop.unregister(self)
         state = .closed
         deadline = .distantFuture
         deadlineKind = .none
@@ -42,13 +42,5 @@ extension HTTP1Connection {
             context.read()
         }
         operations.removeHandler(context: context, promise: nil)
-    }
-
-    /// Leaves the loop's connection table (once: at close, or when handing over to HTTP/2).
-    func unregisterFromLoop() {
-        guard registered else { return }
-        registered = false
-        loop.unregister(self)
-        if stream != nil { loop.http2Streams -= 1 }
     }
 }

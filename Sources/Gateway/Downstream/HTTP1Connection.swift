@@ -101,8 +101,6 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
     let stream: HTTP2StreamOrigin?
     /// A cleartext `h2c` listener: the first bytes may be the HTTP/2 preface.
     var sniffingPreface: Bool
-    /// In the loop's connection table (from channelActive until it closes or hands over to HTTP/2).
-    var registered = false
 
     init(loop: LoopContext, listener: ListenerRuntime = .cleartext, stream: HTTP2StreamOrigin? = nil) {
         self.loop = loop
@@ -113,8 +111,7 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
         let limits = loop.runtime.config.limits
         // An HTTP/2 stream's head is its HEADERS as HTTP/1.1 text: max_header_list_size bounds it
         // too (NIOHTTP2's own bound starts only once the client acknowledged the SETTINGS).
-        let headLimit = stream == nil ? limits.maxHeaderSize.bytes
-            : min(limits.maxHeaderSize.bytes, listener.http2.maxHeaderListSize?.bytes ?? .max)
+        let headLimit = stream == nil ? limits.maxHeaderSize.bytes : listener.http2.headerListBytes(limits)
         parser = HTTP1Parser(kind: .request, maxHeadBytes: headLimit, maxHeaderCount: limits.maxHeaders)
         maxBodyBytes = limits.maxBodySize.bytes
         requestBufferingBytes = limits.requestBuffering.bytes
@@ -141,10 +138,8 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
         if let stream {
             peer.tls = stream.tls
             peer.http2 = true
-            loop.http2Streams += 1
         }
         loop.register(self)
-        registered = true
         if listener.secure {
             arm(.handshake, listener.handshakeTimeout)
         } else {
@@ -218,7 +213,7 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
             // The client left mid-exchange: nginx's 499, "client closed request".
             exchange.abandon(status: 499, errorKind: "client_closed")
         }
-        unregisterFromLoop()
+        loop.unregister(self)
         context.fireChannelInactive()
     }
 

@@ -12,8 +12,6 @@ struct ListenerRuntime: Sendable {
     let handshakeTimeout: TimeAmount
     /// HTTP/2 settings (ALPN `h2` on TLS, `h2c` on cleartext).
     let http2: HTTP2Config
-    /// Offered by ALPN (TLS listeners).
-    let offersH2: Bool
 
     init(_ config: ListenerConfig) {
         name = config.address.description
@@ -21,7 +19,6 @@ struct ListenerRuntime: Sendable {
         redirectHTTPS = config.redirectHTTPS
         handshakeTimeout = config.tls?.handshakeTimeout.timeAmount ?? .seconds(10)
         http2 = config.http2
-        offersH2 = config.tls?.alpn.contains("h2") ?? false
     }
 
     /// What an HTTP/2 stream of this listener's connections sees: its TLS handshake is the

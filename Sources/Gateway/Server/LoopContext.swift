@@ -48,8 +48,8 @@ final class LoopContext {
     private(set) var clientConnections: [ObjectIdentifier: HTTP1Connection] = [:]
     /// HTTP/2 connections on this loop; each of their streams is also in `clientConnections`.
     private(set) var http2Connections: [ObjectIdentifier: HTTP2Connection] = [:]
-    /// How many of `clientConnections` are HTTP/2 streams.
-    var http2Streams = 0
+    /// How many of `clientConnections` are HTTP/2 streams (counted when asked: scrapes and drain).
+    var http2Streams: Int { clientConnections.values.count { $0.stream != nil } }
     /// Requests answered on this loop over HTTP/1.x and over HTTP/2.
     var requestsByProtocol = (http1: 0, http2: 0)
     /// Client connections as a client counts them: HTTP/1.x connections and HTTP/2 connections
@@ -59,12 +59,12 @@ final class LoopContext {
     init(eventLoop: EventLoop, runtime: GatewayRuntime, connector: UpstreamConnector, loopCount: Int) {
         self.eventLoop = eventLoop
         self.runtime = runtime
-        let maxHead = runtime.config.limits.maxHeaderSize.bytes * 2
+        let maxHead = runtime.config.limits.maxResponseHeadBytes
         pools = runtime.servers.map { server in
             UpstreamConnectionPool(
                 server: server, eventLoop: eventLoop, connector: connector,
                 maxConnections: (server.settings.maxConnections + loopCount - 1) / loopCount,
-                maxHeadBytes: max(maxHead, 64 * 1024))
+                maxHeadBytes: maxHead)
         }
         balancer = BalancerState(servers: runtime.servers.count)
         let initial = RoutingState.allUp(servers: runtime.servers.count, pools: runtime.pools.count,
@@ -109,7 +109,7 @@ final class LoopContext {
     }
 
     func unregister(_ handler: HTTP1Connection) {
-        clientConnections.removeValue(forKey: ObjectIdentifier(handler))
+        guard clientConnections.removeValue(forKey: ObjectIdentifier(handler)) != nil else { return }
         sweeper.remove(handler)
         closedSinceTrim += 1
     }

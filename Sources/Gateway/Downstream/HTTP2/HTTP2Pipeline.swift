@@ -17,7 +17,7 @@ enum HTTP2Pipeline {
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: config.maxConcurrentStreams),
-            HTTP2Setting(parameter: .maxHeaderListSize, value: config.maxHeaderListSize?.bytes ?? runtime.config.limits.maxHeaderSize.bytes),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: config.headerListBytes(runtime.config.limits)),
             HTTP2Setting(parameter: .initialWindowSize, value: config.streamWindow.bytes),
             // No server push: the gateway never pushes, and saying so spares clients the bookkeeping.
         ]
@@ -30,7 +30,7 @@ enum HTTP2Pipeline {
         stream.streamResetFrameRateLimit.maximumCount = config.maxResets
         stream.streamResetFrameRateLimit.windowLength = config.resetInterval.timeAmount
         let streamListener = listener.forStreams
-        let maxHeadBytes = max(runtime.config.limits.maxHeaderSize.bytes * 2, 64 * 1024)
+        let maxHeadBytes = runtime.config.limits.maxResponseHeadBytes
         let boundLoop = NIOLoopBound(loop, eventLoop: loop.eventLoop)
         let idle = config.idleTimeout?.timeAmount ?? runtime.timeouts.keepalive
         let handler = HTTP2Connection(loop: loop, listener: listener.name, idleTimeout: idle)

@@ -111,17 +111,15 @@ final class HTTP2StreamAdapter: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func emit(_ payload: HTTP2Frame.FramePayload, context: ChannelHandlerContext) {
-        if case .data(let data) = payload, data.endStream {
-            let promise = context.eventLoop.makePromise(of: Void.self)
-            lastWrite = promise.futureResult
-            context.write(wrapOutboundOut(payload), promise: promise)
-        } else if case .headers(let headers) = payload, headers.endStream {
-            let promise = context.eventLoop.makePromise(of: Void.self)
-            lastWrite = promise.futureResult
-            context.write(wrapOutboundOut(payload), promise: promise)
-        } else {
-            context.write(wrapOutboundOut(payload), promise: nil)
+        let endsStream = switch payload {
+        case .headers(let headers): headers.endStream
+        case .data(let data): data.endStream
+        default: false
         }
+        guard endsStream else { return context.write(wrapOutboundOut(payload), promise: nil) }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        lastWrite = promise.futureResult
+        context.write(wrapOutboundOut(payload), promise: promise)
     }
 
     /// The connection above closes after a response (or gives up on one). A complete response is
