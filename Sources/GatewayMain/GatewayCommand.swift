@@ -19,7 +19,8 @@ struct GatewayCommand: AsyncParsableCommand {
             and what is wrong, and exits 1. See README.md for every configuration key.
 
             SIGTERM or SIGINT stops accepting connections, lets requests in flight finish for \
-            up to timeouts.drain, and exits 0.
+            up to timeouts.drain, and exits 0. SIGHUP reloads the configuration file: an \
+            invalid one is logged and the running configuration stays.
             """,
         version: GatewayServer.version
     )
@@ -78,18 +79,19 @@ struct GatewayCommand: AsyncParsableCommand {
         }
         let server: GatewayServer
         do {
-            server = try GatewayServer(config: loaded, logger: logger, accessLog: AccessLogOutputs.standardOutput, eventLoops: eventLoops)
+            server = try GatewayServer(config: loaded, logger: logger, accessLog: AccessLogOutputs.standardOutput, eventLoops: eventLoops,
+                                       configPath: config!)
         } catch {
             printError("\(config!): \(error)")
             throw ExitCode(1)
         }
         let group = ServiceGroup(
             configuration: .init(services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        // SIGHUP re-reads the TLS listeners' certificates (a renewed certificate, no restart).
+        // SIGHUP reloads the configuration file (routes, pools, limits, certificates...).
         let path = config!
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         let reloads = Task {
-            for await _ in hangups { server.reloadCertificates(from: path) }
+            for await _ in hangups { await server.reload(from: path) }
         }
         defer { reloads.cancel() }
         do {

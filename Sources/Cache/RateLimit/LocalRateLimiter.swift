@@ -31,9 +31,12 @@ public final class LocalRateLimiter: Sendable {
 
     private let shards: [NIOLockedValueBox<Shard>]
     private let maxEntriesPerShard: Int
+    /// The bound it was made with (a reload keeps the table when the bound is unchanged).
+    public let maxEntries: Int
 
     public init(maxEntries: Int = 1_000_000, shardCount: Int = 16) {
         shards = (0..<shardCount).map { _ in NIOLockedValueBox(Shard()) }
+        self.maxEntries = maxEntries
         maxEntriesPerShard = max(16, maxEntries / shardCount)
     }
 

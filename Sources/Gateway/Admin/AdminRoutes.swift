@@ -2,6 +2,7 @@ import Cache
 import NIOCore
 import NIOHTTP1
 import Redis
+import Router
 
 /// The admin API's endpoints and their JSON shapes.
 struct AdminRoutes {
@@ -15,6 +16,8 @@ struct AdminRoutes {
         var clientConnections: Int
         var libraries: [String: String]
         var pools: [Pool]
+        /// The last configuration reload (null before the first).
+        var lastReload: ReloadReport?
 
         struct Pool: Encodable {
             var name: String
@@ -91,8 +94,11 @@ struct AdminRoutes {
         if head.method == .POST, path.hasPrefix("/admin/upstreams/") {
             return setServerState(path)
         }
+        if head.method == .POST, path == "/admin/reload" {
+            return await reload()
+        }
         guard head.method == .GET || head.method == .HEAD else {
-            return .error(.methodNotAllowed, "GET, or POST /admin/upstreams/POOL/SERVER/(maintenance|ready)")
+            return .error(.methodNotAllowed, "GET, or POST /admin/reload, or POST /admin/upstreams/POOL/SERVER/(maintenance|ready)")
         }
         switch path {
         case "/health":
@@ -106,10 +112,24 @@ struct AdminRoutes {
         }
     }
 
+    /// One configuration's view for a whole reply: its routing state, the control plane's
+    /// inputs and the loops' counts all use the same server and pool numbers, even while a
+    /// reload is switching loops over.
+    private func view() async -> (generation: GatewayServer.Generation, routing: RoutingState, inputs: RoutingControl.Inputs,
+                                  snapshot: GatewaySnapshot) {
+        var generation = gateway.generation
+        var routing = gateway.routing.snapshot()
+        for _ in 0..<500 where routing.runtime !== generation.runtime {
+            try? await Task.sleep(for: .milliseconds(2))
+            generation = gateway.generation
+            routing = gateway.routing.snapshot()
+        }
+        return (generation, routing.state, routing.inputs, await gateway.snapshot(of: generation.runtime))
+    }
+
     private func health() async -> AdminResponse {
-        let snapshot = await gateway.snapshot()
-        let runtime = gateway.runtime
-        let routing = gateway.routing.state()
+        let view = await self.view()
+        let routing = view.routing, runtime = view.generation.runtime, snapshot = view.snapshot
         let draining = gateway.isDraining
         let health = Health(
             status: draining ? "draining" : "ok",
@@ -122,7 +142,8 @@ struct AdminRoutes {
                 Health.Pool(name: pool.name, role: pool.role.rawValue, region: pool.region, balancer: pool.balancer.rawValue,
                             servers: pool.servers.map(\.authority),
                             available: pool.servers.filter { routing.serverAvailable[$0.id] }.count)
-            })
+            },
+            lastReload: gateway.lastReload.withLockedValue { $0 })
         return .json(health, status: draining ? .serviceUnavailable : .ok)
     }
 
@@ -136,19 +157,28 @@ struct AdminRoutes {
         guard let server = gateway.runtime.servers.first(where: { $0.poolName == parts[2] && $0.authority == parts[3] }) else {
             return .error(.notFound, "no server \(parts[3]) in pool \(parts[2])")
         }
-        gateway.routing.setMaintenance(server: server.id, parts[4] == "maintenance")
+        gateway.routing.setMaintenance(server: server, parts[4] == "maintenance")
         gateway.logger.notice("server state changed", metadata: ["pool": "\(server.poolName)", "server": "\(server.authority)", "state": "\(parts[4])"])
         return .json(["pool": server.poolName, "server": server.authority, "state": parts[4]])
     }
 
+    /// `POST /admin/reload`: the configuration file is read again; the reply says how it went
+    /// (422 with the file, line and key when it is invalid: the old configuration runs on).
+    private func reload() async -> AdminResponse {
+        guard let path = gateway.configPath else {
+            return .error(.conflict, "this gateway was not started from a configuration file")
+        }
+        let report = await gateway.reload(from: path)
+        return .json(report, status: report.succeeded ? .ok : .unprocessableEntity)
+    }
+
     private func upstreams() async -> AdminResponse {
-        let snapshot = await gateway.snapshot()
-        let routing = gateway.routing.state()
-        let inputs = gateway.routing.current
-        let checks = gateway.healthChecker.current
+        let view = await self.view()
+        let snapshot = view.snapshot, routing = view.routing, inputs = view.inputs, generation = view.generation
+        let checks = generation.healthChecker.current
         let now = NIODeadline.now()
-        let checked = gateway.config.health.path != nil
-        let list = gateway.runtime.servers.map { server in
+        let checked = generation.config.health.path != nil
+        let list = generation.runtime.servers.map { server in
             let stats = snapshot.upstreams[server.id]
             let check = checks[server.id]
             return Upstream(
@@ -166,19 +196,19 @@ struct AdminRoutes {
         }
         let write = gateway.routing.writePool(inputs)
         return .json(Upstreams(
-            upstreams: list, databases: databaseReport(),
-            writePool: routing.writePool.map { gateway.runtime.pools[$0].name },
+            upstreams: list, databases: databaseReport(generation),
+            writePool: routing.writePool.map { generation.runtime.pools[$0].name },
             writeProblem: write.problem.map { problem in
                 switch problem {
                 case .noPrimary: "no database is primary"
                 case .splitBrain(let databases):
-                    "split brain: \(databases.map { gateway.config.databases[$0].name }.joined(separator: " and ")) both claim to be primary"
+                    "split brain: \(databases.map { generation.config.databases[$0].name }.joined(separator: " and ")) both claim to be primary"
                 }
             }))
     }
 
-    private func databaseReport() -> [Database] {
-        gateway.databaseMonitor.current.map { status in
+    private func databaseReport(_ generation: GatewayServer.Generation) -> [Database] {
+        generation.databaseMonitor.current.map { status in
             Database(
                 name: status.name, reachable: status.reachable,
                 role: status.observation.map { $0.inRecovery ? "replica" : "primary" } ?? "unknown",
@@ -190,14 +220,14 @@ struct AdminRoutes {
     }
 
     private func metrics() async -> AdminResponse {
-        let snapshot = await gateway.snapshot()
-        let metrics = gateway.runtime.metrics
+        let view = await self.view()
+        let snapshot = view.snapshot, routing = view.routing, runtime = view.generation.runtime
+        let metrics = runtime.metrics
         metrics.setGauge("gateway_client_connections", [], Double(snapshot.clientConnections))
         metrics.setGauge("gateway_tunnels_open", [], Double(snapshot.tunnelsOpen))
         metrics.setGauge("gateway_http2_connections_open", [], Double(snapshot.http2Connections))
         metrics.setGauge("gateway_http2_streams_open", [], Double(snapshot.http2Streams))
-        let routing = gateway.routing.state()
-        for server in gateway.runtime.servers {
+        for server in runtime.servers {
             let stats = snapshot.upstreams[server.id]
             let labels = [("pool", server.poolName), ("server", server.authority)]
             metrics.setGauge("gateway_upstream_connections", labels + [("state", "open")], Double(stats.open))
@@ -205,18 +235,18 @@ struct AdminRoutes {
             metrics.setGauge("gateway_upstream_available", labels, routing.serverAvailable[server.id] ? 1 : 0)
             metrics.setGauge("gateway_upstream_ejected", labels, stats.ejectedOnLoops > 0 ? 1 : 0)
         }
-        for (listener, certificates) in zip(gateway.config.listeners, gateway.certificates) {
-            for identity in certificates?.material.identities ?? [] {
+        for slot in gateway.listenerSlots.withLockedValue({ $0 }) {
+            for identity in slot.current.certificates?.material.identities ?? [] {
                 metrics.setGauge("gateway_tls_certificate_expiry_timestamp_seconds",
-                                 [("listener", listener.address.description), ("certificate", identity.names.first ?? "default")],
+                                 [("listener", slot.address.description), ("certificate", identity.names.first ?? "default")],
                                  Double(identity.notValidAfter))
             }
         }
-        for (index, pool) in gateway.runtime.pools.enumerated() {
+        for (index, pool) in runtime.pools.enumerated() {
             metrics.setGauge("gateway_pool_fresh", [("pool", pool.name)], routing.poolFresh[index] ? 1 : 0)
             metrics.setGauge("gateway_pool_takes_writes", [("pool", pool.name)], routing.writePool == index ? 1 : 0)
         }
-        for database in databaseReport() {
+        for database in databaseReport(view.generation) {
             let labels = [("database", database.name)]
             metrics.setGauge("gateway_database_reachable", labels, database.reachable ? 1 : 0)
             metrics.setGauge("gateway_database_in_recovery", labels, database.role == "replica" ? 1 : 0)
@@ -224,23 +254,28 @@ struct AdminRoutes {
             metrics.setGauge("gateway_database_replay_lag_seconds", labels, database.lagSeconds ?? 0)
             metrics.setGauge("gateway_database_fresh", labels, database.freshness == "fresh" ? 1 : 0)
         }
-        let pools = gateway.runtime.pools.map(\.name) + ["-", "cache"]
+        // Pools first, then requests no pool answered and cache answers; slots of pools a
+        // reload removed are still reported (their counters must not go back).
+        let slots = runtime.statsSlots
         let perLoop = await gateway.contexts.collect { $0.requestStats }
-        let stats = pools.indices.map { index in
-            (pool: pools[index], stats: perLoop.reduce(RequestStats()) { $0 + $1[index] })
+        let order = Array(2..<slots.count) + [GatewayRuntime.unroutedStatsSlot, GatewayRuntime.cacheStatsSlot]
+        let stats = order.map { slot in
+            (pool: slots[slot], stats: perLoop.reduce(RequestStats()) { $0 + ($1.indices.contains(slot) ? $1[slot] : RequestStats()) })
         }
         var body = metrics.render(requestStats: stats)
-        if let cache = gateway.runtime.cache {
+        if let cache = runtime.cache {
             let cacheStats = await gateway.contexts.collect { $0.cacheStats }.reduce(CacheStats(), +)
             body += Array(CacheStats.render(cacheStats, local: cache.store.local?.totals,
                                             counters: cache.store.usesRedis ? cache.store.counters : nil).utf8)
         }
-        if let limits = gateway.runtime.rateLimits {
+        if let limits = runtime.rateLimits {
             let perLoop = await gateway.contexts.collect { $0.rateLimits.stats }
-            let totals = limits.policies.indices.map { index in perLoop.reduce(RateLimitStats()) { $0 + $1[index] } }
+            let totals = limits.policies.map { policy in
+                perLoop.reduce(RateLimitStats()) { $0 + ($1.indices.contains(policy.index) ? $1[policy.index] : RateLimitStats()) }
+            }
             body += Array(RateLimitStats.render(totals, policies: limits.policies.map(\.name), keys: limits.local.count).utf8)
         }
-        if let redis = await gateway.runtime.redis?.stats() {
+        if let redis = await runtime.redis?.stats() {
             body += Array(RedisStats.render(redis).utf8)
         }
         body += Array("""
@@ -250,7 +285,7 @@ struct AdminRoutes {
             gateway_requests_by_protocol_total{protocol="h2"} \(snapshot.http2Requests)
 
             """.utf8)
-        if let accessLog = gateway.runtime.accessLog {
+        if let accessLog = runtime.accessLog {
             body += Array("""
                 # HELP gateway_access_log_dropped_lines_total Access log lines dropped because their output fell behind.
                 # TYPE gateway_access_log_dropped_lines_total counter

@@ -30,7 +30,7 @@ struct AdminResponse: Sendable {
 
     static func json(_ value: some Encodable, status: HTTPResponseStatus = .ok) -> AdminResponse {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.keyEncodingStrategy = .convertToSnakeCase
         let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
         return AdminResponse(status: status, contentType: "application/json", body: Array(data) + [0x0A])

@@ -35,17 +35,19 @@ struct GatewaySnapshot: Sendable {
 }
 
 extension GatewayServer {
-    func snapshot() async -> GatewaySnapshot {
+    /// - Parameter runtime: the configuration whose server numbers the counts use; a loop that
+    ///   runs another one (a reload is switching loops over) adds no server counts.
+    func snapshot(of runtime: GatewayRuntime) async -> GatewaySnapshot {
         let perLoop = await contexts.collect { context -> GatewaySnapshot in
-            GatewaySnapshot(
+            let generation = context.current
+            return GatewaySnapshot(
                 clientConnections: context.clientConnectionCount,
-                upstreams: context.pools.map { pool in
-                    let id = pool.server.id
-                    return UpstreamSnapshot(serverID: id, open: pool.openCount, idle: pool.idleCount,
-                                            waiting: pool.waitingCount, opened: pool.connectionsOpened,
-                                            connectFailures: pool.connectFailures,
-                                            ejectedOnLoops: context.outliers.isEjected(id) ? 1 : 0,
-                                            ejections: context.outliers.timesEjected[id], inFlight: context.balancer.inFlight[id])
+                upstreams: generation.runtime !== runtime ? [] : generation.pools.enumerated().map { id, pool in
+                    UpstreamSnapshot(serverID: id, open: pool.openCount, idle: pool.idleCount,
+                                     waiting: pool.waitingCount, opened: pool.connectionsOpened,
+                                     connectFailures: pool.connectFailures,
+                                     ejectedOnLoops: generation.outliers.isEjected(id) ? 1 : 0,
+                                     ejections: generation.outliers.timesEjected[id], inFlight: generation.balancer.inFlight[id])
                 },
                 tunnelsOpen: context.tunnelsOpen, http2Connections: context.http2Connections.count,
                 http2Streams: context.http2Streams, http1Requests: context.requestsByProtocol.http1,

@@ -1,5 +1,5 @@
 /// `health:` — active checks of upstream servers and the databases' role and lag.
-public struct HealthConfig: Decodable, Sendable {
+public struct HealthConfig: Decodable, Sendable, Equatable {
     /// HTTP path of the active check; nil turns active HTTP checks off.
     public var path: String?
     public var interval = ConfigDuration.seconds(2)

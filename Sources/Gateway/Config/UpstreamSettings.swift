@@ -1,5 +1,5 @@
 /// How the gateway talks to upstream servers; every pool may override these.
-public struct UpstreamSettings: Decodable, Sendable {
+public struct UpstreamSettings: Decodable, Sendable, Equatable {
     /// Time to establish a TCP connection; then 504.
     public var connectTimeout = ConfigDuration.seconds(2)
     /// Time to wait for the response head, and between two reads of its body; then 504.

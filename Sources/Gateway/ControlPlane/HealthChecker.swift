@@ -24,15 +24,24 @@ final class HealthChecker: Sendable {
     private let logger: Logger
     private let health: NIOLockedValueBox<[ServerHealth]>
 
+    /// - Parameter carrying: after a reload, the checker it replaces and, per server, the
+    ///   server's number there if the reload kept it: its health (and rise/fall streak) goes on.
     init(servers: [UpstreamServer], settings: HealthConfig, group: EventLoopGroup, routing: RoutingControl,
-         metrics: GatewayMetrics, logger: Logger) {
+         metrics: GatewayMetrics, logger: Logger, carrying: (checker: HealthChecker, servers: [Int?])? = nil) {
         self.servers = servers
         self.settings = settings
         self.group = group
         self.routing = routing
         self.metrics = metrics
         self.logger = logger
-        health = NIOLockedValueBox(servers.map { _ in ServerHealth(state: HealthCheckState(rise: settings.rise, fall: settings.fall)) })
+        var initial = servers.map { _ in ServerHealth(state: HealthCheckState(rise: settings.rise, fall: settings.fall)) }
+        if let carrying, carrying.checker.settings.rise == settings.rise, carrying.checker.settings.fall == settings.fall {
+            let old = carrying.checker.current
+            for (server, previous) in carrying.servers.enumerated() {
+                if let previous { initial[server] = old[previous] }
+            }
+        }
+        health = NIOLockedValueBox(initial)
     }
 
     var current: [ServerHealth] { health.withLockedValue { $0 } }
@@ -93,6 +102,6 @@ final class HealthChecker: Sendable {
             "pool": "\(server.poolName)", "server": "\(server.authority)", "check": "\(detail)",
         ])
         metrics.countEvent("gateway_health_transitions_total", [("pool", server.poolName), ("server", server.authority), ("to", up ? "up" : "down")])
-        routing.setHealth(server: server.id, up: up)
+        routing.setHealth(server: server, up: up)
     }
 }

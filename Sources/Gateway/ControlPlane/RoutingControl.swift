@@ -27,18 +27,16 @@ final class RoutingControl: Sendable {
 
     private let inputs = NIOLockedValueBox(Inputs())
     private let published = NIOLockedValueBox<RoutingState?>(nil)
-    private let router: Router
-    private let serverCount: Int
-    /// Per pool, the index of its database in `databases:`.
-    private let poolDatabase: [Int?]
+    /// The configuration whose server and pool numbers the inputs use (a reload replaces it).
+    private let topology: NIOLockedValueBox<GatewayRuntime>
+    private var runtime: GatewayRuntime { topology.withLockedValue { $0 } }
+    private var router: Router { runtime.router }
     private let contexts: LoopContexts
     private let metrics: GatewayMetrics
     private let logger: Logger
 
-    init(router: Router, serverCount: Int, poolDatabase: [Int?], contexts: LoopContexts, metrics: GatewayMetrics, logger: Logger) {
-        self.router = router
-        self.serverCount = serverCount
-        self.poolDatabase = poolDatabase
+    init(runtime: GatewayRuntime, contexts: LoopContexts, metrics: GatewayMetrics, logger: Logger) {
+        topology = NIOLockedValueBox(runtime)
         self.contexts = contexts
         self.metrics = metrics
         self.logger = logger
@@ -46,18 +44,44 @@ final class RoutingControl: Sendable {
 
     var current: Inputs { inputs.withLockedValue { $0 } }
 
-    func setMaintenance(server: Int, _ on: Bool) {
+    /// A reload: the servers it kept keep their maintenance and health marks under their new
+    /// numbers; the others' marks go. Database observations stay when `databases:` is the same.
+    func reconfigure(to runtime: GatewayRuntime, from previous: GatewayRuntime, databasesUnchanged: Bool) {
+        let carried = runtime.carriedServers(from: previous) ?? []
+        var newID: [Int: Int] = [:]
+        for (new, old) in carried.enumerated() { if let old { newID[old] = new } }
+        topology.withLockedValue { topology in
+            inputs.withLockedValue { inputs in
+                inputs.maintenance = Set(inputs.maintenance.compactMap { newID[$0] })
+                inputs.healthDown = Set(inputs.healthDown.compactMap { newID[$0] })
+                if !databasesUnchanged { inputs.databases = [] }
+            }
+            published.withLockedValue { $0 = nil }
+            topology = runtime
+        }
+    }
+
+    func setMaintenance(server: UpstreamServer, _ on: Bool) {
+        guard isCurrent(server) else { return }
         inputs.withLockedValue { inputs in
-            if on { inputs.maintenance.insert(server) } else { inputs.maintenance.remove(server) }
+            if on { inputs.maintenance.insert(server.id) } else { inputs.maintenance.remove(server.id) }
         }
         publish()
     }
 
-    func setHealth(server: Int, up: Bool) {
+    /// From a health check; ignored when it checked a server of a configuration a reload
+    /// has since replaced (its number may be another server's now).
+    func setHealth(server: UpstreamServer, up: Bool) {
+        guard isCurrent(server) else { return }
         inputs.withLockedValue { inputs in
-            if up { inputs.healthDown.remove(server) } else { inputs.healthDown.insert(server) }
+            if up { inputs.healthDown.remove(server.id) } else { inputs.healthDown.insert(server.id) }
         }
         publish()
+    }
+
+    private func isCurrent(_ server: UpstreamServer) -> Bool {
+        let servers = runtime.servers
+        return server.id < servers.count && servers[server.id] === server
     }
 
     func updateDatabases(_ databases: [DatabaseInput]) {
@@ -78,6 +102,11 @@ final class RoutingControl: Sendable {
     /// promoted replica's pool after a failover). Before any database has been probed, and
     /// without `databases:`, the configured primary pool.
     func writePool(_ inputs: Inputs) -> (pool: Int?, problem: WriteProblem?) {
+        writePool(inputs, runtime: runtime)
+    }
+
+    private func writePool(_ inputs: Inputs, runtime: GatewayRuntime) -> (pool: Int?, problem: WriteProblem?) {
+        let router = runtime.router, poolDatabase = runtime.poolDatabase
         guard poolDatabase.contains(where: { $0 != nil }), !inputs.databases.isEmpty,
               inputs.databases.allSatisfy(\.probed)
         else { return (router.configuredWritePool, nil) }
@@ -94,10 +123,15 @@ final class RoutingControl: Sendable {
     }
 
     /// The routing state the inputs imply.
-    func state() -> RoutingState {
-        let inputs = self.inputs.withLockedValue { $0 }
-        let write = writePool(inputs)
-        var state = RoutingState.allUp(servers: serverCount, pools: router.pools.count, writePool: write.pool)
+    func state() -> RoutingState { snapshot().state }
+
+    /// The state, with the configuration whose numbers it uses: read together, so a reload
+    /// cannot come between.
+    func snapshot() -> (state: RoutingState, runtime: GatewayRuntime, inputs: Inputs) {
+        let (inputs, runtime) = topology.withLockedValue { runtime in (self.inputs.withLockedValue { $0 }, runtime) }
+        let router = runtime.router, poolDatabase = runtime.poolDatabase
+        let write = writePool(inputs, runtime: runtime)
+        var state = RoutingState.allUp(servers: runtime.servers.count, pools: router.pools.count, writePool: write.pool)
         for server in inputs.maintenance.union(inputs.healthDown) { state.serverAvailable[server] = false }
         for pool in router.pools.indices {
             if let database = poolDatabase[pool], database < inputs.databases.count {
@@ -109,11 +143,12 @@ final class RoutingControl: Sendable {
             state.poolFresh[pool] = pool == write.pool || inputs.databases[database].freshness == .fresh
             state.replayLSN[pool] = inputs.databases[database].replayLSN
         }
-        return state
+        return (state, runtime, inputs)
     }
 
     func publish() {
-        let state = self.state()
+        let (state, runtime, _) = snapshot()
+        let router = runtime.router
         let previous = published.withLockedValue { published -> RoutingState? in
             defer { published = state }
             return published
@@ -135,6 +170,6 @@ final class RoutingControl: Sendable {
                 metrics.countEvent("gateway_pool_freshness_changes_total", [("pool", router.pools[pool].name), ("fresh", "\(state.poolFresh[pool])")])
             }
         }
-        contexts.forEach { $0.publishedRoutingState = state }
+        contexts.forEach { $0.publish(state, for: runtime) }
     }
 }

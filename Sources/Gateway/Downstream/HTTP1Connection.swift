@@ -45,7 +45,9 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     let loop: LoopContext
-    let runtime: GatewayRuntime
+    /// The configuration in force now (a reload changes it between two requests of a
+    /// keep-alive connection; each exchange keeps the one it started with).
+    var runtime: GatewayRuntime { loop.runtime }
     let listener: ListenerRuntime
     /// A failed TLS handshake was counted (so its close is not counted again).
     var handshakeFailureCounted = false
@@ -106,7 +108,6 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
         self.loop = loop
         self.stream = stream
         sniffingPreface = stream == nil && listener.http2.h2c
-        self.runtime = loop.runtime
         self.listener = listener
         let limits = loop.runtime.config.limits
         // An HTTP/2 stream's head is its HEADERS as HTTP/1.1 text: max_header_list_size bounds it

@@ -96,7 +96,7 @@ extension Exchange {
     /// Picks a server (again after a `picked` hook waited), then sends the request to it; with
     /// nothing to pick, the failure is answered like any other.
     func forwardUpstream() {
-        runtime.router.pick(&decision, state: loop.routingState, balancer: &loop.balancer)
+        runtime.router.pick(&decision, state: generation.routingState, balancer: &generation.balancer)
         for position in 0..<chain.count {
             switch chain.picked(at: position, self) {
             case .next: continue
@@ -110,7 +110,7 @@ extension Exchange {
         }
         target(pool: poolIndex, server: serverIndex)
         let now = NIODeadline.now()
-        loop.retryBudget.recordRequest(now: Int64(now.uptimeNanoseconds))
+        generation.retryBudget.recordRequest(now: Int64(now.uptimeNanoseconds))
         sendToUpstream(now: now)
     }
 
@@ -153,9 +153,9 @@ extension Exchange {
     func endAttempt(_ outcome: ExchangeOutcome, now: NIODeadline = .now()) {
         guard attemptInFlight, let server else { return }
         attemptInFlight = false
-        loop.balancer.inFlight[server.id] -= 1
+        generation.balancer.inFlight[server.id] -= 1
         if outcome != .neutral {
-            loop.recordOutcome(server: server.id, failed: outcome != .success, connectFailure: outcome == .connectFailure, now: now)
+            generation.recordOutcome(server: server.id, failed: outcome != .success, connectFailure: outcome == .connectFailure, now: now)
         }
     }
 

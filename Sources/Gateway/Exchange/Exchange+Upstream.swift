@@ -10,10 +10,10 @@ extension Exchange: UpstreamLeaseRequester, UpstreamConnectionOwner {
     func sendToUpstream(now: NIODeadline) {
         guard let server else { return fail(.noServer) }
         chain.upstreamRequest(self)
-        loop.balancer.inFlight[server.id] += 1
+        generation.balancer.inFlight[server.id] += 1
         attemptInFlight = true
         downstream.arm(.upstreamConnection, timeout: server.acquireTimeout, now: now)
-        switch loop.connectionPool(for: server).lease(for: self) {
+        switch generation.pools[server.id].lease(for: self) {
         case .ready(let connection):
             attach(connection, now: .now())
         case .pending:
@@ -22,9 +22,9 @@ extension Exchange: UpstreamLeaseRequester, UpstreamConnectionOwner {
     }
 
     func leaseSucceeded(_ connection: UpstreamConnection) {
-        guard !ended, upstream == nil, connection.server === server else {
+        guard !ended, upstream == nil, let server, connection.pool === generation.pools[server.id] else {
             // Nobody needs it any more.
-            loop.connectionPool(for: connection.server).release(connection, reusable: true)
+            connection.pool.release(connection, reusable: true)
             return
         }
         attach(connection, now: .now())
@@ -40,9 +40,9 @@ extension Exchange: UpstreamLeaseRequester, UpstreamConnectionOwner {
     func releaseUpstream() {
         if let connection = upstream {
             upstream = nil
-            loop.connectionPool(for: connection.server).release(connection, reusable: false)
+            connection.pool.release(connection, reusable: false)
         } else if attemptInFlight, let server {
-            loop.connectionPool(for: server).cancel(self)
+            generation.pools[server.id].cancel(self)
         }
     }
 
@@ -244,7 +244,7 @@ extension Exchange: UpstreamLeaseRequester, UpstreamConnectionOwner {
                     // The entry is still good: the 304's connection carries more requests.
                     _ = try? connection.parser.next()
                     upstream = nil
-                    loop.connectionPool(for: connection.server).release(connection, reusable: machine.responseEnded())
+                    connection.pool.release(connection, reusable: machine.responseEnded())
                     endAttempt(.success)
                     serve(answer)
                 } else {
@@ -307,7 +307,7 @@ extension Exchange: UpstreamLeaseRequester, UpstreamConnectionOwner {
         let reusable = machine.responseEnded()
         if let connection = upstream {
             upstream = nil
-            loop.connectionPool(for: connection.server).release(connection, reusable: reusable)
+            connection.pool.release(connection, reusable: reusable)
         }
         upstreamResponseComplete = true
         status = machine.status
@@ -353,10 +353,10 @@ extension Exchange: UpstreamLeaseRequester, UpstreamConnectionOwner {
         guard let failed = server else { return false }
         let now = NIODeadline.now()
         var next = decision
-        runtime.router.retry(&next, failed: failed.id, state: loop.routingState, balancer: &loop.balancer)
+        runtime.router.retry(&next, failed: failed.id, state: generation.routingState, balancer: &generation.balancer)
         // Nowhere else to go: the failure stands, and is answered and recorded as usual.
         guard let poolIndex = next.pool, let serverIndex = next.server else { return false }
-        guard loop.retryBudget.tryRetry(now: Int64(now.uptimeNanoseconds)) else {
+        guard generation.retryBudget.tryRetry(now: Int64(now.uptimeNanoseconds)) else {
             runtime.metrics.countEvent("gateway_retries_total", [("result", "budget_exhausted")])
             return false
         }

@@ -14,7 +14,7 @@ extension Exchange {
         let position: EventLoopFuture<LSN?>
         if let lsn = reportedWritePosition(response) {
             position = eventLoop.makeSucceededFuture(lsn)
-        } else if let pool, let database = runtime.poolDatabase[pool.index], let queries = loop.consistencyQueries {
+        } else if let pool, let database = runtime.poolDatabase[pool.index], let queries = generation.consistencyQueries {
             position = queries.currentLSN(database: database, on: loop.eventLoop)
                 .assumeIsolated().map { Optional($0) }.recover { _ in nil }.nonisolated()
         } else {
@@ -32,6 +32,6 @@ extension Exchange {
     /// Whether the position can be asked of the database (the pool has one, and queries run).
     var canQueryWritePosition: Bool {
         guard let pool else { return false }
-        return runtime.poolDatabase[pool.index] != nil && loop.consistencyQueries != nil
+        return runtime.poolDatabase[pool.index] != nil && generation.consistencyQueries != nil
     }
 }

@@ -34,6 +34,8 @@ final class Exchange {
     }
 
     let loop: LoopContext
+    /// The configuration this request started on: it finishes on it, whatever a reload does.
+    let generation: LoopGeneration
     let runtime: GatewayRuntime
     let downstream: ExchangeDownstream
     let head: HTTPHead
@@ -107,7 +109,8 @@ final class Exchange {
         self.bufferedBody = bufferedBody
         requestBodyBytes = bufferedBody?.bytes ?? 0
         self.loop = loop
-        self.runtime = loop.runtime
+        generation = loop.current
+        runtime = generation.runtime
         self.downstream = downstream
         self.head = head
         self.peer = peer
@@ -144,6 +147,7 @@ final class Exchange {
     init(repeating original: Exchange, downstream: ExchangeDownstream) {
         bufferedBody = nil
         loop = original.loop
+        generation = original.generation
         runtime = original.runtime
         self.downstream = downstream
         head = original.head

@@ -12,8 +12,7 @@ enum ExchangeLog {
         let runtime = exchange.runtime
         let nanoseconds = (now - exchange.startedAt).nanoseconds
         let fromCache = exchange.source == .cache
-        // Per pool (by index), then one slot for requests no pool answered, then one for cache answers.
-        let slot = fromCache ? runtime.pools.count + 1 : exchange.pool?.index ?? runtime.pools.count
+        let slot = fromCache ? GatewayRuntime.cacheStatsSlot : exchange.pool?.statsSlot ?? GatewayRuntime.unroutedStatsSlot
         exchange.loop.requestStats[slot].record(status: exchange.status, nanoseconds: nanoseconds)
         exchange.loop.countRequest(http2: exchange.peer.http2)
         guard let log = exchange.loop.accessLog else { return }
@@ -30,9 +29,8 @@ enum ExchangeLog {
     /// A request refused before it became an exchange (unparsable, too large, a header timeout).
     static func recordRefusal(head: HTTPHead?, status: Int, requestID: RequestID, bytesOut: Int, client: String, tls: String,
                               http2: Bool, start: NIODeadline, loop: LoopContext) {
-        let runtime = loop.runtime
         let nanoseconds = (NIODeadline.now() - start).nanoseconds
-        loop.requestStats[runtime.pools.count].record(status: status, nanoseconds: nanoseconds)
+        loop.requestStats[GatewayRuntime.unroutedStatsSlot].record(status: status, nanoseconds: nanoseconds)
         loop.countRequest(http2: http2)
         loop.accessLog?.record(
             method: head?.method.description ?? "-", path: head?.targetBytes ?? Self.dash, status: status, pool: "-", server: "-",

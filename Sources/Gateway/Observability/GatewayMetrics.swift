@@ -60,6 +60,17 @@ final class GatewayMetrics: Sendable {
         gauge.record(value)
     }
 
+    /// Drops the gauges of things a reload removed (a server, a pool), so a scrape does not
+    /// keep reporting their last values. `dimensions` must all match.
+    func removeGauges(with dimensions: [(String, String)]) {
+        let parts = dimensions.map { "|\($0.0)=\($0.1)" }
+        let removed = gauges.withLockedValue { gauges in
+            let keys = gauges.keys.filter { key in parts.allSatisfy { key.contains($0 + "|") || key.hasSuffix($0) } }
+            return keys.compactMap { gauges.removeValue(forKey: $0) }
+        }
+        for gauge in removed { gauge.destroy() }
+    }
+
     /// The Prometheus text exposition of everything.
     func render(requestStats: [(pool: String, stats: RequestStats)]) -> [UInt8] {
         var buffer: [UInt8] = []

@@ -12,9 +12,13 @@ final class PoolRuntime: Sendable {
     let region: String?
     let servers: [UpstreamServer]
     let balancer: BalancerKind
+    /// Where the pool's request counters are on each loop (`GatewayRuntime.statsSlots`).
+    let statsSlot: Int
 
-    init(index: Int, name: String, role: PoolConfig.Role, region: String?, servers: [UpstreamServer], balancer: BalancerKind) {
+    init(index: Int, name: String, role: PoolConfig.Role, region: String?, servers: [UpstreamServer], balancer: BalancerKind,
+         statsSlot: Int) {
         self.index = index
+        self.statsSlot = statsSlot
         self.name = name
         self.role = role
         self.region = region
@@ -52,14 +56,31 @@ final class GatewayRuntime: Sendable {
     let logger: Logger
     /// Where access log lines go; nil when `access_log: false`.
     let accessLog: (any AccessLogOutput)?
+    /// Where they would go (a reload may turn the access log on).
+    let accessLogOutput: (any AccessLogOutput)?
+    /// The request counters' slots on each loop, by name: requests no pool answered, cache
+    /// answers, then every pool name configured since start (a reload never reuses a slot for
+    /// another name, so the counters a scrape sums stay monotonic).
+    let statsSlots: [String]
+    static let unroutedStatsSlot = 0
+    static let cacheStatsSlot = 1
+    /// The runtime this one replaced, and per server of this one, its id there if the reload
+    /// kept it (same pool, URL, address, settings and TLS): its pools and state carry over.
+    private let carried: (from: ObjectIdentifier, servers: [Int?])?
 
     /// - Parameter eventLoops: the data path's loops (each gets a Redis connection); none in
     ///   tests that drive handlers without a server.
-    init(config: GatewayConfig, metrics: GatewayMetrics, logger: Logger, accessLog: (any AccessLogOutput)?, eventLoops: [EventLoop] = []) throws {
+    /// - Parameter previous: the runtime a reload replaces: its Redis client, cache store,
+    ///   in-process rate-limit buckets and counter slots are kept where the new configuration
+    ///   has the same settings for them.
+    init(config: GatewayConfig, metrics: GatewayMetrics, logger: Logger, accessLog: (any AccessLogOutput)?, eventLoops: [EventLoop] = [],
+         previous: GatewayRuntime? = nil) throws {
         self.config = config
         self.metrics = metrics
         self.logger = logger
         self.accessLog = config.accessLog ? accessLog : nil
+        accessLogOutput = accessLog
+        var statsSlots = previous?.statsSlots ?? ["-", "cache"]
         var servers: [UpstreamServer] = []
         var pools: [PoolRuntime] = []
         for (poolIndex, pool) in config.pools.enumerated() {
@@ -76,12 +97,19 @@ final class GatewayRuntime: Sendable {
                 servers.append(upstream)
                 poolServers.append(upstream)
             }
+            if !statsSlots.contains(pool.name) { statsSlots.append(pool.name) }
             pools.append(PoolRuntime(
                 index: poolIndex, name: pool.name, role: pool.role, region: pool.region,
-                servers: poolServers, balancer: pool.balancer))
+                servers: poolServers, balancer: pool.balancer, statsSlot: statsSlots.firstIndex(of: pool.name)!))
         }
         self.servers = servers
         self.pools = pools
+        self.statsSlots = statsSlots
+        carried = previous.map { previous in
+            (ObjectIdentifier(previous), servers.map { server in
+                previous.servers.firstIndex { Self.sameServer($0, server, previous.config, config) }
+            })
+        }
         self.router = try RouterCompiler.compile(config, pools: pools)
         self.routingHeaders = router.regions.names.map { region in
             [[("X-Gateway-Target", "replica"), ("X-Gateway-Region", region)],
@@ -89,9 +117,12 @@ final class GatewayRuntime: Sendable {
         }
         self.trustedProxies = CIDRSet(config.trustedProxies)
         self.timeouts = ClientTimeouts(config.timeouts)
-        self.consistency = ConsistencyRuntime(config.consistency)
+        self.consistency = ConsistencyRuntime(config.consistency, previous: previous?.consistency)
         self.identity = ClientIdentity(sources: config.identity)
-        if let redis = config.redis, !eventLoops.isEmpty {
+        if let redis = config.redis, let previous, let client = previous.redis, let before = previous.config.redis,
+           Self.sameRedis(before, redis) {
+            self.redis = client
+        } else if let redis = config.redis, !eventLoops.isEmpty {
             self.redis = RedisClient(
                 settings: .init(url: redis.url, connectTimeout: redis.connectTimeout.timeAmount, commandTimeout: redis.timeout.timeAmount,
                                 addTLSHandler: redis.tlsMaterial.map { material in
@@ -102,11 +133,39 @@ final class GatewayRuntime: Sendable {
         } else {
             self.redis = nil
         }
+        let redisClient = self.redis
+        let keptStore = previous.flatMap { previous in
+            previous.config.cache == config.cache && previous.redis === redisClient ? previous.cache?.store : nil
+        }
         cache = CacheRuntime.needed(by: config)
-            ? CacheRuntime(config: config, redis: self.redis, subscriberLoop: eventLoops.first, logger: logger) : nil
-        rateLimits = RateLimitRuntime(config: config)
+            ? CacheRuntime(config: config, redis: self.redis, subscriberLoop: eventLoops.first, logger: logger, store: keptStore) : nil
+        rateLimits = RateLimitRuntime(config: config, previous: previous?.rateLimits)
         filterChains = FilterChains(config: config, router: router, rateLimits: rateLimits, cache: cache, consistency: consistency)
         self.poolDatabase = config.pools.map { pool in pool.database.flatMap { name in config.databases.firstIndex { $0.name == name } } }
+    }
+
+    /// Per server, its id in `previous` if a reload from `previous` to this runtime kept it.
+    func carriedServers(from previous: GatewayRuntime) -> [Int?]? {
+        guard let carried, carried.from == ObjectIdentifier(previous) else { return nil }
+        return carried.servers
+    }
+
+    /// The servers a reload from `previous` removed or changed.
+    func droppedServers(from previous: GatewayRuntime) -> [UpstreamServer] {
+        let kept = Set((carriedServers(from: previous) ?? []).compactMap { $0 })
+        return previous.servers.filter { !kept.contains($0.id) }
+    }
+
+    /// A server a reload keeps: same pool, URL, address, connection settings and TLS settings.
+    private static func sameServer(_ old: UpstreamServer, _ new: UpstreamServer, _ oldConfig: GatewayConfig, _ newConfig: GatewayConfig) -> Bool {
+        guard old.poolName == new.poolName, old.url == new.url, old.address == new.address, old.settings == new.settings else { return false }
+        let oldTLS = oldConfig.pools.first { $0.name == old.poolName }?.tls
+        let newTLS = newConfig.pools.first { $0.name == new.poolName }?.tls
+        return oldTLS == newTLS
+    }
+
+    private static func sameRedis(_ old: RedisConfig, _ new: RedisConfig) -> Bool {
+        old.url == new.url && old.connectTimeout == new.connectTimeout && old.timeout == new.timeout && old.tls == new.tls
     }
 
     /// Resolves a server's host once, at start-up, as nginx does for `server` lines.

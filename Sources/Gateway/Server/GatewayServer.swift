@@ -24,35 +24,75 @@ public final class GatewayServer: Service, Sendable {
         public var adminPort: Int { admin.port ?? 0 }
     }
 
-    public let config: GatewayConfig
+    /// The configuration in force and what was built from it; a reload replaces it whole.
+    final class Generation: Sendable {
+        let config: GatewayConfig
+        let runtime: GatewayRuntime
+        let healthChecker: HealthChecker
+        let databaseMonitor: DatabaseMonitor
+        let consistencyQueries: ConsistencyQueries
+
+        init(config: GatewayConfig, runtime: GatewayRuntime, healthChecker: HealthChecker, databaseMonitor: DatabaseMonitor,
+             consistencyQueries: ConsistencyQueries) {
+            self.config = config
+            self.runtime = runtime
+            self.healthChecker = healthChecker
+            self.databaseMonitor = databaseMonitor
+            self.consistencyQueries = consistencyQueries
+        }
+
+        /// The queries the loops use (nil without databases).
+        var queries: ConsistencyQueries? { config.databases.isEmpty ? nil : consistencyQueries }
+    }
+
+    let generationBox: NIOLockedValueBox<Generation>
+    var generation: Generation { generationBox.withLockedValue { $0 } }
+    public var config: GatewayConfig { generation.config }
+    var runtime: GatewayRuntime { generation.runtime }
+    var healthChecker: HealthChecker { generation.healthChecker }
+    var databaseMonitor: DatabaseMonitor { generation.databaseMonitor }
     let group: MultiThreadedEventLoopGroup
-    let runtime: GatewayRuntime
     let contexts: LoopContexts
     let routing: RoutingControl
-    let healthChecker: HealthChecker
-    let databaseMonitor: DatabaseMonitor
-    let consistencyQueries: ConsistencyQueries
     let logger: Logger
-    private let controlPlane = NIOLockedValueBox<Task<Void, Never>?>(nil)
+    /// The health checks and the database probes, each restarted by a reload that changes them.
+    let controlPlane = NIOLockedValueBox<(health: Task<Void, Never>?, databases: Task<Void, Never>?)>((nil, nil))
     let startedAt = NIODeadline.now()
-    private let channels = NIOLockedValueBox<[Channel]>([])
+    /// The admin listener's channel.
+    private let adminChannel = NIOLockedValueBox<Channel?>(nil)
     private let shutdownStarted = NIOLockedValueBox(false)
-    /// Per `listen:` entry, its swappable certificates (nil: cleartext).
-    let certificates: [ListenerCertificates?]
+    /// One per open `listen:` address, in file order.
+    let listenerSlots: NIOLockedValueBox<[ListenerSlot]>
+    /// Event loops given on the command line (then `event_loops` of the file is not used).
+    let eventLoopsOverride: Int?
+    /// How the last reload went (nil: none yet).
+    let lastReload = NIOLockedValueBox<ReloadReport?>(nil)
+    /// Reloads run one at a time.
+    let reloadInProgress = NIOLockedValueBox(false)
+    private let connector: UpstreamConnector & Sendable
+
+    /// The file `POST /admin/reload` reads (nil: the configuration did not come from a file).
+    public let configPath: String?
 
     /// - Parameters:
     ///   - eventLoops: overrides `event_loops` of the config (command line).
-    public convenience init(config: GatewayConfig, logger: Logger, accessLog: (any AccessLogOutput)?, eventLoops: Int? = nil) throws {
+    ///   - configPath: the file the configuration came from, read again by a reload.
+    public convenience init(config: GatewayConfig, logger: Logger, accessLog: (any AccessLogOutput)?, eventLoops: Int? = nil,
+                            configPath: String? = nil) throws {
         try self.init(config: config, logger: logger, accessLog: accessLog, eventLoops: eventLoops,
-                      connector: TCPUpstreamConnector())
+                      connector: TCPUpstreamConnector(), configPath: configPath)
     }
 
-    init(config: GatewayConfig, logger: Logger, accessLog: (any AccessLogOutput)?, eventLoops: Int?, connector: UpstreamConnector & Sendable) throws {
-        self.config = config
+    init(config: GatewayConfig, logger: Logger, accessLog: (any AccessLogOutput)?, eventLoops: Int?, connector: UpstreamConnector & Sendable,
+         configPath: String? = nil) throws {
         self.logger = logger
-        certificates = config.listeners.map { $0.material.map(ListenerCertificates.init) }
+        self.configPath = configPath
+        self.connector = connector
+        eventLoopsOverride = eventLoops
+        listenerSlots = NIOLockedValueBox(config.listeners.map(ListenerSlot.init))
         let threads = eventLoops ?? config.eventLoops ?? System.coreCount
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        let runtime: GatewayRuntime
         do {
             runtime = try GatewayRuntime(config: config, metrics: GatewayMetrics(), logger: logger, accessLog: accessLog,
                                          eventLoops: Array(group.makeIterator()))
@@ -61,41 +101,43 @@ public final class GatewayServer: Service, Sendable {
             throw error
         }
         contexts = LoopContexts(group: group, runtime: runtime, connector: connector)
-        routing = RoutingControl(
-            router: runtime.router, serverCount: runtime.servers.count,
-            poolDatabase: runtime.poolDatabase,
-            contexts: contexts, metrics: runtime.metrics, logger: logger)
-        healthChecker = HealthChecker(servers: runtime.servers, settings: config.health, group: group, routing: routing,
-                                      metrics: runtime.metrics, logger: logger)
-        databaseMonitor = DatabaseMonitor(databases: config.databases, settings: config.health, routing: routing,
+        routing = RoutingControl(runtime: runtime, contexts: contexts, metrics: runtime.metrics, logger: logger)
+        let healthChecker = HealthChecker(servers: runtime.servers, settings: config.health, group: group, routing: routing,
                                           metrics: runtime.metrics, logger: logger)
-        consistencyQueries = ConsistencyQueries(connectionStrings: config.databases.map(\.url), threadPool: databaseMonitor.threadPool,
-                                                timeout: config.health.databaseTimeout)
+        let databaseMonitor = DatabaseMonitor(databases: config.databases, settings: config.health, routing: routing,
+                                              metrics: runtime.metrics, logger: logger)
+        let consistencyQueries = ConsistencyQueries(connectionStrings: config.databases.map(\.url), threadPool: databaseMonitor.threadPool,
+                                                    timeout: config.health.databaseTimeout)
+        generationBox = NIOLockedValueBox(Generation(config: config, runtime: runtime, healthChecker: healthChecker,
+                                                     databaseMonitor: databaseMonitor, consistencyQueries: consistencyQueries))
     }
 
     /// Binds both listeners and starts serving; returns the bound addresses (port 0 in the
     /// config means "any free port").
     @discardableResult
     public func start() async throws -> BoundAddresses {
-        let queries: ConsistencyQueries? = config.databases.isEmpty ? nil : consistencyQueries
+        let generation = self.generation
+        let config = generation.config, runtime = generation.runtime
+        let queries = generation.queries
         runtime.cache?.store.start()
         runtime.redis?.warmUp(scripts: (runtime.cache == nil ? [] : ResponseCache.scripts)
                                   + (runtime.rateLimits == nil ? [] : RedisRateLimiter.scripts))
         contexts.forEach { context in
-            context.consistencyQueries = queries
+            context.current.consistencyQueries = queries
             context.start()
         }
+        let slots = listenerSlots.withLockedValue { $0 }
         var listeners: [Channel] = []
-        for (index, listener) in config.listeners.enumerated() {
+        for (index, slot) in slots.enumerated() {
             do {
-                listeners.append(try await bind(listener, certificates: certificates[index],
-                                                key: config.listeners.count == 1 ? "listen" : "listen[\(index)]"))
+                let channel = try await bind(slot, key: slots.count == 1 ? "listen" : "listen[\(index)]")
+                slot.channel = channel
+                listeners.append(channel)
             } catch {
                 for channel in listeners { try? await channel.close() }
                 throw error
             }
         }
-        channels.withLockedValue { $0 += listeners }
         let proxy = listeners[0]
 
         let admin: Channel
@@ -108,16 +150,12 @@ public final class GatewayServer: Service, Sendable {
             for channel in listeners { try? await channel.close() }
             throw error
         }
-        channels.withLockedValue { $0.append(admin) }
+        adminChannel.withLockedValue { $0 = admin }
         // The control plane: health checks and database probes, until shutdown cancels them.
-        let healthChecker = self.healthChecker, databaseMonitor = self.databaseMonitor
-        controlPlane.withLockedValue { task in
-            task = Task {
-                await withTaskGroup(of: Void.self) { group in
-                    group.addTask { await healthChecker.run() }
-                    group.addTask { await databaseMonitor.run() }
-                }
-            }
+        let healthChecker = generation.healthChecker, databaseMonitor = generation.databaseMonitor
+        controlPlane.withLockedValue { tasks in
+            tasks.health = Task { await healthChecker.run() }
+            tasks.databases = Task { await databaseMonitor.run() }
         }
         let bound = BoundAddresses(proxy: proxy.localAddress!, admin: admin.localAddress!, listeners: listeners.map { $0.localAddress! })
         for (index, listener) in config.listeners.enumerated() {
@@ -137,10 +175,11 @@ public final class GatewayServer: Service, Sendable {
     }
 
     /// Opens one `listen:` entry: cleartext, TLS (the handshake first, then the same HTTP/1.1
-    /// connection handler) or a redirect to HTTPS.
-    private func bind(_ listener: ListenerConfig, certificates: ListenerCertificates?, key: String) async throws -> Channel {
+    /// connection handler) or a redirect to HTTPS. Which of these, and the certificates, are
+    /// read from the slot per connection: a reload changes them without closing the socket.
+    func bind(_ slot: ListenerSlot, key: String) async throws -> Channel {
         let contexts = self.contexts
-        let settings = ListenerRuntime(listener)
+        let address = slot.address
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -152,15 +191,16 @@ public final class GatewayServer: Service, Sendable {
             .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    if let certificates {
+                    let current = slot.current
+                    if let certificates = current.certificates {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: certificates.context))
                     }
-                    let handler = HTTP1Connection(loop: contexts.context(for: channel.eventLoop), listener: settings)
+                    let handler = HTTP1Connection(loop: contexts.context(for: channel.eventLoop), listener: current.settings)
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
-            .bind(host: listener.address.host, port: listener.address.port)
-            .mapListenError(address: listener.address, key: key)
+            .bind(host: address.host, port: address.port)
+            .mapListenError(address: address, key: key)
     }
 
     public func run() async throws {
@@ -178,11 +218,13 @@ public final class GatewayServer: Service, Sendable {
             return !started
         }
         guard first else { return }
+        await waitForReload()
         let drain = config.timeouts.drain
         logger.info("draining", metadata: ["timeout": "\(drain)"])
-        for channel in channels.withLockedValue({ $0 }) {
-            try? await channel.close()
+        for slot in listenerSlots.withLockedValue({ $0 }) {
+            try? await slot.channel?.close()
         }
+        try? await adminChannel.withLockedValue({ $0 })?.close()
         contexts.forEach { $0.beginDrain() }
         let deadline = NIODeadline.now() + drain.timeAmount
         while NIODeadline.now() < deadline {
@@ -194,11 +236,14 @@ public final class GatewayServer: Service, Sendable {
         if left > 0 {
             logger.warning("drain timeout: closing connections still open", metadata: ["connections": "\(left)"])
         }
-        if let task = controlPlane.withLockedValue({ $0 }) {
+        let tasks = controlPlane.withLockedValue { $0 }
+        for task in [tasks.health, tasks.databases].compactMap({ $0 }) {
             task.cancel()
             await task.value
         }
-        consistencyQueries.close()
+        let generation = self.generation
+        let runtime = generation.runtime
+        generation.consistencyQueries.close()
         await runtime.cache?.store.close()
         await runtime.redis?.close()
         contexts.forEach { $0.closeEverything() }

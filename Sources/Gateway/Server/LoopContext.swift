@@ -9,40 +9,30 @@ import Router
 /// is why the data path needs no locks.
 final class LoopContext {
     let eventLoop: EventLoop
-    let runtime: GatewayRuntime
-    /// Indexed by `UpstreamServer.id`.
-    let pools: [UpstreamConnectionPool]
+    /// The configuration this loop serves new requests with (a reload replaces it).
+    private(set) var current: LoopGeneration
+    var runtime: GatewayRuntime { current.runtime }
+    private let connector: UpstreamConnector
+    private let loopCount: Int
+    /// Pools of servers a reload removed or changed, until their last connection closes.
+    private var retiredPools: [UpstreamConnectionPool] = []
     let sweeper = DeadlineSweeper()
     var dateCache = HTTPDateCache()
     var requestIDs = RequestIDGenerator()
     /// Failed upstream TLS handshakes are logged once per server per 10 s on this loop.
     var upstreamTLSWarnings = WarningThrottle(interval: .seconds(10))
-    /// Per pool (by index), then one slot for requests refused before routing, then one for
-    /// responses served from the cache.
+    /// By `GatewayRuntime.statsSlot` of a pool: one slot for requests refused before routing,
+    /// one for responses served from the cache, then one per pool name ever configured (slots
+    /// outlive reloads, so counters never go back).
     var requestStats: [RequestStats]
     var cacheStats = CacheStats()
     /// Upgraded connections (WebSocket tunnels) open on this loop.
     var tunnelsOpen = 0
+    /// By the stable slot of each policy (`RateLimitRuntime.Policy.index`).
     var rateLimits: RateLimitLoopState
-    /// This loop's Redis connection (nil without `redis:`).
-    let redis: RedisLoopClient?
     /// This loop's access log lines (nil with `access_log: false`).
-    let accessLog: AccessLogBuffer?
-    /// This loop's balancing state (requests in flight per server, round-robin weights).
-    var balancer: BalancerState
-    /// What the control plane says may serve (health, maintenance, databases).
-    var publishedRoutingState: RoutingState {
-        didSet { refreshRoutingState() }
-    }
-    /// The state the Router reads: the published one minus this loop's outlier ejections.
-    private(set) var routingState: RoutingState
-    /// Passive outlier detection on this loop's own requests.
-    var outliers: OutlierDetector
-    var retryBudget: RetryBudget
-    /// Read-your-writes queries (set at start when databases are configured).
-    var consistencyQueries: ConsistencyQueries?
-    /// Replay positions this loop saw while reads waited, fresher than the published ones.
-    private var observedReplay: [LSN?]
+    var accessLog: AccessLogBuffer? { runtime.accessLog == nil ? nil : accessLogBuffer }
+    private let accessLogBuffer: AccessLogBuffer?
     private(set) var draining = false
     /// Client connections on this loop (for drain and the connection gauge).
     private(set) var clientConnections: [ObjectIdentifier: HTTP1Connection] = [:]
@@ -58,47 +48,47 @@ final class LoopContext {
 
     init(eventLoop: EventLoop, runtime: GatewayRuntime, connector: UpstreamConnector, loopCount: Int) {
         self.eventLoop = eventLoop
-        self.runtime = runtime
-        let maxHead = runtime.config.limits.maxResponseHeadBytes
-        pools = runtime.servers.map { server in
-            UpstreamConnectionPool(
-                server: server, eventLoop: eventLoop, connector: connector,
-                maxConnections: (server.settings.maxConnections + loopCount - 1) / loopCount,
-                maxHeadBytes: maxHead)
+        self.connector = connector
+        self.loopCount = loopCount
+        current = LoopGeneration(
+            runtime: runtime, eventLoop: eventLoop, connector: connector, loopCount: loopCount,
+            routingState: .allUp(servers: runtime.servers.count, pools: runtime.pools.count, writePool: runtime.router.configuredWritePool),
+            consistencyQueries: nil, previous: nil)
+        requestStats = Array(repeating: RequestStats(), count: runtime.statsSlots.count)
+        rateLimits = RateLimitLoopState(policies: runtime.rateLimits?.slotCount ?? 0)
+        accessLogBuffer = runtime.accessLogOutput.map { AccessLogBuffer(output: $0, eventLoop: eventLoop) }
+    }
+
+    /// A reload: new requests get `runtime`; exchanges in flight keep the generation they
+    /// started with. Pools of servers it kept carry over; the others retire.
+    func adopt(_ runtime: GatewayRuntime, routingState: RoutingState, consistencyQueries: ConsistencyQueries?) {
+        current = LoopGeneration(
+            runtime: runtime, eventLoop: eventLoop, connector: connector, loopCount: loopCount,
+            routingState: routingState, consistencyQueries: consistencyQueries, previous: current,
+            retire: { pool in
+                pool.retire()
+                self.retiredPools.append(pool)
+            })
+        if requestStats.count < runtime.statsSlots.count {
+            requestStats += Array(repeating: RequestStats(), count: runtime.statsSlots.count - requestStats.count)
         }
-        balancer = BalancerState(servers: runtime.servers.count)
-        let initial = RoutingState.allUp(servers: runtime.servers.count, pools: runtime.pools.count,
-                                         writePool: runtime.router.configuredWritePool)
-        publishedRoutingState = initial
-        routingState = initial
-        observedReplay = Array(repeating: nil, count: runtime.pools.count)
-        let outlier = runtime.config.outlierDetection
-        outliers = OutlierDetector(
-            settings: .init(consecutiveErrors: outlier.consecutiveErrors, baseEjectionNanoseconds: outlier.baseEjectionTime.nanoseconds,
-                            maxEjectionNanoseconds: outlier.maxEjectionTime.nanoseconds, maxEjectedPercent: outlier.maxEjectedPercent),
-            poolOfServer: runtime.servers.map { server in runtime.pools.firstIndex { $0.name == server.poolName }! },
-            serversOfPool: runtime.pools.map { $0.servers.map(\.id) })
-        retryBudget = RetryBudget(percent: runtime.config.retries.budgetPercent, minimumPerSecond: runtime.config.retries.minPerSecond)
-        requestStats = Array(repeating: RequestStats(), count: runtime.pools.count + 2)
-        rateLimits = RateLimitLoopState(policies: runtime.rateLimits?.policies.count ?? 0)
-        redis = runtime.redis?.client(on: eventLoop)
-        accessLog = runtime.accessLog.map { AccessLogBuffer(output: $0, eventLoop: eventLoop) }
+        rateLimits.grow(to: runtime.rateLimits?.slotCount ?? 0)
+    }
+
+    /// The control plane's latest view, if it is about the configuration this loop runs.
+    func publish(_ state: RoutingState, for runtime: GatewayRuntime) {
+        guard runtime === current.runtime else { return }
+        current.publishedRoutingState = state
     }
 
     func start() {
         sweeper.onTick = { [unowned self] now in
-            for pool in self.pools {
+            for pool in self.current.pools {
                 pool.closeIdle(now: now)
             }
+            if !self.retiredPools.isEmpty { self.retiredPools.removeAll { $0.isFinished } }
             self.trimHeapAfterManyCloses()
-            let returned = self.outliers.expire(now: Int64(now.uptimeNanoseconds))
-            if !returned.isEmpty {
-                self.refreshRoutingState()
-                for server in returned {
-                    self.runtime.logger.info("outlier ejection ended", metadata: [
-                        "pool": "\(self.runtime.servers[server].poolName)", "server": "\(self.runtime.servers[server].authority)"])
-                }
-            }
+            self.current.expireOutliers(now: now)
         }
         sweeper.start(on: eventLoop, interval: .milliseconds(100))
     }
@@ -157,61 +147,8 @@ final class LoopContext {
     func closeEverything() {
         for handler in clientConnections.values { handler.forceClose() }
         for connection in http2Connections.values { connection.forceClose() }
-        for pool in pools { pool.close() }
+        for pool in current.pools + retiredPools { pool.close() }
         sweeper.stop()
         accessLog?.flush()
-    }
-
-    func connectionPool(for server: UpstreamServer) -> UpstreamConnectionPool {
-        pools[server.id]
-    }
-
-    private func refreshRoutingState() {
-        var state = publishedRoutingState
-        for server in state.serverAvailable.indices where outliers.isUnavailable(server) {
-            state.serverAvailable[server] = false
-        }
-        for pool in state.replayLSN.indices {
-            if let seen = observedReplay[pool], state.replayLSN[pool].map({ $0 < seen }) ?? true {
-                state.replayLSN[pool] = seen
-            } else {
-                observedReplay[pool] = nil  // the published position caught up
-            }
-        }
-        routingState = state
-    }
-
-    /// A replica database was seen at `lsn` (a read waited for it): its pools can serve reads
-    /// needing that position at once, before the next published state says so.
-    func noteReplay(database: Int, lsn: LSN) {
-        for pool in runtime.pools.indices where runtime.poolDatabase[pool] == database {
-            if observedReplay[pool].map({ $0 < lsn }) ?? true { observedReplay[pool] = lsn }
-        }
-        refreshRoutingState()
-    }
-
-    /// An exchange's outcome for passive outlier detection: 5xx answers and connection failures
-    /// count against the server, anything else clears its streak. A failed connect also makes
-    /// this loop skip the server for a short backoff.
-    func recordOutcome(server: Int, failed: Bool, connectFailure: Bool = false, now: NIODeadline) {
-        guard failed else {
-            outliers.recordSuccess(server)
-            return
-        }
-        let clock = Int64(now.uptimeNanoseconds)
-        if connectFailure {
-            let ejected = outliers.recordConnectFailure(server, now: clock)
-            refreshRoutingState()
-            if !ejected { return }
-        } else if !outliers.recordFailure(server, now: clock) {
-            return
-        }
-        refreshRoutingState()
-        let upstream = runtime.servers[server]
-        runtime.logger.warning("outlier ejected", metadata: [
-            "pool": "\(upstream.poolName)", "server": "\(upstream.authority)",
-            "times": "\(outliers.timesEjected[server])",
-            "until_ms": "\((outliers.ejectedUntil[server]! - clock) / 1_000_000)"])
-        runtime.metrics.countEvent("gateway_outlier_ejections_total", [("pool", upstream.poolName), ("server", upstream.authority)])
     }
 }

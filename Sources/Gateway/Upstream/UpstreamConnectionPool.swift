@@ -25,6 +25,7 @@ final class UpstreamConnectionPool {
     /// Connects started for a requester that may have gone away since.
     private var connectsInFlight: [ObjectIdentifier: UpstreamLeaseRequester] = [:]
     private var closed = false
+    private var retired = false
 
     private(set) var connectFailures = 0
     private(set) var connectionsOpened = 0
@@ -78,7 +79,7 @@ final class UpstreamConnectionPool {
     func release(_ connection: UpstreamConnection, reusable: Bool) {
         connection.owner = nil
         connection.resumeReading()
-        guard reusable, connection.isActive, !closed, connection.parser.isIdle else {
+        guard reusable, connection.isActive, !closed, connection.parser.isIdle, !retired || !waiters.isEmpty else {
             connection.close()
             return
         }
@@ -120,6 +121,19 @@ final class UpstreamConnectionPool {
             waiter.leaseFailed(.noServer)
         }
     }
+
+    /// A configuration reload removed or changed the server: idle connections close now; the
+    /// requests of the old configuration still in flight finish, and their connections close
+    /// when released instead of going idle.
+    func retire() {
+        retired = true
+        let idle = self.idle
+        self.idle.removeAll()
+        for connection in idle { connection.close() }
+    }
+
+    /// Retired, with no connection open and nobody waiting: nothing refers to it any more.
+    var isFinished: Bool { retired && openCount == 0 && waiters.isEmpty && connectsInFlight.isEmpty }
 
     // MARK: Connecting
 

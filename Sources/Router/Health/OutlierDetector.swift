@@ -90,6 +90,17 @@ public struct OutlierDetector: Sendable {
         return true
     }
 
+    /// A configuration reload kept `server` (as `oldServer` of `old`): its streak, ejection and
+    /// backoff go on as if nothing had changed.
+    public mutating func carry(_ server: Int, from old: OutlierDetector, oldServer: Int) {
+        consecutiveFailures[server] = old.consecutiveFailures[oldServer]
+        ejectedUntil[server] = old.ejectedUntil[oldServer]
+        timesEjected[server] = old.timesEjected[oldServer]
+        lastReturn[server] = old.lastReturn[oldServer]
+        backedOffUntil[server] = old.backedOffUntil[oldServer]
+        connectFailures[server] = old.connectFailures[oldServer]
+    }
+
     /// Ends ejections and backoffs that are over; returns the servers that came back.
     public mutating func expire(now: Int64) -> [Int] {
         var returned: [Int] = []

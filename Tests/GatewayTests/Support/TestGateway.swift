@@ -121,11 +121,16 @@ final class TestGateway: @unchecked Sendable {
         return try await TestGateway(config: config)
     }
 
-    private init(config: GatewayConfig) async throws {
+    /// From a file, which `POST /admin/reload` then reads again.
+    static func start(path: String) async throws -> TestGateway {
+        try await TestGateway(config: try ConfigLoader.load(path: path), path: path)
+    }
+
+    private init(config: GatewayConfig, path: String? = nil) async throws {
         let capture = accessLog
         server = try GatewayServer(
             config: config, logger: Logger(label: "gateway") { _ in SwiftLogNoOpLogHandler() },
-            accessLog: capture)
+            accessLog: capture, configPath: path)
         let bound = try await server.start()
         let contexts = server.contexts
         capture.flushGateway = {
@@ -158,10 +163,10 @@ final class TestGateway: @unchecked Sendable {
         return try await client.readResponse(head: method == "HEAD")
     }
 
-    func admin(_ path: String, token: String? = nil) async throws -> TestResponse {
+    func admin(_ path: String, method: String = "GET", token: String? = nil) async throws -> TestResponse {
         let client = try await RawClient.connect(port: adminPort)
         defer { Task { await client.close() } }
-        var text = "GET \(path) HTTP/1.1\r\nHost: admin\r\n"
+        var text = "\(method) \(path) HTTP/1.1\r\nHost: admin\r\n"
         if let token { text += "Authorization: Bearer \(token)\r\n" }
         try await client.send(text + "\r\n")
         return try await client.readResponse()

@@ -48,7 +48,7 @@ public struct RateLimitConfig: Decodable, Sendable {
 }
 
 /// One policy: `limit` requests per `period` (plus `burst` at once), per key.
-public struct RateLimitPolicyConfig: Decodable, Sendable {
+public struct RateLimitPolicyConfig: Decodable, Sendable, Equatable {
     public enum Key: Sendable, Equatable, CustomStringConvertible {
         /// The client address (the same one routing and logs use), IPv6 grouped by prefix.
         case ip

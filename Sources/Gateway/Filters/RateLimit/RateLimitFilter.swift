@@ -27,7 +27,7 @@ final class RateLimitFilter: ExchangeFilter, Sendable {
         let address = exchange.client.map { RateLimitRuntime.grouped($0, prefix: policy.ipv6Prefix) }
         let localKey = text.map { LocalRateLimiter.Key(policy: policy.index, text: $0) }
             ?? LocalRateLimiter.Key(policy: policy.index, address: address?.bits ?? 0)
-        guard policy.usesRedis, let redis = loop.redis else {
+        guard policy.usesRedis, let redis = exchange.generation.redis else {
             return decide(limits.local.check(localKey, rule: policy.rule, now: Self.microsecondsNow(), cost: policy.cost), exchange)
         }
         let key = loop.rateLimits.redisKey(policy, text: text, address: address, clientText: exchange.clientText)

@@ -5,7 +5,7 @@ import Router
 /// What one event loop keeps for rate limiting: per-policy counters (summed when `/metrics` is
 /// scraped), when a Redis fallback was last logged, and the Redis keys of recent clients.
 struct RateLimitLoopState {
-    /// Per policy, by index.
+    /// Per policy, by its slot (`Policy.index`).
     var stats: [RateLimitStats]
     /// When a Redis failure of the rate limiter was last logged (at most one line per 10 s).
     private var fallbackLoggedAt = NIODeadline.uptimeNanoseconds(0)
@@ -21,6 +21,11 @@ struct RateLimitLoopState {
 
     init(policies: Int) {
         stats = Array(repeating: RateLimitStats(), count: policies)
+    }
+
+    /// A reload added policy slots.
+    mutating func grow(to slots: Int) {
+        if stats.count < slots { stats += Array(repeating: RateLimitStats(), count: slots - stats.count) }
     }
 
     /// The Redis key of a bucket (the header or identity text, else the grouped address).

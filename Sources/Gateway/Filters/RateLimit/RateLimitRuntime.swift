@@ -20,6 +20,8 @@ final class RateLimitRuntime: Sendable {
         /// `RateLimit-Policy` (IETF httpapi draft, structured fields).
         let policyHeader: String
         let keyPrefix: String
+        /// The policy's slot: its buckets' key and its counters' index, stable across reloads
+        /// while the policy is unchanged.
         let index: Int
         /// The Redis script's arguments (the same for every check).
         let redisArguments: [RedisArgument]
@@ -50,12 +52,34 @@ final class RateLimitRuntime: Sendable {
     let defaultPolicy: Int?
     let allow: CIDRSet
     let local: LocalRateLimiter
+    /// Every policy ever configured, by slot: a reload keeps an unchanged policy's slot (and so
+    /// its buckets and counters); a new or changed one gets a fresh slot.
+    let slots: [Slot]
+    var slotCount: Int { slots.count }
 
-    init?(config: GatewayConfig) {
+    struct Slot: Sendable {
+        var name: String
+        var policy: RateLimitPolicyConfig
+        var fallbackShare: Double
+    }
+
+    /// - Parameter previous: the runtime a reload replaces: its in-process buckets and slots
+    ///   carry over.
+    init?(config: GatewayConfig, previous: RateLimitRuntime? = nil) {
         let limits = config.rateLimits
         guard !limits.policies.isEmpty else { return nil }
-        policies = limits.policies.enumerated().map { index, entry in
+        var slots = previous?.slots ?? []
+        let slotOf = limits.policies.map { name, policy in
+            if let slot = slots.firstIndex(where: { $0.name == name && $0.policy == policy && $0.fallbackShare == limits.fallbackShare }) {
+                return slot
+            }
+            slots.append(Slot(name: name, policy: policy, fallbackShare: limits.fallbackShare))
+            return slots.count - 1
+        }
+        self.slots = slots
+        policies = limits.policies.enumerated().map { position, entry in
             let (name, policy) = entry
+            let index = slotOf[position]
             let period = policy.period.nanoseconds / 1000
             let share = limits.fallbackShare
             return Policy(
@@ -75,7 +99,7 @@ final class RateLimitRuntime: Sendable {
             }
         }
         allow = CIDRSet(limits.allow)
-        local = LocalRateLimiter(maxEntries: limits.maxKeys)
+        local = previous.map { $0.local.maxEntries == limits.maxKeys } == true ? previous!.local : LocalRateLimiter(maxEntries: limits.maxKeys)
     }
 
     func policy(forRoute route: Int?) -> Int? {

@@ -17,10 +17,12 @@ final class ConsistencyRuntime: Sendable {
     let ttlSeconds: Int64
     let maxWait: TimeAmount
 
-    init(_ settings: ConsistencyConfig) {
+    /// - Parameter previous: the runtime a reload replaces: its in-process tokens stay, so a
+    ///   client's read after its write keeps its guarantee across the reload.
+    init(_ settings: ConsistencyConfig, previous: ConsistencyRuntime? = nil) {
         self.settings = settings
         codec = ConsistencyTokenCodec(secret: settings.secret ?? "")
-        store = settings.store == .local ? LocalConsistencyStore() : nil
+        store = settings.store == .local ? previous?.store ?? LocalConsistencyStore() : nil
         stickyForMilliseconds = settings.stickyFor.nanoseconds / 1_000_000
         ttlSeconds = max(1, settings.tokenTTL.nanoseconds / 1_000_000_000)
         maxWait = settings.maxWait.timeAmount

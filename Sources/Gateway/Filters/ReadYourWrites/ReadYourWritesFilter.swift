@@ -30,8 +30,8 @@ final class ReadYourWritesFilter: ExchangeFilter, Sendable {
         let decision = exchange.decision
         let runtime = exchange.runtime
         if !state.waited, case .replayed(let needed) = decision.requirement, decision.toWritePool || decision.pool == nil,
-           let queries = exchange.loop.consistencyQueries, consistency.maxWait.nanoseconds > 0 {
-            let candidates = runtime.router.replicaCandidates(region: decision.region, state: exchange.loop.routingState)
+           let queries = exchange.generation.consistencyQueries, consistency.maxWait.nanoseconds > 0 {
+            let candidates = runtime.router.replicaCandidates(region: decision.region, state: exchange.generation.routingState)
             let databases = Set(candidates.compactMap { runtime.poolDatabase[$0] })
             if !databases.isEmpty {
                 exchange.filters.readYourWrites!.waited = true
@@ -43,7 +43,7 @@ final class ReadYourWritesFilter: ExchangeFilter, Sendable {
                 }
             }
         }
-        exchange.filters.readYourWrites!.settle(decision, state: exchange.loop.routingState, router: runtime.router)
+        exchange.filters.readYourWrites!.settle(decision, state: exchange.generation.routingState, router: runtime.router)
         if let outcome = exchange.filters.readYourWrites!.outcome {
             runtime.metrics.countEvent("gateway_consistency_reads_total", [("outcome", outcome.rawValue)])
         }
@@ -54,7 +54,7 @@ final class ReadYourWritesFilter: ExchangeFilter, Sendable {
     /// primary will serve. The pick is made again.
     private func replayed(_ database: Int?, _ needed: LSN, since started: NIODeadline, _ exchange: Exchange) -> FilterVerdict {
         if let database {
-            exchange.loop.noteReplay(database: database, lsn: needed)
+            exchange.generation.noteReplay(database: database, lsn: needed)
             exchange.filters.readYourWrites?.outcome = .waited
         } else {
             exchange.filters.readYourWrites?.outcome = .primaryPinned

@@ -123,26 +123,26 @@ final class CacheCapture {
 
     /// The fetch is over: a complete response is stored, and the requests waiting for it get
     /// it if it was (one refused by a newer invalidation may predate a write: they fetch anew).
-    func finish(succeeded: Bool, loop: LoopContext) {
+    func finish(succeeded: Bool, loop: LoopContext, generation: LoopGeneration) {
         guard !finished else { return }
         finished = true
-        let coalescer = loop.runtime.cache?.store.coalescer
+        let coalescer = generation.runtime.cache?.store.coalescer
         let id = request.coalesceID
         let now = CacheRuntime.unixMilliseconds()
-        guard succeeded, loop.runtime.cache != nil, let entry = entry(now: now) else {
+        guard succeeded, generation.runtime.cache != nil, let entry = entry(now: now) else {
             if let id { coalescer?.finish(id, entry: nil) }
             return
         }
-        deliver(entry, loop: loop)
+        deliver(entry, loop: loop, generation: generation)
     }
 
-    private func deliver(_ entry: CachedResponse, loop: LoopContext) {
-        guard let cache = loop.runtime.cache else { return }
+    private func deliver(_ entry: CachedResponse, loop: LoopContext, generation: LoopGeneration) {
+        guard let cache = generation.runtime.cache else { return }
         let coalescer = cache.store.coalescer
         let id = request.coalesceID
         let now = CacheRuntime.unixMilliseconds()
         cache.store.store(entry, key: request.key, variant: request.variant, fetchStartedAt: fetchStartedAt, now: now,
-                          on: loop.eventLoop, client: loop.redis)
+                          on: loop.eventLoop, client: generation.redis)
             .assumeIsolated()
             .whenComplete { result in
                 switch result {
@@ -155,11 +155,11 @@ final class CacheCapture {
     }
 
     /// Stores an entry made otherwise (a revalidated one) as this fetch's result.
-    func store(_ entry: CachedResponse, loop: LoopContext) {
+    func store(_ entry: CachedResponse, loop: LoopContext, generation: LoopGeneration) {
         guard !finished else { return }
         finished = true
         collecting = false
-        deliver(entry, loop: loop)
+        deliver(entry, loop: loop, generation: generation)
     }
 
     /// The entry, once the whole body is in.

@@ -2,7 +2,7 @@ import Cache
 import HTTPWire
 
 /// `cache:` — where cached responses are kept (routes say what is cached).
-public struct CacheStoreConfig: Decodable, Sendable {
+public struct CacheStoreConfig: Decodable, Sendable, Equatable {
     /// The in-process cache's bound when there is no Redis (least recently used go first).
     public var maxSize = ByteSize(256 * 1024 * 1024)
     /// With Redis: an in-process copy of hot entries, kept coherent through pub/sub (0: none).

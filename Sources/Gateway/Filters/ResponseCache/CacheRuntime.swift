@@ -21,7 +21,9 @@ final class CacheRuntime: Sendable {
     /// much time after the write are not stored (they could come from a replica behind it).
     let unknownPositionHoldMilliseconds: Int64
 
-    init(config: GatewayConfig, redis: RedisClient?, subscriberLoop: EventLoop?, logger: Logger) {
+    /// - Parameter store: the store of the runtime a reload replaces, when its settings and
+    ///   Redis are unchanged: its entries stay.
+    init(config: GatewayConfig, redis: RedisClient?, subscriberLoop: EventLoop?, logger: Logger, store: ResponseCache? = nil) {
         policies = config.routes.map { route in
             route.cache.map { cache in
                 ResponseCachePolicy(
@@ -37,7 +39,7 @@ final class CacheRuntime: Sendable {
         tombstoneWindowMilliseconds = config.upstream.responseTimeout.nanoseconds / 1_000_000 + 5_000
         let hasReplicas = config.pools.contains { $0.role == .replica }
         unknownPositionHoldMilliseconds = hasReplicas ? config.health.maxLag.nanoseconds / 1_000_000 : 0
-        store = ResponseCache(
+        self.store = store ?? ResponseCache(
             settings: .init(maxBytes: config.cache.maxSize.bytes, nearCacheBytes: config.cache.nearCache.bytes, keyPrefix: config.cache.keyPrefix),
             redis: redis, subscriberLoop: subscriberLoop, logger: logger)
     }

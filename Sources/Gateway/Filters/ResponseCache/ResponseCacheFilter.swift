@@ -83,7 +83,7 @@ final class ResponseCacheFilter: ExchangeFilter, Sendable {
         guard cache.store.usesRedis else { return missed(exchange) }
         // An open circuit fails the lookup at once (no I/O), and lets a trial through now and
         // then: that is how the cache comes back.
-        guard let redis = exchange.loop.redis else { return bypass(exchange) }
+        guard let redis = exchange.generation.redis else { return bypass(exchange) }
         return exchange.wait(for: cache.store.lookupRedis(request.key, variant: request.variant, client: redis, now: now)) { result in
             switch result {
             case .success(let entry?): self.answer(entry, exchange, now: CacheRuntime.unixMilliseconds())
@@ -221,7 +221,7 @@ final class ResponseCacheFilter: ExchangeFilter, Sendable {
             capture.abandonAttempt()
             return
         }
-        var lsn = exchange.loop.routingState.positionLSN[pool.index]?.value ?? 0
+        var lsn = exchange.generation.routingState.positionLSN[pool.index]?.value ?? 0
         if case .replayed(let needed) = exchange.decision.requirement { lsn = max(lsn, needed.value) }
         exchange.filters.cacheCapture = CacheCapture(request: request, fetchStartedAt: CacheRuntime.unixMilliseconds(), lsn: lsn,
                                                      routeHasCORS: routeHasCORS, controlHeader: cache.controlHeader)
@@ -238,7 +238,7 @@ final class ResponseCacheFilter: ExchangeFilter, Sendable {
 
     func responseHead(_ exchange: Exchange, _ head: HTTPHead) -> EventLoopFuture<Void>? {
         if let capture = exchange.filters.cacheCapture, !capture.admit(head, requestHead: exchange.head) {
-            capture.finish(succeeded: false, loop: exchange.loop)
+            capture.finish(succeeded: false, loop: exchange.loop, generation: exchange.generation)
         }
         guard !exchange.decision.isRead, (200..<300).contains(head.status) else { return nil }
         return invalidate(after: exchange, head)
@@ -247,7 +247,7 @@ final class ResponseCacheFilter: ExchangeFilter, Sendable {
     func responseBody(_ exchange: Exchange, _ part: ByteBuffer) {
         // Past max_body: the client still gets it all, the cache none of it.
         if let capture = exchange.filters.cacheCapture, capture.collecting, !capture.append(part) {
-            capture.finish(succeeded: false, loop: exchange.loop)
+            capture.finish(succeeded: false, loop: exchange.loop, generation: exchange.generation)
         }
     }
 
@@ -279,7 +279,7 @@ final class ResponseCacheFilter: ExchangeFilter, Sendable {
         updated.lastModified = facts.lastModified ?? entry.lastModified
         updated.date = facts.date ?? entry.date
         updated.apply(lifetimes, storedAt: now, initialAge: facts.age ?? 0)
-        exchange.filters.cacheCapture?.store(updated, loop: exchange.loop)
+        exchange.filters.cacheCapture?.store(updated, loop: exchange.loop, generation: exchange.generation)
         return updated
     }
 
@@ -308,7 +308,7 @@ final class ResponseCacheFilter: ExchangeFilter, Sendable {
     /// themselves.
     func end(_ exchange: Exchange) {
         if let capture = exchange.filters.cacheCapture {
-            capture.finish(succeeded: exchange.upstreamResponseComplete, loop: exchange.loop)
+            capture.finish(succeeded: exchange.upstreamResponseComplete, loop: exchange.loop, generation: exchange.generation)
         } else if let id = exchange.filters.cache?.coalesceID {
             cache.store.coalescer.finish(id, entry: nil)
         }
@@ -333,11 +333,12 @@ final class ResponseCacheFilter: ExchangeFilter, Sendable {
         let keys = invalidationKeys(exchange)
         guard !keys.isEmpty else { return nil }
         let loop = exchange.loop
+        let generation = exchange.generation
         let cache = self.cache
         return exchange.writePosition(head).assumeIsolated().flatMap { lsn -> EventLoopFuture<Void> in
             let now = CacheRuntime.unixMilliseconds()
             return cache.store.invalidate(keys, tombstone: cache.tombstone(writeLSN: lsn, now: now), now: now,
-                                          on: loop.eventLoop, client: loop.redis)
+                                          on: loop.eventLoop, client: generation.redis)
                 .assumeIsolated()
                 .map { _ in loop.cacheStats.invalidations &+= UInt64(keys.count) }
                 .recover { _ in

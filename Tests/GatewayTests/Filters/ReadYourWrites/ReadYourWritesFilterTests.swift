@@ -65,9 +65,9 @@ import Testing
         let read = "GET /a HTTP/1.1\r\nHost: api\r\nX-Gateway-Consistency-Token: \(token)\r\n\r\n"
         #expect(try gateway.send(read, upstream: Self.ok).response.header("x-gateway-pool") == "primary")
         // Once it has, the replica.
-        gateway.context.publishedRoutingState.replayLSN[1] = LSN(0x2FFF)
+        gateway.context.current.publishedRoutingState.replayLSN[1] = LSN(0x2FFF)
         #expect(try gateway.send(read, upstream: Self.ok).response.header("x-gateway-pool") == "primary")
-        gateway.context.publishedRoutingState.replayLSN[1] = LSN(0x3000)
+        gateway.context.current.publishedRoutingState.replayLSN[1] = LSN(0x3000)
         let (_, fresh) = try gateway.send(read, upstream: Self.ok)
         #expect(fresh.header("x-gateway-pool") == "eu")
         #expect(fresh.header("x-gateway-consistency") == "replica-fresh")
