@@ -10,7 +10,7 @@ import TestSupport
     /// Two configurations that differ in routes (`/name` goes to another pool), pools (B has
     /// `extra` and drops `api-2`), a rate limit and a cache TTL. `api-1` is in both, unchanged.
     static func config(_ variant: String, proxy: Int, admin: Int, api1: Int, api2: Int, extra: Int, second: Int? = nil,
-                       eventLoops: Int? = nil) -> String {
+                       eventLoops: Int? = nil, extraYAML: String = "") -> String {
         let b = variant == "b"
         var listen = "listen: 127.0.0.1:\(proxy)"
         if let second { listen = "listen: [127.0.0.1:\(proxy), 127.0.0.1:\(second)]" }
@@ -31,6 +31,7 @@ import TestSupport
               - { match: { path: /echo }, to: api, cache: { ttl: \(b ? "60s" : "30s") } }
               - { match: { path: /name }, to: \(b ? "extra" : "api") }
               - { match: { path: "/delay/**" }, to: \(b ? "extra" : "api") }
+            \(extraYAML)
             """
     }
 
@@ -205,12 +206,13 @@ import TestSupport
         try Self.write(Self.config("a", proxy: proxy, admin: admin, api1: ports.0, api2: ports.1, extra: ports.2), to: file)
         let gateway = try await TestGateway.start(path: file)
 
-        // Both api servers get a slow request (least-request balancing spreads them).
+        // api-1 in maintenance: both slow requests go to api-2, which the reload removes.
+        #expect(try await gateway.admin("/admin/upstreams/api/127.0.0.1:\(ports.0)/maintenance", method: "POST").status == 200)
         let slow = (try await gateway.client(), try await gateway.client())
         try await slow.0.send("GET /delay/1200 HTTP/1.1\r\nHost: t\r\n\r\n")
         try await slow.1.send("GET /delay/1200 HTTP/1.1\r\nHost: t\r\n\r\n")
         try await Task.sleep(for: .milliseconds(300))
-        #expect(api1.stats.requestsByPath["/delay/1200"] == 1 && api2.stats.requestsByPath["/delay/1200"] == 1)
+        #expect(api2.stats.requestsByPath["/delay/1200"] == 2)
 
         try Self.write(Self.config("b", proxy: proxy, admin: admin, api1: ports.0, api2: ports.1, extra: ports.2, second: second,
                                    eventLoops: 7), to: file)
@@ -225,9 +227,13 @@ import TestSupport
         #expect(next.status == 200 && next.header("X-Gateway-Pool") == "extra")
         for client in [slow.0, slow.1] {
             let response = try await client.readResponse()
-            #expect(response.status == 200 && response.header("X-Gateway-Pool") == "api", "\(response.headers)")
+            #expect(response.status == 200 && response.header("X-Gateway-Pool") == "api"
+                        && response.header("X-Gateway-Server") == "127.0.0.1:\(ports.1)", "\(response.headers)")
             await client.close()
         }
+        // The kept server kept its maintenance mark.
+        let upstreams = try await Self.upstreams(gateway)
+        #expect(upstreams["api/127.0.0.1:\(ports.0)"]?["state"] as? String == "maintenance", "\(upstreams)")
         // The added listener serves; the one a reload removes stops accepting.
         let viaSecond = try await RawClient.connect(port: second)
         try await viaSecond.send("GET /name HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -236,7 +242,45 @@ import TestSupport
         try Self.write(Self.config("a", proxy: proxy, admin: admin, api1: ports.0, api2: ports.1, extra: ports.2), to: file)
         #expect(try await gateway.admin("/admin/reload", method: "POST").status == 200)
         await #expect(throws: (any Error).self) { _ = try await RawClient.connect(port: second) }
+        let name = try await gateway.request("GET", "/name")
+        #expect(name.header("X-Gateway-Pool") == "api" && name.header("X-Upstream-Name") == "api-2", "api-1 is still in maintenance")
+
+        await gateway.stop()
+        for upstream in [api1, api2, extra] { await upstream.stop() }
+        try? FileManager.default.removeItem(atPath: file)
+    }
+
+    /// `reload.watch`: the gateway notices the file changed and reloads by itself; a broken
+    /// file is refused and counted, and fixing it is picked up too.
+    @Test func watchingTheFileReloadsWhenItChanges() async throws {
+        let api1 = TestUpstream(name: "api-1"), api2 = TestUpstream(name: "api-2"), extra = TestUpstream(name: "extra")
+        let ports = (try await api1.start(), try await api2.start(), try await extra.start())
+        let proxy = try freePort(), admin = try freePort()
+        let watch = "reload: { watch: true, watch_interval: 100ms }"
+        func config(_ variant: String) -> String {
+            Self.config(variant, proxy: proxy, admin: admin, api1: ports.0, api2: ports.1, extra: ports.2, extraYAML: watch)
+        }
+        let file = NSTemporaryDirectory() + "reload-\(UUID().uuidString).yaml"
+        try Self.write(config("a"), to: file)
+        let gateway = try await TestGateway.start(path: file)
         #expect(try await gateway.request("GET", "/name").header("X-Gateway-Pool") == "api")
+
+        try Self.write(config("b"), to: file)
+        let switched = try await waitUntil(.seconds(5)) { try await gateway.request("GET", "/name").header("X-Gateway-Pool") == "extra" }
+        #expect(switched != nil, "the changed file was not picked up")
+
+        try Self.write(config("a").replacingOccurrences(of: "to: api", with: "to: nowhere"), to: file)
+        let refused = try await waitUntil(.seconds(5)) {
+            String(decoding: try await gateway.admin("/metrics").body, as: UTF8.self).contains("gateway_config_reloads_total{result=\"error\"} 1")
+        }
+        #expect(refused != nil, "the broken file was not reported")
+        #expect(try await gateway.request("GET", "/name").header("X-Gateway-Pool") == "extra", "a broken file changed something")
+        let health = String(decoding: try await gateway.admin("/health").body, as: UTF8.self)
+        #expect(health.contains("routes[0].to") && health.contains("\"result\" : \"error\""), "\(health)")
+
+        try Self.write(config("a"), to: file)
+        let back = try await waitUntil(.seconds(5)) { try await gateway.request("GET", "/name").header("X-Gateway-Pool") == "api" }
+        #expect(back != nil)
 
         await gateway.stop()
         for upstream in [api1, api2, extra] { await upstream.stop() }

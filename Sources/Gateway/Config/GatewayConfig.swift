@@ -43,6 +43,8 @@ public struct GatewayConfig: Decodable, Sendable {
     public var redis: RedisConfig?
     public var cache: CacheStoreConfig
     public var rateLimits: RateLimitConfig
+    /// Reloading by watching the file.
+    public var reload: ReloadConfig
     /// What the loader found questionable but not wrong (an expired certificate), located like
     /// errors; logged at start and printed by `--check`.
     public internal(set) var warnings: [ConfigError] = []
@@ -55,7 +57,7 @@ public struct GatewayConfig: Decodable, Sendable {
         case accessLog = "access_log"
         case trustedProxies = "trusted_proxies"
         case limits, timeouts, upstream, pools, regions, cors, routes, databases, health, retries, consistency
-        case identity, redis, cache
+        case identity, redis, cache, reload
         case rateLimits = "rate_limits"
         case readMethods = "read_methods"
         case escapedSlashes = "escaped_slashes"
@@ -120,6 +122,7 @@ public struct GatewayConfig: Decodable, Sendable {
         }
         cache = try c.decode(.cache, default: CacheStoreConfig())
         rateLimits = try c.decode(.rateLimits, default: RateLimitConfig())
+        reload = try c.decode(.reload, default: ReloadConfig())
     }
 
     private static func decodeEventLoops(_ c: KeyedDecodingContainer<CodingKeys>) throws -> Int? {

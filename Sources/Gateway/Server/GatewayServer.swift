@@ -56,7 +56,8 @@ public final class GatewayServer: Service, Sendable {
     let routing: RoutingControl
     let logger: Logger
     /// The health checks and the database probes, each restarted by a reload that changes them.
-    let controlPlane = NIOLockedValueBox<(health: Task<Void, Never>?, databases: Task<Void, Never>?)>((nil, nil))
+    let controlPlane = NIOLockedValueBox<(health: Task<Void, Never>?, databases: Task<Void, Never>?, watcher: Task<Void, Never>?)>(
+        (nil, nil, nil))
     let startedAt = NIODeadline.now()
     /// The admin listener's channel.
     private let adminChannel = NIOLockedValueBox<Channel?>(nil)
@@ -156,6 +157,10 @@ public final class GatewayServer: Service, Sendable {
         controlPlane.withLockedValue { tasks in
             tasks.health = Task { await healthChecker.run() }
             tasks.databases = Task { await databaseMonitor.run() }
+            if let configPath {
+                let watcher = ConfigFileWatcher(path: configPath, server: self)
+                tasks.watcher = Task { await watcher.run() }
+            }
         }
         let bound = BoundAddresses(proxy: proxy.localAddress!, admin: admin.localAddress!, listeners: listeners.map { $0.localAddress! })
         for (index, listener) in config.listeners.enumerated() {
@@ -237,7 +242,7 @@ public final class GatewayServer: Service, Sendable {
             logger.warning("drain timeout: closing connections still open", metadata: ["connections": "\(left)"])
         }
         let tasks = controlPlane.withLockedValue { $0 }
-        for task in [tasks.health, tasks.databases].compactMap({ $0 }) {
+        for task in [tasks.watcher, tasks.health, tasks.databases].compactMap({ $0 }) {
             task.cancel()
             await task.value
         }
