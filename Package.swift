@@ -38,6 +38,7 @@ let package = Package(
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]
         ),
+        .systemLibrary(name: "CAres", pkgConfig: "libcares", providers: [.apt(["libc-ares-dev"])]),
         .target(name: "Router", swiftSettings: hotPathSettings),
         .target(
             name: "Redis",
@@ -79,6 +80,7 @@ let package = Package(
                 "Redis",
                 "Router",
                 "CLibpq",
+                "CAres",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -35,47 +35,9 @@ import TestSupport
             """
     }
 
-    struct Sample: Sendable {
-        var start: ContinuousClock.Instant
-        var end: ContinuousClock.Instant
-        var path: String
-        var status: Int
-        var pool: String?
-        var error: String?
-    }
-
-    /// One load worker: keep-alive (one connection for all its requests) or a new connection
-    /// per request; a write every fifth request, a cached read every fifth, `/name` otherwise.
-    static func worker(port: Int, keepAlive: Bool, samples: NIOLockedValueBox<[Sample]>, stop: NIOLockedValueBox<Bool>) async {
-        let clock = ContinuousClock()
-        let deadline = clock.now + .seconds(60)
-        var client: RawClient?
-        var count = 0
-        while !stop.withLockedValue({ $0 }), clock.now < deadline, count < 5_000 {
-            count += 1
-            let (method, path, body) = count % 5 == 0 ? ("POST", "/echo", "{\"n\":\(count)}") : count % 5 == 1 ? ("GET", "/echo", "") : ("GET", "/name", "")
-            let start = clock.now
-            do {
-                if client == nil { client = try await RawClient.connect(port: port) }
-                var text = "\(method) \(path) HTTP/1.1\r\nHost: gateway.test\r\n"
-                if !body.isEmpty { text += "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n" }
-                if !keepAlive { text += "Connection: close\r\n" }
-                try await client!.send(text + "\r\n" + body)
-                let response = try await client!.readResponse()
-                samples.withLockedValue {
-                    $0.append(Sample(start: start, end: clock.now, path: path, status: response.status, pool: response.header("X-Gateway-Pool")))
-                }
-                if !keepAlive || response.header("Connection")?.lowercased() == "close" {
-                    await client!.close()
-                    client = nil
-                }
-            } catch {
-                samples.withLockedValue { $0.append(Sample(start: start, end: clock.now, path: path, status: 0, error: "\(error)")) }
-                if let client { await client.close() }
-                client = nil
-            }
-        }
-        if let client { await client.close() }
+    /// A write every fifth request, a cached read every fifth, `/name` otherwise.
+    static func mix(_ count: Int) -> (method: String, path: String, body: String) {
+        count % 5 == 0 ? ("POST", "/echo", "{\"n\":\(count)}") : count % 5 == 1 ? ("GET", "/echo", "") : ("GET", "/name", "")
     }
 
     static func upstreams(_ gateway: TestGateway) async throws -> [String: [String: Any]] {
@@ -115,15 +77,7 @@ import TestSupport
         let openedBefore = try await Self.upstreams(gateway)["api/127.0.0.1:\(ports.0)"]?["connections_opened_total"] as? Int
         let api2OpenedBefore = api2.stats.connections
 
-        let samples = NIOLockedValueBox<[Sample]>([])
-        let stop = NIOLockedValueBox(false)
-        let load = Task {
-            await withTaskGroup(of: Void.self) { group in
-                for index in 0..<8 {
-                    group.addTask { await Self.worker(port: proxy, keepAlive: index < 6, samples: samples, stop: stop) }
-                }
-            }
-        }
+        let load = LoadWorkers(port: proxy, keepAlive: 6, newConnection: 2, request: Self.mix)
         let clock = ContinuousClock()
         try await Task.sleep(for: .milliseconds(200))
         /// Per reload: when it was asked for, when the reply came, and the variant in force after.
@@ -147,10 +101,7 @@ import TestSupport
             try await Task.sleep(for: .milliseconds(60))
         }
         try await Task.sleep(for: .milliseconds(200))
-        stop.withLockedValue { $0 = true }
-        await load.value
-
-        let all = samples.withLockedValue { $0 }
+        let all = await load.stop()
         let failed = all.filter { $0.status != 200 }
         #expect(all.count > 500, "the load ran: \(all.count) requests")
         #expect(failed.isEmpty, "failed: \(failed.count) of \(all.count), e.g. \(failed.prefix(3))")
@@ -158,7 +109,7 @@ import TestSupport
 
         // Each request is served by the configuration in force when it started: for requests
         // with no reload between their start and end, /name went to that configuration's pool.
-        var checked = 0, wrong: [Sample] = []
+        var checked = 0, wrong: [LoadWorkers.Sample] = []
         for sample in all where sample.path == "/name" && sample.status == 200 {
             let before = reloads.last { $0.done <= sample.start }
             let overlapping = reloads.contains { $0.sent <= sample.end && $0.done >= sample.start }
@@ -213,6 +164,8 @@ import TestSupport
         try await slow.1.send("GET /delay/1200 HTTP/1.1\r\nHost: t\r\n\r\n")
         try await Task.sleep(for: .milliseconds(300))
         #expect(api2.stats.requestsByPath["/delay/1200"] == 2)
+        let api2Gauge = "gateway_upstream_available{pool=\"api\",server=\"127.0.0.1:\(ports.1)\"}"
+        #expect(String(decoding: try await gateway.admin("/metrics").body, as: UTF8.self).contains(api2Gauge))
 
         try Self.write(Self.config("b", proxy: proxy, admin: admin, api1: ports.0, api2: ports.1, extra: ports.2, second: second,
                                    eventLoops: 7), to: file)
@@ -231,7 +184,8 @@ import TestSupport
                         && response.header("X-Gateway-Server") == "127.0.0.1:\(ports.1)", "\(response.headers)")
             await client.close()
         }
-        // The kept server kept its maintenance mark.
+        // A removed server's gauges go; the kept server kept its maintenance mark.
+        #expect(!String(decoding: try await gateway.admin("/metrics").body, as: UTF8.self).contains(api2Gauge))
         let upstreams = try await Self.upstreams(gateway)
         #expect(upstreams["api/127.0.0.1:\(ports.0)"]?["state"] as? String == "maintenance", "\(upstreams)")
         // The added listener serves; the one a reload removes stops accepting.

@@ -55,7 +55,7 @@ public final class TestUpstream: @unchecked Sendable {
     }
 
     @discardableResult
-    public func start(port: Int = 0) async throws -> Int {
+    public func start(port: Int = 0, host: String = "127.0.0.1") async throws -> Int {
         let counters = self.counters
         let name = self.name
         let resetEverything = self.resetEverything
@@ -72,7 +72,7 @@ public final class TestUpstream: @unchecked Sendable {
                     try channel.pipeline.syncOperations.addHandler(TestUpstreamHandler(name: name, counters: counters, resetEverything: resetEverything))
                 }
             }
-            .bind(host: "127.0.0.1", port: port)
+            .bind(host: host, port: port)
             .get()
         self.channel = channel
         self.port = channel.localAddress!.port!

@@ -45,6 +45,8 @@ public struct GatewayConfig: Decodable, Sendable {
     public var rateLimits: RateLimitConfig
     /// Reloading by watching the file.
     public var reload: ReloadConfig
+    /// Upstream host names: where they are looked up, how often again.
+    public var dns: DNSConfig
     /// What the loader found questionable but not wrong (an expired certificate), located like
     /// errors; logged at start and printed by `--check`.
     public internal(set) var warnings: [ConfigError] = []
@@ -57,7 +59,7 @@ public struct GatewayConfig: Decodable, Sendable {
         case accessLog = "access_log"
         case trustedProxies = "trusted_proxies"
         case limits, timeouts, upstream, pools, regions, cors, routes, databases, health, retries, consistency
-        case identity, redis, cache, reload
+        case identity, redis, cache, reload, dns
         case rateLimits = "rate_limits"
         case readMethods = "read_methods"
         case escapedSlashes = "escaped_slashes"
@@ -123,6 +125,7 @@ public struct GatewayConfig: Decodable, Sendable {
         cache = try c.decode(.cache, default: CacheStoreConfig())
         rateLimits = try c.decode(.rateLimits, default: RateLimitConfig())
         reload = try c.decode(.reload, default: ReloadConfig())
+        dns = try c.decode(.dns, default: DNSConfig())
     }
 
     private static func decodeEventLoops(_ c: KeyedDecodingContainer<CodingKeys>) throws -> Int? {

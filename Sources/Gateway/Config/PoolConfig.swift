@@ -16,12 +16,14 @@ public struct PoolConfig: Sendable {
     public var database: String?
     /// How the pool's `https://` servers are reached.
     public var tls: UpstreamTLSConfig?
+    /// How often the host names of its servers are looked up again (nil: `dns.resolve`).
+    public var resolve: ConfigDuration?
     /// The TLS context of the pool's `https://` servers, made by the loader
     /// (`GatewayConfig.loadTLS`); nil when the pool has none.
     public internal(set) var tlsMaterial: UpstreamTLSMaterial?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case role, region, servers, balancer, database, tls
+        case role, region, servers, balancer, database, tls, resolve
     }
 
     init(name: String, decoder: any Decoder) throws {
@@ -40,6 +42,10 @@ public struct PoolConfig: Sendable {
         self.balancer = balancer
         if servers.isEmpty {
             throw DecodingError.dataCorruptedError(forKey: .servers, in: c, debugDescription: "a pool needs at least one server")
+        }
+        resolve = try c.decodeIfPresent(ConfigDuration.self, forKey: .resolve)
+        if let resolve, resolve < .seconds(1) {
+            throw DecodingError.dataCorruptedError(forKey: .resolve, in: c, debugDescription: "at least 1s")
         }
         tls = try c.decodeIfPresent(UpstreamTLSConfig.self, forKey: .tls)
         if tls != nil, !servers.contains(where: \.url.secure) {

@@ -73,8 +73,9 @@ final class GatewayRuntime: Sendable {
     /// - Parameter previous: the runtime a reload replaces: its Redis client, cache store,
     ///   in-process rate-limit buckets and counter slots are kept where the new configuration
     ///   has the same settings for them.
+    ///   `answers`: the addresses of the host names in `pools:` (see `UpstreamNames`).
     init(config: GatewayConfig, metrics: GatewayMetrics, logger: Logger, accessLog: (any AccessLogOutput)?, eventLoops: [EventLoop] = [],
-         previous: GatewayRuntime? = nil) throws {
+         previous: GatewayRuntime? = nil, answers: [String: DNSResolver.Answer] = [:]) throws {
         self.config = config
         self.metrics = metrics
         self.logger = logger
@@ -90,12 +91,13 @@ final class GatewayRuntime: Sendable {
                     // Never cleartext to an https:// URL: the loader makes the context.
                     throw ConfigError(file: "", key: "pools.\(pool.name).tls", message: "\(server.url) has no TLS context (load the file with ConfigLoader)")
                 }
-                let address = try Self.resolve(server.url)
-                let upstream = UpstreamServer(
-                    id: servers.count, poolName: pool.name, url: server.url, address: address,
-                    weight: server.weight, settings: config.upstream, tls: pool.tlsMaterial)
-                servers.append(upstream)
-                poolServers.append(upstream)
+                for (address, ip) in try Self.addresses(of: server.url, answers: answers) {
+                    let upstream = UpstreamServer(
+                        id: servers.count, poolName: pool.name, url: server.url, address: address,
+                        weight: server.weight, settings: config.upstream, tls: pool.tlsMaterial, resolvedFrom: ip)
+                    servers.append(upstream)
+                    poolServers.append(upstream)
+                }
             }
             if !statsSlots.contains(pool.name) { statsSlots.append(pool.name) }
             pools.append(PoolRuntime(
@@ -168,16 +170,16 @@ final class GatewayRuntime: Sendable {
         old.url == new.url && old.connectTimeout == new.connectTimeout && old.timeout == new.timeout && old.tls == new.tls
     }
 
-    /// Resolves a server's host once, at start-up, as nginx does for `server` lines.
-    private static func resolve(_ url: UpstreamURL) throws -> SocketAddress {
+    /// A server's addresses: its IP, or every address its host name has (from `answers`; the
+    /// resolved IP goes with each, to name the server).
+    private static func addresses(of url: UpstreamURL, answers: [String: DNSResolver.Answer]) throws -> [(SocketAddress, String?)] {
         if let ip = IPAddress(url.host) {
-            return try SocketAddress(ipAddress: ip.description, port: url.port)
+            return [(try SocketAddress(ipAddress: ip.description, port: url.port), nil)]
         }
-        do {
-            return try SocketAddress.makeAddressResolvingHost(url.host, port: url.port)
-        } catch {
-            throw ConfigError(file: "", key: "pools", message: "cannot resolve upstream host '\(url.host)': \(error)")
+        guard let answer = answers[url.host] else {
+            throw ConfigError(file: "", key: "pools", message: "cannot resolve upstream host '\(url.host)'")
         }
+        return try answer.addresses.map { (try SocketAddress(ipAddress: $0, port: url.port), $0) }
     }
 }
 

@@ -44,7 +44,8 @@ extension GatewayServer {
             for warning in fresh.warnings {
                 logger.warning("configuration", metadata: ["warning": "\(warning.description)"])
             }
-            report = try await apply(fresh, replacing: old, started: started)
+            let answers = try await resolver.answers(for: fresh)
+            report = try await apply(fresh, answers: answers, replacing: old, started: started)
         } catch {
             report = ReloadReport(result: "error", at: Date().timeIntervalSince1970, milliseconds: Self.milliseconds(since: started),
                                   error: "\(error)")
@@ -58,14 +59,30 @@ extension GatewayServer {
         return report
     }
 
-    private func apply(_ config: GatewayConfig, replacing old: Generation, started: NIODeadline) async throws -> ReloadReport {
+    /// Upstream host names resolve to other addresses now: the servers are rebuilt from the
+    /// configuration in force, as a reload would (kept addresses keep their servers).
+    func addressesChanged(_ answers: [String: DNSResolver.Answer]) async {
+        await acquireReload()
+        defer { reloadInProgress.withLockedValue { $0 = false } }
+        guard !isDraining else { return }
+        let old = generation
+        do {
+            try await apply(old.config, answers: answers, replacing: old, started: .now(), reason: "upstream addresses changed")
+        } catch {
+            logger.error("cannot use the new upstream addresses; the servers in use stay", metadata: ["error": "\(error)"])
+        }
+    }
+
+    @discardableResult
+    private func apply(_ config: GatewayConfig, answers: [String: DNSResolver.Answer], replacing old: Generation, started: NIODeadline,
+                       reason: String = "configuration reloaded") async throws -> ReloadReport {
         var restartRequired: [String] = []
         if config.admin != old.config.admin { restartRequired.append("admin") }
         if eventLoopsOverride == nil, config.eventLoops != old.config.eventLoops { restartRequired.append("event_loops") }
 
         let runtime = try GatewayRuntime(config: config, metrics: old.runtime.metrics, logger: logger,
                                          accessLog: old.runtime.accessLogOutput, eventLoops: Array(group.makeIterator()),
-                                         previous: old.runtime)
+                                         previous: old.runtime, answers: answers)
         // New listeners are opened before anything changes: one that cannot be opened fails the
         // reload with the old configuration intact.
         let (opened, closing) = try await openListeners(config)
@@ -135,7 +152,7 @@ extension GatewayServer {
         if config.listeners.contains(where: { $0.tls != nil }) {
             runtime.metrics.countEvent("gateway_tls_certificate_reloads_total", [("result", "ok")])
         }
-        logger.notice("configuration reloaded", metadata: [
+        logger.notice("\(reason)", metadata: [
             "ms": "\(Int(report.milliseconds))", "servers_kept": "\(report.serversKept)", "servers_added": "\(report.serversAdded)",
             "servers_removed": "\(report.serversRemoved)", "routes": "\(config.routes.count)",
             "listeners_opened": "\(report.listenersOpened.joined(separator: ","))",

@@ -56,8 +56,8 @@ public final class GatewayServer: Service, Sendable {
     let routing: RoutingControl
     let logger: Logger
     /// The health checks and the database probes, each restarted by a reload that changes them.
-    let controlPlane = NIOLockedValueBox<(health: Task<Void, Never>?, databases: Task<Void, Never>?, watcher: Task<Void, Never>?)>(
-        (nil, nil, nil))
+    let controlPlane = NIOLockedValueBox<(health: Task<Void, Never>?, databases: Task<Void, Never>?, watcher: Task<Void, Never>?,
+                                          dns: Task<Void, Never>?)>((nil, nil, nil, nil))
     let startedAt = NIODeadline.now()
     /// The admin listener's channel.
     private let adminChannel = NIOLockedValueBox<Channel?>(nil)
@@ -71,6 +71,8 @@ public final class GatewayServer: Service, Sendable {
     /// Reloads run one at a time.
     let reloadInProgress = NIOLockedValueBox(false)
     private let connector: UpstreamConnector & Sendable
+    /// Keeps upstream host names resolved.
+    let resolver: UpstreamResolver
 
     /// The file `POST /admin/reload` reads (nil: the configuration did not come from a file).
     public let configPath: String?
@@ -91,12 +93,16 @@ public final class GatewayServer: Service, Sendable {
         self.connector = connector
         eventLoopsOverride = eventLoops
         listenerSlots = NIOLockedValueBox(config.listeners.map(ListenerSlot.init))
+        let metrics = GatewayMetrics()
+        let answers = try UpstreamResolver.lookUpAll(config)
+        resolver = UpstreamResolver(metrics: metrics, logger: logger)
+        resolver.seed(answers, config: config)
         let threads = eventLoops ?? config.eventLoops ?? System.coreCount
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let runtime: GatewayRuntime
         do {
-            runtime = try GatewayRuntime(config: config, metrics: GatewayMetrics(), logger: logger, accessLog: accessLog,
-                                         eventLoops: Array(group.makeIterator()))
+            runtime = try GatewayRuntime(config: config, metrics: metrics, logger: logger, accessLog: accessLog,
+                                         eventLoops: Array(group.makeIterator()), answers: answers)
         } catch {
             try? group.syncShutdownGracefully()
             throw error
@@ -160,6 +166,9 @@ public final class GatewayServer: Service, Sendable {
             if let configPath {
                 let watcher = ConfigFileWatcher(path: configPath, server: self)
                 tasks.watcher = Task { await watcher.run() }
+            }
+            tasks.dns = Task { [resolver] in
+                await resolver.run(config: { self.config }, changed: { answers in await self.addressesChanged(answers) })
             }
         }
         let bound = BoundAddresses(proxy: proxy.localAddress!, admin: admin.localAddress!, listeners: listeners.map { $0.localAddress! })
@@ -242,10 +251,11 @@ public final class GatewayServer: Service, Sendable {
             logger.warning("drain timeout: closing connections still open", metadata: ["connections": "\(left)"])
         }
         let tasks = controlPlane.withLockedValue { $0 }
-        for task in [tasks.watcher, tasks.health, tasks.databases].compactMap({ $0 }) {
+        for task in [tasks.watcher, tasks.dns, tasks.health, tasks.databases].compactMap({ $0 }) {
             task.cancel()
             await task.value
         }
+        await resolver.shutdown()
         let generation = self.generation
         let runtime = generation.runtime
         generation.consistencyQueries.close()

@@ -1,6 +1,7 @@
 import NIOCore
 
-/// One upstream server of one pool, as the data path needs it: resolved once at start-up.
+/// One upstream server of one pool, as the data path needs it: one address (a host name with
+/// several addresses is several servers).
 final class UpstreamServer: Sendable {
     /// Index into every per-loop array of connection pools.
     let id: Int
@@ -17,8 +18,10 @@ final class UpstreamServer: Sendable {
     let tls: UpstreamTLSMaterial?
     let tlsServerName: String?
 
+    /// - Parameter resolvedFrom: when the URL names a host, the address it resolved to: the
+    ///   server is then called `host:port@address` (one name may stand for several servers).
     init(id: Int, poolName: String, url: UpstreamURL, address: SocketAddress, weight: Int, settings: UpstreamSettings,
-         tls: UpstreamTLSMaterial? = nil) {
+         tls: UpstreamTLSMaterial? = nil, resolvedFrom ip: String? = nil) {
         self.id = id
         self.poolName = poolName
         self.url = url
@@ -27,7 +30,7 @@ final class UpstreamServer: Sendable {
         self.settings = settings
         self.responseTimeout = settings.responseTimeout.timeAmount
         self.acquireTimeout = settings.queueTimeout.timeAmount + settings.connectTimeout.timeAmount
-        self.authority = url.authority
+        self.authority = ip.map { "\(url.authority)@\($0)" } ?? url.authority
         self.tls = url.secure ? tls : nil
         self.tlsServerName = url.secure ? tls?.serverName(forHost: url.host) : nil
     }
