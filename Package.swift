@@ -39,6 +39,7 @@ let package = Package(
             providers: [.apt(["libpq-dev"])]
         ),
         .systemLibrary(name: "CAres", pkgConfig: "libcares", providers: [.apt(["libc-ares-dev"])]),
+        .systemLibrary(name: "CFDPassing"),
         .target(name: "Router", swiftSettings: hotPathSettings),
         .target(
             name: "Redis",
@@ -81,6 +82,7 @@ let package = Package(
                 "Router",
                 "CLibpq",
                 "CAres",
+                "CFDPassing",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Gateway
 import Logging
 import ServiceLifecycle
@@ -36,6 +37,12 @@ struct GatewayCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
+
+    @Flag(name: .long, help: "Take the listening sockets over from the gateway running with the same upgrade_socket, then let it drain and exit (binary upgrade).")
+    var upgrade = false
+
+    @Option(name: .long, help: ArgumentHelp("Write this process's PID here once it serves (systemd PIDFile=).", valueName: "file"))
+    var pidFile: String?
 
     func validate() throws {
         if (config == nil) == (check == nil) {
@@ -77,16 +84,40 @@ struct GatewayCommand: AsyncParsableCommand {
         for warning in loaded.warnings {
             logger.warning("configuration", metadata: ["warning": "\(warning.description)"])
         }
+        var inherited: BinaryUpgrade.InheritedSockets?
+        if upgrade {
+            do {
+                inherited = try BinaryUpgrade.takeOver(from: loaded.upgradeSocketPath)
+                logger.notice("binary upgrade: took over the listening sockets", metadata: ["from_pid": "\(inherited!.oldPID)"])
+            } catch {
+                printError("--upgrade: \(error)")
+                throw ExitCode(1)
+            }
+        }
         let server: GatewayServer
         do {
             server = try GatewayServer(config: loaded, logger: logger, accessLog: AccessLogOutputs.standardOutput, eventLoops: eventLoops,
-                                       configPath: config!)
+                                       configPath: config!, inherited: inherited)
         } catch {
             printError("\(config!): \(error)")
             throw ExitCode(1)
         }
+        let pidFile = self.pidFile
+        let started = Task {
+            // Once the listeners serve (after an upgrade: the old process let go), systemd may
+            // follow the PID.
+            while !Task.isCancelled, !server.isServing { try? await Task.sleep(for: .milliseconds(10)) }
+            guard !Task.isCancelled else { return }
+            if let pidFile { try? "\(getpid())\n".write(toFile: pidFile, atomically: true, encoding: .utf8) }
+        }
+        defer {
+            started.cancel()
+            if let pidFile, (try? String(contentsOfFile: pidFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) == "\(getpid())" {
+                unlink(pidFile)
+            }
+        }
         let group = ServiceGroup(
-            configuration: .init(services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(services: [.init(service: server, successTerminationBehavior: .gracefullyShutdownGroup)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         // SIGHUP reloads the configuration file (routes, pools, limits, certificates...).
         let path = config!
         let hangups = await UnixSignalsSequence(trapping: .sighup)

@@ -8,17 +8,17 @@ import NIOPosix
 struct AdminServer {
     let gateway: GatewayServer
 
-    func bind(group: EventLoopGroup) async throws -> Channel {
+    /// - Parameter descriptor: the listening socket (opened by the gateway, or inherited).
+    func bind(group: EventLoopGroup, descriptor: CInt) async throws -> Channel {
         let gateway = self.gateway
         return try await ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(AdminHandler(gateway: gateway))
                 }
             }
-            .bind(host: gateway.config.admin.host, port: gateway.config.admin.port)
+            .withBoundSocket(descriptor: descriptor)
             .get()
     }
 }

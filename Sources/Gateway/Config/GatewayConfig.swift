@@ -47,6 +47,10 @@ public struct GatewayConfig: Decodable, Sendable {
     public var reload: ReloadConfig
     /// Upstream host names: where they are looked up, how often again.
     public var dns: DNSConfig
+    /// Where a new gateway process (`--upgrade`) asks this one for its listening sockets
+    /// (default: /tmp/gateway-upgrade-ADMINPORT.sock).
+    public var upgradeSocket: String?
+    public var upgradeSocketPath: String { upgradeSocket ?? "/tmp/gateway-upgrade-\(admin.port).sock" }
     /// What the loader found questionable but not wrong (an expired certificate), located like
     /// errors; logged at start and printed by `--check`.
     public internal(set) var warnings: [ConfigError] = []
@@ -60,6 +64,7 @@ public struct GatewayConfig: Decodable, Sendable {
         case trustedProxies = "trusted_proxies"
         case limits, timeouts, upstream, pools, regions, cors, routes, databases, health, retries, consistency
         case identity, redis, cache, reload, dns
+        case upgradeSocket = "upgrade_socket"
         case rateLimits = "rate_limits"
         case readMethods = "read_methods"
         case escapedSlashes = "escaped_slashes"
@@ -126,6 +131,10 @@ public struct GatewayConfig: Decodable, Sendable {
         rateLimits = try c.decode(.rateLimits, default: RateLimitConfig())
         reload = try c.decode(.reload, default: ReloadConfig())
         dns = try c.decode(.dns, default: DNSConfig())
+        upgradeSocket = try c.decodeIfPresent(String.self, forKey: .upgradeSocket)
+        if let upgradeSocket, upgradeSocket.isEmpty || upgradeSocket.utf8.count > 100 {
+            throw DecodingError.dataCorruptedError(forKey: .upgradeSocket, in: c, debugDescription: "a path of 1...100 bytes")
+        }
     }
 
     private static func decodeEventLoops(_ c: KeyedDecodingContainer<CodingKeys>) throws -> Int? {

@@ -146,7 +146,7 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
         } else {
             arm(.clientHeader, runtime.timeouts.clientHeader)
         }
-        if loop.draining { drain() }
+        if loop.draining { drain(idleGrace: loop.drainIdleGrace) }
         context.fireChannelActive()
     }
 
@@ -292,6 +292,14 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
     /// Returns whether to keep pumping.
     private func pumpNextHead() -> Bool {
         if loop.draining && parser.isIdle {
+            // After a binary upgrade the last response may have promised keep-alive: the
+            // client's next request may be on its way, and is answered (Connection: close)
+            // within the grace rather than cut.
+            if let grace = loop.drainIdleGrace {
+                let now = NIODeadline.now()
+                if deadline > now + grace { arm(.keepalive, grace, now: now) }
+                return false
+            }
             closeNow()
             return false
         }
@@ -516,7 +524,9 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
     /// Shutdown: close if idle, otherwise after the current response. A lingering close gets
     /// at most a second more: its response went out already, and a rolling restart should not
     /// wait on clients that neither read nor close.
-    func drain() {
+    /// - Parameter idleGrace: an idle keep-alive connection is closed after this rather than at
+    ///   once (its next request is still answered, with `Connection: close`).
+    func drain(idleGrace: TimeAmount? = nil) {
         if state == .lingering {
             let now = NIODeadline.now()
             lingerUntil = min(lingerUntil, now + Self.lingerOnShutdown)
@@ -525,7 +535,12 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
         }
         guard state == .open else { return }
         if exchange == nil {
-            if parser.isIdle { closeNow() }
+            guard parser.isIdle else { return }
+            if let idleGrace {
+                arm(.keepalive, idleGrace)
+            } else {
+                closeNow()
+            }
         } else {
             closeAfterExchange = true
         }

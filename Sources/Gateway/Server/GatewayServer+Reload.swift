@@ -117,7 +117,7 @@ extension GatewayServer {
         generationBox.withLockedValue { $0 = generation }
         updateListeners(config)
         for slot in closing {
-            try? await slot.channel?.close()
+            await slot.close()
         }
 
         // The control plane follows: health checks of the new server list (kept servers keep
@@ -173,7 +173,7 @@ extension GatewayServer {
             do {
                 slot.channel = try await bind(slot, key: config.listeners.count == 1 ? "listen" : "listen[\(index)]")
             } catch {
-                for slot in opened { try? await slot.channel?.close() }
+                for slot in opened { await slot.close() }
                 throw error
             }
             opened.append(slot)

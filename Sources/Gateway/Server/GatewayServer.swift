@@ -73,6 +73,16 @@ public final class GatewayServer: Service, Sendable {
     private let connector: UpstreamConnector & Sendable
     /// Keeps upstream host names resolved.
     let resolver: UpstreamResolver
+    /// Sockets taken over from the gateway this process replaces (`--upgrade`).
+    let inherited: BinaryUpgrade.InheritedSockets?
+    /// The admin socket's duplicate, for a binary upgrade.
+    private let adminHandover = NIOLockedValueBox<CInt?>(nil)
+    /// Answers `--upgrade` processes.
+    private let upgradeListener = NIOLockedValueBox<BinaryUpgrade.Listener?>(nil)
+    /// A new process took over: `run()` drains and returns.
+    private let handedOver = NIOLockedValueBox(false)
+    private let handOverSignal: AsyncStream<Void>
+    private let handOverContinuation: AsyncStream<Void>.Continuation
 
     /// The file `POST /admin/reload` reads (nil: the configuration did not come from a file).
     public let configPath: String?
@@ -80,15 +90,18 @@ public final class GatewayServer: Service, Sendable {
     /// - Parameters:
     ///   - eventLoops: overrides `event_loops` of the config (command line).
     ///   - configPath: the file the configuration came from, read again by a reload.
+    ///   - inherited: the listening sockets of the gateway this one replaces (`--upgrade`).
     public convenience init(config: GatewayConfig, logger: Logger, accessLog: (any AccessLogOutput)?, eventLoops: Int? = nil,
-                            configPath: String? = nil) throws {
+                            configPath: String? = nil, inherited: BinaryUpgrade.InheritedSockets? = nil) throws {
         try self.init(config: config, logger: logger, accessLog: accessLog, eventLoops: eventLoops,
-                      connector: TCPUpstreamConnector(), configPath: configPath)
+                      connector: TCPUpstreamConnector(), configPath: configPath, inherited: inherited)
     }
 
     init(config: GatewayConfig, logger: Logger, accessLog: (any AccessLogOutput)?, eventLoops: Int?, connector: UpstreamConnector & Sendable,
-         configPath: String? = nil) throws {
+         configPath: String? = nil, inherited: BinaryUpgrade.InheritedSockets? = nil) throws {
         self.logger = logger
+        self.inherited = inherited
+        (handOverSignal, handOverContinuation) = AsyncStream.makeStream(of: Void.self)
         self.configPath = configPath
         self.connector = connector
         eventLoopsOverride = eventLoops
@@ -133,6 +146,14 @@ public final class GatewayServer: Service, Sendable {
             context.current.consistencyQueries = queries
             context.start()
         }
+        if let inherited {
+            // Taking over: the old process stops accepting first, then this one starts, so the
+            // two never accept from one socket at once; connections wait in the kernel's queue.
+            let confirmed = (try? await NIOThreadPool.singleton.runIfActive { inherited.ready() }) ?? false
+            if !confirmed {
+                logger.warning("binary upgrade: the old process did not confirm it stopped accepting; accepting anyway")
+            }
+        }
         let slots = listenerSlots.withLockedValue { $0 }
         var listeners: [Channel] = []
         for (index, slot) in slots.enumerated() {
@@ -141,7 +162,7 @@ public final class GatewayServer: Service, Sendable {
                 slot.channel = channel
                 listeners.append(channel)
             } catch {
-                for channel in listeners { try? await channel.close() }
+                for slot in slots { await slot.close() }
                 throw error
             }
         }
@@ -149,15 +170,20 @@ public final class GatewayServer: Service, Sendable {
 
         let admin: Channel
         do {
-            admin = try await AdminServer(gateway: self).bind(group: group)
+            let descriptor = try inheritedDescriptor(admin: config.admin) ?? ListeningSocket.open(config.admin, backlog: 128)
+            adminHandover.withLockedValue { $0 = dup(descriptor) }
+            admin = try await AdminServer(gateway: self).bind(group: group, descriptor: descriptor)
         } catch let error as IOError {
-            for channel in listeners { try? await channel.close() }
+            for slot in slots { await slot.close() }
             throw ListenError(key: "admin", address: config.admin, reason: error.description)
         } catch {
-            for channel in listeners { try? await channel.close() }
+            for slot in slots { await slot.close() }
             throw error
         }
         adminChannel.withLockedValue { $0 = admin }
+        serving.withLockedValue { $0 = true }
+        inherited?.closeUnclaimed(claimedDescriptors.withLockedValue { $0 })
+        listenForUpgrades()
         // The control plane: health checks and database probes, until shutdown cancels them.
         let healthChecker = generation.healthChecker, databaseMonitor = generation.databaseMonitor
         controlPlane.withLockedValue { tasks in
@@ -194,9 +220,14 @@ public final class GatewayServer: Service, Sendable {
     func bind(_ slot: ListenerSlot, key: String) async throws -> Channel {
         let contexts = self.contexts
         let address = slot.address
+        let descriptor: CInt
+        do {
+            descriptor = try inheritedDescriptor(listener: address) ?? ListeningSocket.open(address)
+        } catch let error as IOError {
+            throw ListenError(key: key, address: address, reason: error.description)
+        }
+        slot.handover = dup(descriptor)
         return try await ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 4096)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.maxMessagesPerRead, value: 4)
@@ -213,14 +244,21 @@ public final class GatewayServer: Service, Sendable {
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
-            .bind(host: address.host, port: address.port)
+            .withBoundSocket(descriptor: descriptor)
             .mapListenError(address: address, key: key)
     }
 
     public func run() async throws {
         try await start()
-        // Returns on SIGTERM/SIGINT (through the ServiceGroup) or when the task is cancelled.
-        try? await gracefulShutdown()
+        // Returns on SIGTERM/SIGINT (through the ServiceGroup), when the task is cancelled, or
+        // when a new process (`--upgrade`) has taken the listening sockets over.
+        let signal = handOverSignal
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await gracefulShutdown() }
+            group.addTask { for await _ in signal { return } }
+            await group.next()
+            group.cancelAll()
+        }
         await shutdown()
     }
 
@@ -236,10 +274,19 @@ public final class GatewayServer: Service, Sendable {
         let drain = config.timeouts.drain
         logger.info("draining", metadata: ["timeout": "\(drain)"])
         for slot in listenerSlots.withLockedValue({ $0 }) {
-            try? await slot.channel?.close()
+            await slot.close()
         }
         try? await adminChannel.withLockedValue({ $0 })?.close()
-        contexts.forEach { $0.beginDrain() }
+        if let descriptor = adminHandover.withLockedValue({ box in defer { box = nil }; return box }) { close(descriptor) }
+        await upgradeListener.withLockedValue({ $0 })?.stop(removingFile: !handedOver.withLockedValue { $0 })
+        // After a handover, idle keep-alive clients get a moment to send their next request
+        // (answered, with Connection: close) instead of a close that could cross it.
+        let idleGrace: TimeAmount? = handedOver.withLockedValue { $0 } ? .milliseconds(min(1000, drain.nanoseconds / 1_000_000)) : nil
+        contexts.forEach { $0.beginDrain(idleGrace: idleGrace) }
+        // Connections the listeners accepted just before closing are still being registered
+        // on their loops: one pass through every loop's queue lets them become active (and
+        // counted) before the count below could read zero and end the drain under them.
+        for _ in 0..<2 { _ = await contexts.collect { _ in () } }
         let deadline = NIODeadline.now() + drain.timeAmount
         while NIODeadline.now() < deadline {
             let open = await contexts.collect { $0.clientConnectionCount }.reduce(0, +)
@@ -268,6 +315,69 @@ public final class GatewayServer: Service, Sendable {
     }
 
     var isDraining: Bool { shutdownStarted.withLockedValue { $0 } }
+
+    private let serving = NIOLockedValueBox(false)
+    /// Every listener is open and accepting.
+    public var isServing: Bool { serving.withLockedValue { $0 } }
+
+    /// Descriptors taken from `inherited` so far (the rest are closed once started).
+    private let claimedDescriptors = NIOLockedValueBox<Set<CInt>>([])
+
+    private func inheritedDescriptor(listener address: ListenAddress) -> CInt? {
+        guard let descriptor = inherited?.listeners[address.description] else { return nil }
+        let fresh = claimedDescriptors.withLockedValue { $0.insert(descriptor).inserted }
+        return fresh ? descriptor : nil
+    }
+
+    private func inheritedDescriptor(admin address: ListenAddress) -> CInt? {
+        guard let admin = inherited?.admin, admin.address == address.description else { return nil }
+        let fresh = claimedDescriptors.withLockedValue { $0.insert(admin.descriptor).inserted }
+        return fresh ? admin.descriptor : nil
+    }
+
+    /// What a new process gets: every listening socket (duplicates; both processes accept
+    /// until it is ready) and the admin one.
+    private func upgradeOffer() -> (BinaryUpgrade.Offer, [CInt]) {
+        let slots = listenerSlots.withLockedValue { $0 }.filter { $0.handover != nil }
+        let admin = adminHandover.withLockedValue { $0 }
+        let offer = BinaryUpgrade.Offer(listeners: slots.map(\.address.description), admin: config.admin.description, pid: getpid())
+        return (offer, slots.compactMap(\.handover) + [admin ?? -1])
+    }
+
+    /// A new process is ready: stop accepting now (on the upgrade listener's thread, before it
+    /// tells the new process to start), then drain and exit.
+    private func handOver() {
+        logger.notice("binary upgrade: the new process is ready; closing the listeners, draining and exiting")
+        handedOver.withLockedValue { $0 = true }
+        let slots = listenerSlots.withLockedValue { $0 }
+        let admin = adminChannel.withLockedValue { $0 }
+        let listeners = slots.compactMap(\.channel) + [admin].compactMap { $0 }
+        // Stop accepting first, and let connections already accepted finish their setup (on
+        // their loop, then back on the listener's): NIO closes an accepted connection whose
+        // listener closed before its setup completed, and that client would see a reset.
+        for channel in listeners { try? channel.setOption(ChannelOptions.autoRead, value: false).wait() }
+        for _ in 0..<3 {
+            for loop in group.makeIterator() { try? loop.submit {}.wait() }
+        }
+        for channel in listeners { try? channel.close().wait() }
+        for slot in slots { slot.closeHandover() }
+        if let descriptor = adminHandover.withLockedValue({ box in defer { box = nil }; return box }) { close(descriptor) }
+        handOverContinuation.yield()
+    }
+
+    /// Answers the next `--upgrade` on `upgrade_socket` (the path is taken over from a process
+    /// this one replaced).
+    private func listenForUpgrades() {
+        do {
+            let listener = try BinaryUpgrade.Listener(
+                path: config.upgradeSocketPath, logger: logger,
+                offer: { [weak self] in self?.upgradeOffer() ?? (BinaryUpgrade.Offer(listeners: [], admin: "", pid: getpid()), []) },
+                handedOver: { [weak self] in self?.handOver() })
+            upgradeListener.withLockedValue { $0 = listener }
+        } catch {
+            logger.warning("binary upgrades are off: cannot listen on upgrade_socket", metadata: ["error": "\(error)"])
+        }
+    }
 
     /// `127.0.0.1:8080` / `[::1]:8080` rather than NIO's `[IPv4]127.0.0.1/127.0.0.1:8080`.
     static func describe(_ address: SocketAddress) -> String {

@@ -34,6 +34,9 @@ final class LoopContext {
     var accessLog: AccessLogBuffer? { runtime.accessLog == nil ? nil : accessLogBuffer }
     private let accessLogBuffer: AccessLogBuffer?
     private(set) var draining = false
+    /// While draining after a binary upgrade: how long an idle connection may still send one
+    /// more request (also for connections accepted just before the listener closed).
+    private(set) var drainIdleGrace: TimeAmount?
     /// Client connections on this loop (for drain and the connection gauge).
     private(set) var clientConnections: [ObjectIdentifier: HTTP1Connection] = [:]
     /// HTTP/2 connections on this loop; each of their streams is also in `clientConnections`.
@@ -136,10 +139,12 @@ final class LoopContext {
         HeapTrimmer.trimSoon()
     }
 
-    /// Shutdown, step one: idle clients are closed now, busy ones after their current response.
-    func beginDrain() {
+    /// Shutdown, step one: idle clients are closed now (or after `idleGrace`), busy ones after
+    /// their current response.
+    func beginDrain(idleGrace: TimeAmount? = nil) {
         draining = true
-        for handler in clientConnections.values { handler.drain() }
+        drainIdleGrace = idleGrace
+        for handler in clientConnections.values { handler.drain(idleGrace: idleGrace) }
         for connection in http2Connections.values { connection.drain() }
     }
 

@@ -15,6 +15,8 @@ final class LoadWorkers: Sendable {
         var pool: String?
         var upstream: String?
         var error: String?
+        /// The request went on a connection that had carried earlier ones.
+        var reused = false
     }
 
     private let samples = NIOLockedValueBox<[Sample]>([])
@@ -56,6 +58,7 @@ final class LoadWorkers: Sendable {
             count += 1
             let (method, path, body) = request(count)
             let start = clock.now
+            let reused = client != nil
             do {
                 if client == nil { client = try await RawClient.connect(port: port) }
                 var text = "\(method) \(path) HTTP/1.1\r\nHost: gateway.test\r\n"
@@ -72,7 +75,7 @@ final class LoadWorkers: Sendable {
                     client = nil
                 }
             } catch {
-                samples.withLockedValue { $0.append(Sample(start: start, end: clock.now, path: path, status: 0, error: "\(error)")) }
+                samples.withLockedValue { $0.append(Sample(start: start, end: clock.now, path: path, status: 0, error: "\(error)", reused: reused)) }
                 if let client { await client.close() }
                 client = nil
             }

@@ -1,0 +1,65 @@
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A listening TCP socket the gateway opens itself (rather than letting NIO bind) so that it
+/// holds the descriptor: a binary upgrade hands a duplicate of it to the new process, and the
+/// kernel's accept queue, shared by both, loses no connection when the old process lets go.
+enum ListeningSocket {
+    /// socket, SO_REUSEADDR, bind, listen. Errors are `IOError`s, as NIO's bind throws.
+    static func open(_ address: ListenAddress, backlog: Int32 = 4096) throws -> CInt {
+        let socketAddress: SocketAddress
+        do {
+            socketAddress = try SocketAddress.makeAddressResolvingHost(address.host, port: address.port)
+        } catch {
+            throw IOError(errnoCode: EADDRNOTAVAIL, reason: "resolving \(address.host): \(error)")
+        }
+        let family: CInt = switch socketAddress {
+        case .v6: AF_INET6
+        default: AF_INET
+        }
+        let descriptor = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard descriptor >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
+        var one: CInt = 1
+        setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<CInt>.size))
+        let bound = socketAddress.withSockAddr { pointer, length in bind(descriptor, pointer, socklen_t(length)) }
+        guard bound == 0 else {
+            let code = errno
+            close(descriptor)
+            throw IOError(errnoCode: code, reason: "bind(descriptor:ptr:bytes:)")
+        }
+        guard listen(descriptor, backlog) == 0 else {
+            let code = errno
+            close(descriptor)
+            throw IOError(errnoCode: code, reason: "listen")
+        }
+        return descriptor
+    }
+
+    /// The address a listening descriptor is bound to (`host:port` as `listen:` writes it).
+    static func boundAddress(_ descriptor: CInt) -> String? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let result = withUnsafeMutablePointer(to: &storage) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        guard result == 0, let address = try? SocketAddress(storage) else { return nil }
+        return GatewayServer.describe(address)
+    }
+}
+
+extension SocketAddress {
+    init(_ storage: sockaddr_storage) throws {
+        var storage = storage
+        switch Int32(storage.ss_family) {
+        case AF_INET:
+            self = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { SocketAddress($0.pointee, host: "") } }
+        case AF_INET6:
+            self = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { SocketAddress($0.pointee, host: "") } }
+        default:
+            throw IOError(errnoCode: EAFNOSUPPORT, reason: "not an IP socket")
+        }
+    }
+}
