@@ -240,4 +240,50 @@ import TestSupport
         for upstream in [api1, api2, extra] { await upstream.stop() }
         try? FileManager.default.removeItem(atPath: file)
     }
+
+    /// What a reload keeps: the buckets of a rate-limit policy it did not change (a client
+    /// cannot get a fresh budget from a reload) and the cache's entries; a policy it changed
+    /// starts afresh.
+    @Test func unchangedLimitsKeepTheirBucketsAndTheCacheItsEntries() async throws {
+        let upstream = TestUpstream(name: "api")
+        try await upstream.start()
+        let proxy = try freePort(), admin = try freePort()
+        func config(routeChange: Bool, otherLimit: Int) -> String {
+            """
+            listen: 127.0.0.1:\(proxy)
+            admin: 127.0.0.1:\(admin)
+            debug_headers: true
+            pools:
+              api: { servers: ["\(upstream.url)"] }
+            rate_limits:
+              policies:
+                strict: { limit: 3, period: 1m }
+                other: { limit: \(otherLimit), period: 1m }
+            routes:
+              - { match: { path: /echo }, to: api, cache: { ttl: 60s } }
+              - { match: { path: /name }, to: api, rate_limit: strict }
+              - { match: { path: /status/204 }, to: api, rate_limit: other }
+            \(routeChange ? "  - { match: { path: \"/delay/**\" }, to: api }" : "")
+            """
+        }
+        let file = NSTemporaryDirectory() + "reload-\(UUID().uuidString).yaml"
+        try Self.write(config(routeChange: false, otherLimit: 2), to: file)
+        let gateway = try await TestGateway.start(path: file)
+        for _ in 0..<3 { #expect(try await gateway.request("GET", "/name").status == 200) }
+        for _ in 0..<2 { #expect(try await gateway.request("GET", "/status/204").status == 204) }
+        #expect(try await gateway.request("GET", "/echo").header("X-Cache") == "MISS")
+        #expect(try await gateway.request("GET", "/echo").header("X-Cache") == "HIT")
+
+        // Routes change, `strict` does not, `other` does (limit 2 → 5).
+        try Self.write(config(routeChange: true, otherLimit: 5), to: file)
+        #expect(try await gateway.admin("/admin/reload", method: "POST").status == 200)
+        #expect(try await gateway.request("GET", "/name").status == 429, "the unchanged policy's bucket was reset by the reload")
+        #expect(try await gateway.request("GET", "/status/204").status == 204, "the changed policy kept the old limit")
+        #expect(try await gateway.request("GET", "/echo").header("X-Cache") == "HIT", "the cache lost its entry")
+        #expect(upstream.stats.requestsByPath["/echo"] == 1)
+
+        await gateway.stop()
+        await upstream.stop()
+        try? FileManager.default.removeItem(atPath: file)
+    }
 }

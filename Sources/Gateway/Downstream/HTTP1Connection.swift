@@ -45,9 +45,10 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     let loop: LoopContext
-    /// The configuration in force now (a reload changes it between two requests of a
-    /// keep-alive connection; each exchange keeps the one it started with).
-    var runtime: GatewayRuntime { loop.runtime }
+    /// The configuration of this connection's latest request (a reload changes it between two
+    /// requests of a keep-alive connection; each exchange keeps the one it started with). Kept
+    /// here rather than read through the loop: the data path reads it several times a request.
+    private(set) var runtime: GatewayRuntime
     let listener: ListenerRuntime
     /// A failed TLS handshake was counted (so its close is not counted again).
     var handshakeFailureCounted = false
@@ -109,6 +110,7 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
         self.stream = stream
         sniffingPreface = stream == nil && listener.http2.h2c
         self.listener = listener
+        runtime = loop.runtime
         let limits = loop.runtime.config.limits
         // An HTTP/2 stream's head is its HEADERS as HTTP/1.1 text: max_header_list_size bounds it
         // too (NIOHTTP2's own bound starts only once the client acknowledged the SETTINGS).
@@ -369,6 +371,7 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
     private func start(_ head: HTTPHead, hasBody: Bool, bufferedBody: BufferedRequestBody?) {
         let exchange = Exchange(head: head, hasBody: hasBody, downstream: self, loop: loop, peer: peer, bufferedBody: bufferedBody)
         self.exchange = exchange
+        runtime = exchange.runtime
         exchange.start()
     }
 

@@ -31,7 +31,7 @@ final class LoopContext {
     /// By the stable slot of each policy (`RateLimitRuntime.Policy.index`).
     var rateLimits: RateLimitLoopState
     /// This loop's access log lines (nil with `access_log: false`).
-    var accessLog: AccessLogBuffer? { runtime.accessLog == nil ? nil : accessLogBuffer }
+    private(set) var accessLog: AccessLogBuffer?
     private let accessLogBuffer: AccessLogBuffer?
     private(set) var draining = false
     /// While draining after a binary upgrade: how long an idle connection may still send one
@@ -60,6 +60,7 @@ final class LoopContext {
         requestStats = Array(repeating: RequestStats(), count: runtime.statsSlots.count)
         rateLimits = RateLimitLoopState(policies: runtime.rateLimits?.slotCount ?? 0)
         accessLogBuffer = runtime.accessLogOutput.map { AccessLogBuffer(output: $0, eventLoop: eventLoop) }
+        accessLog = runtime.accessLog == nil ? nil : accessLogBuffer
     }
 
     /// A reload: new requests get `runtime`; exchanges in flight keep the generation they
@@ -76,6 +77,7 @@ final class LoopContext {
             requestStats += Array(repeating: RequestStats(), count: runtime.statsSlots.count - requestStats.count)
         }
         rateLimits.grow(to: runtime.rateLimits?.slotCount ?? 0)
+        accessLog = runtime.accessLog == nil ? nil : accessLogBuffer
     }
 
     /// The control plane's latest view, if it is about the configuration this loop runs.
@@ -154,6 +156,6 @@ final class LoopContext {
         for connection in http2Connections.values { connection.forceClose() }
         for pool in current.pools + retiredPools { pool.close() }
         sweeper.stop()
-        accessLog?.flush()
+        accessLogBuffer?.flush()
     }
 }
