@@ -9,6 +9,12 @@
 
 enum { GW_MAX_PASSED_FDS = 64 };
 
+/// A Unix stream socket, close-on-exec (the SOCK_* constants clash in Swift between this
+/// module's view of <sys/socket.h> and Glibc's).
+static inline int gw_unix_stream_socket(void) {
+    return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+}
+
 /// Sends `length` bytes of `data` with `count` descriptors attached. Returns sendmsg's result.
 static inline ssize_t gw_send_fds(int sock, const void *data, size_t length, const int *fds, int count) {
     if (count < 0 || count > GW_MAX_PASSED_FDS) return -1;

@@ -83,7 +83,7 @@ public enum BinaryUpgrade {
     }
 
     private static func connect(to path: String) throws -> CInt {
-        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let descriptor = gw_unix_stream_socket()
         guard descriptor >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
         var address: sockaddr_un
         do {
@@ -144,7 +144,7 @@ public enum BinaryUpgrade {
             self.path = path
             var address = try BinaryUpgrade.unixAddress(path)
             unlink(path)
-            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            let fd = gw_unix_stream_socket()
             guard fd >= 0 else { throw Failure(description: "upgrade_socket \(path): \(String(cString: strerror(errno)))") }
             let bound = withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
