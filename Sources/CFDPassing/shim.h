@@ -15,6 +15,14 @@ static inline int gw_unix_stream_socket(void) {
     return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 }
 
+/// A TCP socket of `family` (AF_INET, AF_INET6), close-on-exec.
+static inline int gw_tcp_socket(int family) {
+    return socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+}
+
+/// SOCK_STREAM, for code that cannot name it (see above).
+static inline int gw_sock_stream(void) { return SOCK_STREAM; }
+
 /// Sends `length` bytes of `data` with `count` descriptors attached. Returns sendmsg's result.
 static inline ssize_t gw_send_fds(int sock, const void *data, size_t length, const int *fds, int count) {
     if (count < 0 || count > GW_MAX_PASSED_FDS) return -1;

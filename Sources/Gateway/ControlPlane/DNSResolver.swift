@@ -1,4 +1,5 @@
 import CAres
+import CFDPassing
 
 #if canImport(Glibc)
 import Glibc
@@ -61,7 +62,7 @@ struct DNSResolver: Sendable {
         // Always both families, filtered below: c-ares 1.18 (Debian 12) can spin forever in
         // ares_process_fd on an AF_INET-only getaddrinfo.
         hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_socktype = gw_sock_stream()
         let pending = Pending()
         pending.family = family
         let argument = Unmanaged.passRetained(pending).toOpaque()

@@ -1,3 +1,4 @@
+import CFDPassing
 import NIOCore
 
 #if canImport(Glibc)
@@ -20,7 +21,7 @@ enum ListeningSocket {
         case .v6: AF_INET6
         default: AF_INET
         }
-        let descriptor = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let descriptor = gw_tcp_socket(family)
         guard descriptor >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
         var one: CInt = 1
         setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<CInt>.size))
