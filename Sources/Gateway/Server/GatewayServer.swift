@@ -1,4 +1,5 @@
 import Cache
+import Dispatch
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -273,11 +274,7 @@ public final class GatewayServer: Service, Sendable {
         await waitForReload()
         let drain = config.timeouts.drain
         logger.info("draining", metadata: ["timeout": "\(drain)"])
-        for slot in listenerSlots.withLockedValue({ $0 }) {
-            await slot.close()
-        }
-        try? await adminChannel.withLockedValue({ $0 })?.close()
-        if let descriptor = adminHandover.withLockedValue({ box in defer { box = nil }; return box }) { close(descriptor) }
+        await stopAccepting()
         await upgradeListener.withLockedValue({ $0 })?.stop(removingFile: !handedOver.withLockedValue { $0 })
         // After a handover, idle keep-alive clients get a moment to send their next request
         // (answered, with Connection: close) instead of a close that could cross it.
@@ -349,20 +346,33 @@ public final class GatewayServer: Service, Sendable {
     private func handOver() {
         logger.notice("binary upgrade: the new process is ready; closing the listeners, draining and exiting")
         handedOver.withLockedValue { $0 = true }
+        // On the upgrade listener's thread, which may block: the new process must not start
+        // accepting before this one has stopped.
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            await self.stopAccepting()
+            done.signal()
+        }
+        done.wait()
+        handOverContinuation.yield()
+    }
+
+    /// Closes every listener (and the admin one) without losing a connection it accepted: first
+    /// it stops accepting, then connections already accepted finish their setup (on their loop,
+    /// then back on the listener's) — NIO closes an accepted connection whose listener closed
+    /// before its setup completed, and that client would see a reset — and only then do the
+    /// listeners close, with the duplicates kept for an upgrade.
+    func stopAccepting() async {
         let slots = listenerSlots.withLockedValue { $0 }
         let admin = adminChannel.withLockedValue { $0 }
         let listeners = slots.compactMap(\.channel) + [admin].compactMap { $0 }
-        // Stop accepting first, and let connections already accepted finish their setup (on
-        // their loop, then back on the listener's): NIO closes an accepted connection whose
-        // listener closed before its setup completed, and that client would see a reset.
-        for channel in listeners { try? channel.setOption(ChannelOptions.autoRead, value: false).wait() }
+        for channel in listeners { try? await channel.setOption(ChannelOptions.autoRead, value: false).get() }
         for _ in 0..<3 {
-            for loop in group.makeIterator() { try? loop.submit {}.wait() }
+            for loop in group.makeIterator() { try? await loop.submit {}.get() }
         }
-        for channel in listeners { try? channel.close().wait() }
+        for channel in listeners { try? await channel.close().get() }
         for slot in slots { slot.closeHandover() }
         if let descriptor = adminHandover.withLockedValue({ box in defer { box = nil }; return box }) { close(descriptor) }
-        handOverContinuation.yield()
     }
 
     /// Answers the next `--upgrade` on `upgrade_socket` (the path is taken over from a process
