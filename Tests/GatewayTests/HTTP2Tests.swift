@@ -172,6 +172,8 @@ import TestSupport
         sock.sendall(conn.data_to_send())
         closed = False
         goaway = []  # the error codes of GOAWAYs received, recorded by pump
+        resets = {}  # stream id → RST_STREAM error code, recorded by pump
+        status = {}  # stream id → :status of its response, recorded by pump
         def handle(event):  # a scenario redefines it to see the other events
             pass
         def pump(until, seconds=5.0):
@@ -197,6 +199,10 @@ import TestSupport
                     for event in events:
                         if isinstance(event, h2.events.ConnectionTerminated):
                             goaway.append(int(event.error_code))
+                        if isinstance(event, h2.events.StreamReset):
+                            resets[event.stream_id] = int(event.error_code)
+                        if isinstance(event, h2.events.ResponseReceived):
+                            status[event.stream_id] = dict(event.headers)[":status"]
                         handle(event)
                     out = conn.data_to_send()
                     if out:
@@ -281,13 +287,6 @@ import TestSupport
             let result = try Self.python(Self.h2Prelude.replacingOccurrences(
                 of: "client_side=True, header_encoding=\"utf-8\"",
                 with: "client_side=True, header_encoding=\"utf-8\", validate_outbound_headers=False, normalize_outbound_headers=False") + """
-                resets = {}
-                status = {}
-                def handle(event):
-                    if isinstance(event, h2.events.StreamReset):
-                        resets[event.stream_id] = int(event.error_code)
-                    if isinstance(event, h2.events.ResponseReceived):
-                        status[event.stream_id] = dict(event.headers)[":status"]
                 bad = conn.get_next_available_stream_id()
                 # A connection-specific field, which HTTP/2 forbids (RFC 9113 §8.2.2).
                 conn.send_headers(bad, [(":method", "GET"), (":path", "/echo"), (":scheme", "http"), (":authority", "gw"),
@@ -312,13 +311,6 @@ import TestSupport
     @Test func aClientPastTheStreamLimitGetsGoAway() async throws {
         try await Self.withGateway(Self.h2c("h2c: true, max_concurrent_streams: 2")) { gateway, _ in
             let result = try Self.python(Self.h2Prelude + """
-                resets = {}
-                status = {}
-                def handle(event):
-                    if isinstance(event, h2.events.StreamReset):
-                        resets[event.stream_id] = int(event.error_code)
-                    if isinstance(event, h2.events.ResponseReceived):
-                        status[event.stream_id] = dict(event.headers)[":status"]
                 pump(lambda: False, 0.3)
                 streams = [request("/delay/300") for i in range(2)]
                 # A third stream, over the limit the client was told (h2 refuses to send it, so

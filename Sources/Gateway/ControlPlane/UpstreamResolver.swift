@@ -62,13 +62,12 @@ final class UpstreamResolver: Sendable {
                 answers[name] = host.answer
                 continue
             }
-            let resolver = config.dns.resolver
             let answer: DNSResolver.Answer
             do {
-                answer = try await threadPool.runIfActive { try resolver.lookup(name) }
+                answer = try await threadPool.runIfActive { try Self.lookUp(name, config) }
             } catch {
                 metrics.countEvent("gateway_dns_lookups_total", [("result", "error")])
-                throw ConfigError(file: "", key: "pools", message: "\(error)")
+                throw error
             }
             metrics.countEvent("gateway_dns_lookups_total", [("result", "ok")])
             answers[name] = answer
@@ -142,12 +141,17 @@ final class UpstreamResolver: Sendable {
     static func lookUpAll(_ config: GatewayConfig) throws -> [String: DNSResolver.Answer] {
         var answers: [String: DNSResolver.Answer] = [:]
         for name in names(in: config).keys.sorted() {
-            do {
-                answers[name] = try config.dns.resolver.lookup(name)
-            } catch {
-                throw ConfigError(file: "", key: "pools", message: "\(error)")
-            }
+            answers[name] = try lookUp(name, config)
         }
         return answers
+    }
+
+    /// One lookup of a name the configuration needs; failing, it is a configuration error.
+    private static func lookUp(_ name: String, _ config: GatewayConfig) throws -> DNSResolver.Answer {
+        do {
+            return try config.dns.resolver.lookup(name)
+        } catch {
+            throw ConfigError(file: "", key: "pools", message: "\(error)")
+        }
     }
 }

@@ -38,29 +38,4 @@ enum ListeningSocket {
         }
         return descriptor
     }
-
-    /// The address a listening descriptor is bound to (`host:port` as `listen:` writes it).
-    static func boundAddress(_ descriptor: CInt) -> String? {
-        var storage = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let result = withUnsafeMutablePointer(to: &storage) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
-        }
-        guard result == 0, let address = try? SocketAddress(storage) else { return nil }
-        return GatewayServer.describe(address)
-    }
-}
-
-extension SocketAddress {
-    init(_ storage: sockaddr_storage) throws {
-        var storage = storage
-        switch Int32(storage.ss_family) {
-        case AF_INET:
-            self = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { SocketAddress($0.pointee, host: "") } }
-        case AF_INET6:
-            self = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { SocketAddress($0.pointee, host: "") } }
-        default:
-            throw IOError(errnoCode: EAFNOSUPPORT, reason: "not an IP socket")
-        }
-    }
 }
