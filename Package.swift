@@ -53,6 +53,9 @@ let package = Package(
             ],
             swiftSettings: hotPathSettings
         ),
+        // JWTs: compact JWS parsing, JWK sets, signature and claim checks — OpenSSL's libcrypto
+        // (already linked for HMAC and SHA-256) does the cryptography.
+        .target(name: "JWT", dependencies: ["COpenSSL"], swiftSettings: hotPathSettings),
         // HTTP/1.1 on the wire: heads, the parser, chunked coding, raw head writing.
         .target(
             name: "HTTPWire",
@@ -78,6 +81,7 @@ let package = Package(
             dependencies: [
                 "Cache",
                 "HTTPWire",
+                "JWT",
                 "Redis",
                 "Router",
                 "CLibpq",
@@ -121,6 +125,7 @@ let package = Package(
         ),
         .testTarget(name: "RouterTests", dependencies: ["Router"]),
         .testTarget(name: "HTTPWireTests", dependencies: ["HTTPWire"]),
+        .testTarget(name: "JWTTests", dependencies: ["JWT"], exclude: ["make_fixtures.py"]),
         .testTarget(
             name: "RedisTests",
             dependencies: ["Redis", "TestSupport", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]

@@ -31,6 +31,8 @@ public enum KnownHeader: UInt8 {
     case vary
     /// RFC 7239; believed (and forwarded) only from trusted proxies.
     case forwarded
+    /// Where a bearer token is (auth reads it on every request of an `auth:` route).
+    case authorization
 
     /// Hop-by-hop headers of RFC 9110 §7.6.1 (plus the legacy Proxy-Connection and Keep-Alive):
     /// meaningful for one connection only, never forwarded.
@@ -75,6 +77,7 @@ public enum KnownHeader: UInt8 {
         case 13:
             if eq("cache-control") { return .cacheControl }
             if eq("if-none-match") { return .ifNoneMatch }
+            if eq("authorization") { return .authorization }
             return .other
         case 14: return eq("content-length") ? .contentLength : .other
         case 15: return eq("x-forwarded-for") ? .xForwardedFor : .other

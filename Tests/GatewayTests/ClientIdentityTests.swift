@@ -1,4 +1,5 @@
 import HTTPWire
+import JWT
 import Testing
 
 @testable import Gateway
@@ -8,7 +9,7 @@ import Testing
     let identity = ClientIdentity(sources: [.cookie("session"), .header("authorization"), .ip])
 
     func of(_ fields: String, client: String = "192.0.2.1") throws -> String? {
-        identity.identity(of: try HeadWriterTests.parse("GET / HTTP/1.1\r\nHost: a\r\n\(fields)\r\n", .request), client: client)
+        identity.identity(of: try HeadWriterTests.parse("GET / HTTP/1.1\r\nHost: a\r\n\(fields)\r\n", .request), client: client, token: nil)
     }
 
     @Test func theFirstSourceTheRequestHasDecides() throws {
@@ -30,7 +31,27 @@ import Testing
         let asCookie = ClientIdentity(sources: [.cookie("session")])
         let asHeader = ClientIdentity(sources: [.header("x-key")])
         let head = try HeadWriterTests.parse("GET / HTTP/1.1\r\nHost: a\r\nCookie: session=v\r\nX-Key: v\r\n\r\n", .request)
-        #expect(asCookie.identity(of: head, client: "-") != asHeader.identity(of: head, client: "-"))
-        #expect(ClientIdentity(sources: [.header("x-none")]).identity(of: head, client: "-") == nil)
+        #expect(asCookie.identity(of: head, client: "-", token: nil) != asHeader.identity(of: head, client: "-", token: nil))
+        #expect(ClientIdentity(sources: [.header("x-none")]).identity(of: head, client: "-", token: nil) == nil)
+    }
+
+    @Test func aVerifiedClaimIsTheUserAcrossTokens() throws {
+        let identity = ClientIdentity(sources: [.claim("sub"), .header("authorization"), .ip])
+        func token(_ claims: [String: JSONValue]) -> VerifiedToken {
+            VerifiedToken(issuer: "test", claims: claims, expiresAt: nil, claimsToHeaders: [])
+        }
+        let first = try HeadWriterTests.parse("GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer one\r\n\r\n", .request)
+        let refreshed = try HeadWriterTests.parse("GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer two\r\n\r\n", .request)
+        let alice = identity.identity(of: first, client: "-", token: token(["sub": .string("alice"), "iat": .integer(1)]))
+        #expect(alice != nil)
+        #expect(alice == identity.identity(of: refreshed, client: "-", token: token(["sub": .string("alice"), "iat": .integer(2)])))
+        #expect(alice != identity.identity(of: first, client: "-", token: token(["sub": .string("bob")])))
+        // A numeric claim (SimpleJWT's user_id) counts as its text.
+        #expect(identity.identity(of: first, client: "-", token: token(["sub": .integer(42)]))
+                == identity.identity(of: first, client: "-", token: token(["sub": .string("42")])))
+        // Without a verified token (anonymous), the next source decides: the raw header.
+        let anonymous = identity.identity(of: first, client: "-", token: nil)
+        #expect(anonymous != nil && anonymous != alice)
+        #expect(anonymous != identity.identity(of: refreshed, client: "-", token: nil))
     }
 }

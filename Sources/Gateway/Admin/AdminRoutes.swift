@@ -275,6 +275,11 @@ struct AdminRoutes {
             }
             body += Array(RateLimitStats.render(totals, policies: limits.policies.map(\.name), keys: limits.local.count).utf8)
         }
+        if let auth = runtime.auth {
+            let perLoop = await gateway.contexts.collect { ($0.auth.stats, $0.auth.cachedTokens) }
+            body += Array(AuthStats.render(perLoop.map(\.0).reduce(AuthStats(), +), jwks: auth.jwksSources,
+                                           cachedTokens: perLoop.map(\.1).reduce(0, +)).utf8)
+        }
         if let redis = await runtime.redis?.stats() {
             body += Array(RedisStats.render(redis).utf8)
         }

@@ -43,6 +43,8 @@ public struct GatewayConfig: Decodable, Sendable {
     public var redis: RedisConfig?
     public var cache: CacheStoreConfig
     public var rateLimits: RateLimitConfig
+    /// JWT verification: issuers, where tokens are, claims sent upstream.
+    public var auth: AuthConfig
     /// Reloading by watching the file.
     public var reload: ReloadConfig
     /// Upstream host names: where they are looked up, how often again.
@@ -63,7 +65,7 @@ public struct GatewayConfig: Decodable, Sendable {
         case accessLog = "access_log"
         case trustedProxies = "trusted_proxies"
         case limits, timeouts, upstream, pools, regions, cors, routes, databases, health, retries, consistency
-        case identity, redis, cache, reload, dns
+        case identity, redis, cache, reload, dns, auth
         case upgradeSocket = "upgrade_socket"
         case rateLimits = "rate_limits"
         case readMethods = "read_methods"
@@ -129,6 +131,7 @@ public struct GatewayConfig: Decodable, Sendable {
         }
         cache = try c.decode(.cache, default: CacheStoreConfig())
         rateLimits = try c.decode(.rateLimits, default: RateLimitConfig())
+        auth = try c.decode(.auth, default: AuthConfig())
         reload = try c.decode(.reload, default: ReloadConfig())
         dns = try c.decode(.dns, default: DNSConfig())
         upgradeSocket = try c.decodeIfPresent(String.self, forKey: .upgradeSocket)
@@ -171,6 +174,24 @@ public struct GatewayConfig: Decodable, Sendable {
             throw ConfigValidationError(["pools"], "no pool has role 'primary': writes would have nowhere to go")
         }
         try validateRouting()
+        try validateAuth()
+    }
+
+    /// Auth modes, `jwt:` identities and `by_claim` limits need an issuer to verify tokens with.
+    private func validateAuth() throws(ConfigValidationError) {
+        guard auth.issuers.isEmpty else { return }
+        if auth.defaultMode != .none {
+            throw ConfigValidationError(["auth", "default"], "auth: \(auth.defaultMode.rawValue) needs at least one issuer under auth.issuers")
+        }
+        for (index, route) in routes.enumerated() where route.auth != nil && route.auth != AuthMode.none {
+            throw ConfigValidationError(["routes", .index(index), "auth"], "auth: \(route.auth!.rawValue) needs at least one issuer under auth.issuers")
+        }
+        if identity.contains(where: { if case .claim = $0 { true } else { false } }) {
+            throw ConfigValidationError(["identity"], "jwt: sources need verified tokens: configure auth.issuers")
+        }
+        for (name, policy) in rateLimits.policies where policy.byClaim != nil {
+            throw ConfigValidationError(["rate_limits", "policies", .key(name), "by_claim"], "by_claim needs verified tokens: configure auth.issuers")
+        }
     }
 
     /// Every region, pool and CORS policy a key refers to must exist.

@@ -5,6 +5,9 @@ public enum IdentitySource: Sendable, Equatable, CustomStringConvertible {
     /// Lowercased name.
     case header(String)
     case ip
+    /// A claim of the request's verified JWT (`jwt:sub`, SimpleJWT's `jwt:user_id`): the user
+    /// across token refreshes. Only on routes where auth verifies the token.
+    case claim(String)
 
     public static let defaults: [IdentitySource] = [.cookie("session"), .header("authorization"), .ip]
 
@@ -18,13 +21,14 @@ public enum IdentitySource: Sendable, Equatable, CustomStringConvertible {
         switch parts[0] {
         case "cookie": self = .cookie(parts[1])
         case "header": self = .header(parts[1].lowercased())
+        case "jwt": self = .claim(parts[1])
         default: throw ParseError(text: text)
         }
     }
 
     struct ParseError: Error, CustomStringConvertible {
         var text: String
-        var description: String { "each source is cookie:NAME, header:NAME or ip; got '\(text)'" }
+        var description: String { "each source is jwt:CLAIM, cookie:NAME, header:NAME or ip; got '\(text)'" }
     }
 
     public var description: String {
@@ -32,6 +36,7 @@ public enum IdentitySource: Sendable, Equatable, CustomStringConvertible {
         case .cookie(let name): "cookie:\(name)"
         case .header(let name): "header:\(name)"
         case .ip: "ip"
+        case .claim(let name): "jwt:\(name)"
         }
     }
 

@@ -18,6 +18,8 @@ public struct RouteConfig: Decodable, Sendable {
     public var invalidates: [CacheKeyTemplate]
     /// A policy of `rate_limits.policies`, or `none` (nil: the default policy).
     public var rateLimit: String?
+    /// nil: `auth.default`.
+    public var auth: AuthMode?
     /// Headers added to every response of the route, in file order.
     public var responseHeaders: [(name: String, value: String)]
     /// A GET asking to switch protocols (`Upgrade`, e.g. WebSocket) is forwarded with its
@@ -25,7 +27,7 @@ public struct RouteConfig: Decodable, Sendable {
     public var upgrade = true
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case name, match, to, cors, cache, invalidates, upgrade
+        case name, match, to, cors, cache, invalidates, upgrade, auth
         case rateLimit = "rate_limit"
         case responseHeaders = "response_headers"
     }
@@ -41,6 +43,7 @@ public struct RouteConfig: Decodable, Sendable {
         to = try c.decode(.to, default: "auto")
         cors = try c.decodeIfPresent(String.self, forKey: .cors)
         rateLimit = try c.decodeIfPresent(String.self, forKey: .rateLimit)
+        auth = try c.decodeIfPresent(AuthMode.self, forKey: .auth)
         let matchDecoder = try c.superDecoder(forKey: .match)
         try matchDecoder.rejectUnknownKeys(MatchKeys.self)
         let m = try matchDecoder.container(keyedBy: MatchKeys.self)

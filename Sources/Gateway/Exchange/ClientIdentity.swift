@@ -1,17 +1,18 @@
 import Cache
 import HTTPWire
 
-/// Who a request comes from (`identity:`): the first source the request has — a session
-/// cookie, an API key or Authorization header, the client address — hashed, so a credential is
+/// Who a request comes from (`identity:`): the first source the request has — a verified JWT's
+/// claim, a session cookie, an API key or Authorization header, the client address — hashed, so a credential is
 /// never kept or sent to Redis in clear. Used for per-user cache entries and for read-your-writes
 /// tokens kept per identity.
 struct ClientIdentity: Sendable {
     let sources: [IdentitySource]
 
-    func identity(of head: HTTPHead, client: String) -> String? {
+    func identity(of head: HTTPHead, client: String, token: VerifiedToken?) -> String? {
         for source in sources {
             var value: String?
             switch source {
+            case .claim(let name): value = token?.claim(name)
             case .cookie(let name): value = head.cookie(name)
             case .header(let name): value = head.firstValue(named: name)
             case .ip: value = client

@@ -50,6 +50,10 @@ final class Exchange {
     /// The client as text: the peer's own (made once per connection) unless a trusted proxy
     /// forwarded another address, made when a filter or the log first asks.
     private(set) lazy var clientText: String = client.map { $0 == peer.address ? peer.text : $0.description } ?? peer.text
+    /// Who the request comes from (`identity:`, hashed), for per-user cache entries, tokens and
+    /// `key: identity` limits: worked out once, when a filter first asks — after auth, whose
+    /// verified claims come first.
+    private(set) lazy var identity: String? = runtime.identity.identity(of: head, client: clientText, token: filters.auth)
     var decision: Router.Decision
     /// The route's filters.
     let chain: FilterChain
@@ -163,6 +167,8 @@ final class Exchange {
         upgrade = nil
         machine = ExchangeStateMachine(method: original.head.method, requestHasBody: false,
                                        maxRetries: runtime.config.retries.attempts)
+        // The refresh goes upstream as the same user (claim headers).
+        filters.auth = original.filters.auth
     }
 
     var responseTimeout: TimeAmount { server?.responseTimeout ?? .seconds(60) }
@@ -192,6 +198,8 @@ struct ClientPeer {
 struct FilterState {
     /// CORS: the policy's headers for this request's origin.
     var cors: [(String, String)]?
+    /// Auth: the request's verified token (nil: anonymous, or a route without auth).
+    var auth: VerifiedToken?
     /// Rate limits: the fields every response gets.
     var rateLimit: RateLimitFields?
     /// Read-your-writes: what the client's writes demand, and how it was met.

@@ -6,6 +6,7 @@
 /// place in `FilterChains.compile`.
 enum Filter: Sendable {
     case cors(CORSFilter)
+    case auth(AuthFilter)
     case rateLimit(RateLimitFilter)
     case readYourWrites(ReadYourWritesFilter)
     case responseCache(ResponseCacheFilter)
@@ -15,6 +16,7 @@ enum Filter: Sendable {
     func apply<Hook: FilterHook>(_ hook: inout Hook) {
         switch self {
         case .cors(let filter): hook.run(filter)
+        case .auth(let filter): hook.run(filter)
         case .rateLimit(let filter): hook.run(filter)
         case .readYourWrites(let filter): hook.run(filter)
         case .responseCache(let filter): hook.run(filter)

@@ -46,6 +46,8 @@ final class GatewayRuntime: Sendable {
     let redis: RedisClient?
     /// nil when no route caches or invalidates.
     let cache: CacheRuntime?
+    /// nil without `auth.issuers`.
+    let auth: AuthRuntime?
     /// nil when no rate limit policy is configured.
     let rateLimits: RateLimitRuntime?
     /// Each route's filters.
@@ -141,8 +143,9 @@ final class GatewayRuntime: Sendable {
         }
         cache = CacheRuntime.needed(by: config)
             ? CacheRuntime(config: config, redis: self.redis, subscriberLoop: eventLoops.first, logger: logger, store: keptStore) : nil
+        auth = AuthRuntime(config: config, previous: previous?.auth, logger: logger)
         rateLimits = RateLimitRuntime(config: config, previous: previous?.rateLimits)
-        filterChains = FilterChains(config: config, router: router, rateLimits: rateLimits, cache: cache, consistency: consistency)
+        filterChains = FilterChains(config: config, router: router, auth: auth, rateLimits: rateLimits, cache: cache, consistency: consistency)
         self.poolDatabase = config.pools.map { pool in pool.database.flatMap { name in config.databases.firstIndex { $0.name == name } } }
     }
 

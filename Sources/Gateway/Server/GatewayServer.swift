@@ -56,9 +56,10 @@ public final class GatewayServer: Service, Sendable {
     let contexts: LoopContexts
     let routing: RoutingControl
     let logger: Logger
-    /// The health checks and the database probes, each restarted by a reload that changes them.
+    /// The health checks and the database probes, each restarted by a reload that changes them;
+    /// the file watcher, DNS lookups and JWKS refreshes, which read the current configuration.
     let controlPlane = NIOLockedValueBox<(health: Task<Void, Never>?, databases: Task<Void, Never>?, watcher: Task<Void, Never>?,
-                                          dns: Task<Void, Never>?)>((nil, nil, nil, nil))
+                                          dns: Task<Void, Never>?, jwks: Task<Void, Never>?)>((nil, nil, nil, nil, nil))
     let startedAt = NIODeadline.now()
     /// The admin listener's channel.
     private let adminChannel = NIOLockedValueBox<Channel?>(nil)
@@ -147,6 +148,8 @@ public final class GatewayServer: Service, Sendable {
             context.current.consistencyQueries = queries
             context.start()
         }
+        // Issuers' key sets before the first request (each fetch bounded by its jwks_timeout).
+        await JWKSRefresher.fetchAll(runtime.auth, on: group)
         if let inherited {
             // Taking over: the old process stops accepting first, then this one starts, so the
             // two never accept from one socket at once; connections wait in the kernel's queue.
@@ -197,6 +200,7 @@ public final class GatewayServer: Service, Sendable {
             tasks.dns = Task { [resolver] in
                 await resolver.run(config: { self.config }, changed: { answers in await self.addressesChanged(answers) })
             }
+            tasks.jwks = Task { [group] in await JWKSRefresher.run(auth: { self.runtime.auth }, on: group) }
         }
         let bound = BoundAddresses(proxy: proxy.localAddress!, admin: admin.localAddress!, listeners: listeners.map { $0.localAddress! })
         for (index, listener) in config.listeners.enumerated() {
@@ -295,7 +299,7 @@ public final class GatewayServer: Service, Sendable {
             logger.warning("drain timeout: closing connections still open", metadata: ["connections": "\(left)"])
         }
         let tasks = controlPlane.withLockedValue { $0 }
-        for task in [tasks.watcher, tasks.dns, tasks.health, tasks.databases].compactMap({ $0 }) {
+        for task in [tasks.watcher, tasks.dns, tasks.jwks, tasks.health, tasks.databases].compactMap({ $0 }) {
             task.cancel()
             await task.value
         }

@@ -30,6 +30,8 @@ final class LoopContext {
     var tunnelsOpen = 0
     /// By the stable slot of each policy (`RateLimitRuntime.Policy.index`).
     var rateLimits: RateLimitLoopState
+    /// Verified tokens and auth counters.
+    var auth = AuthLoopState()
     /// This loop's access log lines (nil with `access_log: false`).
     private(set) var accessLog: AccessLogBuffer?
     private let accessLogBuffer: AccessLogBuffer?

@@ -13,6 +13,10 @@ struct ForwardingContext {
     var requestID: RequestID
     /// Routing headers (X-Gateway-Target, X-Gateway-Region, ...).
     var extraHeaders: [(String, String)] = []
+    /// The verified token's claims as headers (`claims_to_headers`).
+    var claimHeaders: [(String, String)] = []
+    /// Lowercased names the client may not send (the claim headers): its copies are dropped.
+    var reservedNames: [[UInt8]] = []
     /// A fetch that fills the cache: the client's conditional headers go (the cache needs the
     /// whole response, not a 304 about the client's copy).
     var dropConditionals = false
@@ -30,6 +34,20 @@ struct ForwardingContext {
 /// the normalized path it was routed by, HTTP/1.1, hop-by-hop fields removed, X-Forwarded-* and
 /// X-Request-Id set, body framing declared for what the gateway will actually send.
 enum RequestHeadWriter {
+    static func isReserved(_ field: HeaderField, _ raw: UnsafeRawBufferPointer, _ names: [[UInt8]]) -> Bool {
+        let start = Int(field.nameStart)
+        let length = Int(field.nameLength)
+        for name in names where name.count == length {
+            var equal = true
+            for i in 0..<length where ASCII.lowercased(raw[start + i]) != name[i] {
+                equal = false
+                break
+            }
+            if equal { return true }
+        }
+        return false
+    }
+
     static func write(_ head: HTTPHead, context: ForwardingContext, chunkedBody: Bool, into out: inout ByteBuffer) {
         let absoluteAuthority = head.absoluteFormAuthority
         let keepProto = context.peerIsTrusted && head.firstField(.xForwardedProto) != nil
@@ -43,6 +61,7 @@ enum RequestHeadWriter {
             + RawHeadWriter.length(of: context.requestID) + (forwardedHost?.utf8.count ?? 0)
             + (combinedForwardedFor?.utf8.count ?? 0) + (absoluteAuthority?.utf8.count ?? 0) * 2
         for (name, value) in context.extraHeaders { bound += name.utf8.count + value.utf8.count + 4 }
+        for (name, value) in context.claimHeaders { bound += name.utf8.count + value.utf8.count + 4 }
         for (name, value) in context.conditionals { bound += name.utf8.count + value.utf8.count + 4 }
         if let upgrade = context.upgrade { bound += upgrade.utf8.count + 40 }
 
@@ -85,6 +104,9 @@ enum RequestHeadWriter {
                     case .contentLength:
                         // Repeated or listed identical values are one length (written below).
                         continue
+                    case .other where !context.reservedNames.isEmpty && Self.isReserved(field, raw, context.reservedNames):
+                        // Claim headers come from the verified token only, never from the client.
+                        continue
                     default:
                         w.header(field.name(in: raw), field.value(in: raw))
                     }
@@ -115,6 +137,9 @@ enum RequestHeadWriter {
                     w.write("\r\n")
                 }
                 for (name, value) in context.extraHeaders {
+                    w.header(name, value)
+                }
+                for (name, value) in context.claimHeaders {
                     w.header(name, value)
                 }
                 for (name, value) in context.conditionals {

@@ -78,9 +78,15 @@ public struct RateLimitPolicyConfig: Decodable, Sendable, Equatable {
     public var cost = 1
     /// nil: Redis when `redis:` is configured, else local.
     public var store: Store?
+    /// Plan-aware limits: the verified token's claim (`plan`) picks the limit from
+    /// `claimLimits` (`limits: { pro: 600 }`); `limit` is for every other value and for
+    /// requests without a verified token.
+    public var byClaim: String?
+    public var claimLimits: [String: Int] = [:]
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case limit, period, burst, key, cost, store
+        case limit, period, burst, key, cost, store, limits
+        case byClaim = "by_claim"
         case ipv6Prefix = "ipv6_prefix"
     }
 
@@ -114,5 +120,25 @@ public struct RateLimitPolicyConfig: Decodable, Sendable, Equatable {
             throw DecodingError.dataCorruptedError(forKey: .cost, in: c, debugDescription: "between 1 and limit + burst")
         }
         store = try c.decodeIfPresent(Store.self, forKey: .store)
+        byClaim = try c.decodeIfPresent(String.self, forKey: .byClaim)
+        claimLimits = try c.decode(.limits, default: [:])
+        if byClaim != nil, claimLimits.isEmpty {
+            throw DecodingError.dataCorruptedError(forKey: .byClaim, in: c, debugDescription: "by_claim picks a limit from limits: (e.g. { pro: 600, team: 3000 })")
+        }
+        if byClaim == nil, !claimLimits.isEmpty {
+            throw DecodingError.dataCorruptedError(forKey: .limits, in: c, debugDescription: "limits: per claim value needs by_claim: (e.g. plan)")
+        }
+        for (value, limit) in claimLimits where limit < 1 || cost > limit + burst {
+            throw DecodingError.dataCorruptedError(forKey: .limits, in: c, debugDescription: "the limit for '\(value)' must be at least 1 and at least cost - burst")
+        }
+    }
+
+    /// The policy a claim value gets: this one with its own limit.
+    func forClaimValue(_ value: String) -> RateLimitPolicyConfig {
+        var policy = self
+        policy.limit = claimLimits[value] ?? limit
+        policy.byClaim = nil
+        policy.claimLimits = [:]
+        return policy
     }
 }

@@ -45,7 +45,10 @@ final class RateLimitRuntime: Sendable {
         }
     }
 
+    /// The configured policies, in file order, then the per-claim-value variants of `by_claim` ones.
     let policies: [Policy]
+    /// By position of a `by_claim` policy: its claim, and per claim value the variant's position.
+    let claimVariants: [Int: (claim: String, byValue: [String: Int])]
     /// Per route index: its policy (nil: not limited).
     let routePolicies: [Int?]
     /// Requests matching no route.
@@ -69,7 +72,21 @@ final class RateLimitRuntime: Sendable {
         let limits = config.rateLimits
         guard !limits.policies.isEmpty else { return nil }
         var slots = previous?.slots ?? []
-        let slotOf = limits.policies.map { name, policy in
+        // Configured policies first (routes refer to them by position), then each `by_claim`
+        // policy's per-value variants, named `POLICY.VALUE` (in RateLimit-Policy and metrics).
+        var entries = limits.policies
+        var variants: [Int: (claim: String, byValue: [String: Int])] = [:]
+        for (position, entry) in limits.policies.enumerated() {
+            guard let claim = entry.policy.byClaim else { continue }
+            var byValue: [String: Int] = [:]
+            for value in entry.policy.claimLimits.keys.sorted() {
+                byValue[value] = entries.count
+                entries.append((entry.name + "." + value, entry.policy.forClaimValue(value)))
+            }
+            variants[position] = (claim, byValue)
+        }
+        claimVariants = variants
+        let slotOf = entries.map { name, policy in
             if let slot = slots.firstIndex(where: { $0.name == name && $0.policy == policy && $0.fallbackShare == limits.fallbackShare }) {
                 return slot
             }
@@ -77,7 +94,7 @@ final class RateLimitRuntime: Sendable {
             return slots.count - 1
         }
         self.slots = slots
-        policies = limits.policies.enumerated().map { position, entry in
+        policies = entries.enumerated().map { position, entry in
             let (name, policy) = entry
             let index = slotOf[position]
             let period = policy.period.nanoseconds / 1000
@@ -110,7 +127,7 @@ final class RateLimitRuntime: Sendable {
     /// The bucket a request draws from: the policy's key over the client address (the one
     /// routing and logs use; IPv6 grouped by prefix), a header, or the identity chain. nil text:
     /// the (grouped) address is the key.
-    func keyText(_ policy: Policy, head: HTTPHead, clientText: String, identity: ClientIdentity) -> String? {
+    func keyText(_ policy: Policy, head: HTTPHead, identity: () -> String?) -> String? {
         switch policy.key {
         case .ip:
             return nil
@@ -118,7 +135,7 @@ final class RateLimitRuntime: Sendable {
             guard let value = head.firstValue(named: name), !value.isEmpty else { return nil }
             return "h:" + Digest.hex(Digest.sha256(Array(value.utf8)).prefix(12))
         case .identity:
-            return identity.identity(of: head, client: clientText).map { "i:" + $0 }
+            return identity().map { "i:" + $0 }
         }
     }
 

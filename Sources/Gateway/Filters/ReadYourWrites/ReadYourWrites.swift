@@ -27,13 +27,14 @@ struct ReadYourWrites {
     /// A write's new token, as headers of its response.
     var issued: [(String, String)] = []
 
-    static func prepare(_ head: HTTPHead, client: String, runtime: GatewayRuntime) -> ReadYourWrites {
+    /// - Parameter identity: the exchange's identity (computed when first asked for).
+    static func prepare(_ head: HTTPHead, identity: () -> String?, runtime: GatewayRuntime) -> ReadYourWrites {
         let consistency = runtime.consistency
         var state = ReadYourWrites(isRead: runtime.router.readMethods.contains(head.method))
         let now = ConsistencyRuntime.unixMilliseconds()
         if state.isRead {
             var token = consistency.presentedToken(head, now: now / 1000)
-            if token == nil, let store = consistency.store, let identity = runtime.identity.identity(of: head, client: client) {
+            if token == nil, let store = consistency.store, let identity = identity() {
                 token = store.lookup(identity, now: now / 1000)
             }
             switch token?.requirement {
@@ -42,7 +43,7 @@ struct ReadYourWrites {
             default: break
             }
         } else if consistency.store != nil {
-            state.identity = runtime.identity.identity(of: head, client: client)
+            state.identity = identity()
         }
         return state
     }

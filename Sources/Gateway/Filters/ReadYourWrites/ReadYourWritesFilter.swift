@@ -17,7 +17,7 @@ final class ReadYourWritesFilter: ExchangeFilter, Sendable {
     }
 
     func request(_ exchange: Exchange) -> FilterVerdict {
-        let state = ReadYourWrites.prepare(exchange.head, client: exchange.clientText, runtime: exchange.runtime)
+        let state = ReadYourWrites.prepare(exchange.head, identity: { exchange.identity }, runtime: exchange.runtime)
         exchange.filters.readYourWrites = state
         exchange.decision.requirement = state.requirement
         return .next

@@ -57,7 +57,7 @@ final class ResponseCacheFilter: ExchangeFilter, Sendable {
         if policy.shared {
             variant = "-"
         } else {
-            guard let identity = exchange.runtime.identity.identity(of: head, client: exchange.clientText) else { return nil }
+            guard let identity = exchange.identity else { return nil }
             variant = identity
         }
         let inputs = RequestKeyInputs(

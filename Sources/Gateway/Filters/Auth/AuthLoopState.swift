@@ -1,0 +1,42 @@
+import JWT
+
+/// What one event loop keeps for auth: its verified tokens (token → claims, until the token
+/// expires) and its counters. A keep-alive client presents the same token on every request: it
+/// then costs a hash lookup, not a signature check. Only this loop's thread touches it.
+struct AuthLoopState {
+    var stats = AuthStats()
+    private var verified: [Substring: VerifiedToken] = [:]
+    /// The configuration the cached tokens were verified under: a reload may change keys,
+    /// issuers or audiences, so its first request on this loop starts the cache afresh.
+    private var verifiedUnder: ObjectIdentifier?
+
+    var cachedTokens: Int { verified.count }
+
+    /// The token's claims if it was verified here under `auth` and has not expired since.
+    mutating func cached(_ token: Substring, auth: AuthRuntime, now: Int64) -> VerifiedToken? {
+        guard verifiedUnder == ObjectIdentifier(auth) else {
+            verified.removeAll()
+            verifiedUnder = ObjectIdentifier(auth)
+            return nil
+        }
+        guard let entry = verified[token] else { return nil }
+        guard now < entry.expiresAt else {
+            verified[token] = nil
+            return nil
+        }
+        return entry
+    }
+
+    /// Remembers a verified token. When the table is full, expired tokens go first; if none
+    /// has, the table starts over (a bound, not an LRU: a full table means many distinct
+    /// tokens, which are verified once each either way).
+    mutating func remember(_ token: Substring, _ entry: VerifiedToken, capacity: Int, now: Int64) {
+        guard capacity > 0 else { return }
+        if verified.count >= capacity {
+            verified = verified.filter { now < $0.value.expiresAt }
+            if verified.count >= capacity { verified.removeAll(keepingCapacity: true) }
+        }
+        // A copy of the token's bytes, not a slice of the request head that holds them.
+        verified[Substring(String(token))] = entry
+    }
+}

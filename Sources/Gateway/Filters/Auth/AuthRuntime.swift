@@ -1,0 +1,109 @@
+import HTTPWire
+import JWT
+import Logging
+
+/// Auth as the data path uses it: the issuers with their verifiers and keys, where tokens are
+/// read from, each route's mode, and the headers claims become. Built with each configuration;
+/// a reload keeps an issuer's fetched key set while its `jwks_url` settings are unchanged.
+final class AuthRuntime: Sendable {
+    final class Issuer: Sendable {
+        let name: String
+        let verifier: TokenVerifier
+        let staticKeys: [VerificationKey]
+        let jwks: JWKSSource?
+
+        init(name: String, verifier: TokenVerifier, staticKeys: [VerificationKey], jwks: JWKSSource?) {
+            self.name = name
+            self.verifier = verifier
+            self.staticKeys = staticKeys
+            self.jwks = jwks
+        }
+
+        var keys: [VerificationKey] { jwks?.keys ?? staticKeys }
+    }
+
+    let issuers: [Issuer]
+    let tokenSources: [TokenSource]
+    let cacheCapacity: Int
+    let claimsToHeaders: [(claim: String, header: String)]
+    /// The claim headers' names, lowercased: a client's own copies are removed on every route.
+    let reservedHeaders: [[UInt8]]
+    /// Per route index, its mode; `defaultMode` for requests that match no route.
+    let routeModes: [AuthMode]
+    let defaultMode: AuthMode
+
+    /// nil when `auth:` has no issuers.
+    init?(config: GatewayConfig, previous: AuthRuntime?, logger: Logger) {
+        let auth = config.auth
+        guard !auth.issuers.isEmpty else { return nil }
+        issuers = auth.issuers.map { issuer in
+            let verifier = TokenVerifier(issuer: issuer.issuer, audiences: issuer.audiences, algorithms: issuer.acceptedAlgorithms,
+                                         leeway: Int64(auth.leeway.duration.components.seconds))
+            var jwks: JWKSSource?
+            if let url = issuer.jwksURL {
+                let kept = previous?.issuers.first { $0.name == issuer.name && $0.jwks?.url == url }?.jwks
+                let same = previous.map { previous in
+                    previous.sources[issuer.name] == issuer.fetchIdentity
+                } ?? false
+                jwks = same ? kept ?? JWKSSource(issuer: issuer, url: url, logger: logger) : JWKSSource(issuer: issuer, url: url, logger: logger)
+            }
+            return Issuer(name: issuer.name, verifier: verifier, staticKeys: issuer.staticKeys, jwks: jwks)
+        }
+        sources = Dictionary(uniqueKeysWithValues: auth.issuers.map { ($0.name, $0.fetchIdentity) })
+        tokenSources = auth.tokenSources
+        cacheCapacity = auth.tokenCache
+        claimsToHeaders = auth.claimsToHeaders
+        reservedHeaders = auth.claimsToHeaders.map { Array($0.header.lowercased().utf8) }
+        routeModes = config.routes.map { $0.auth ?? auth.defaultMode }
+        defaultMode = auth.defaultMode
+    }
+
+    /// Per issuer, what its key set is fetched with (a reload keeps the set while it is the same).
+    private let sources: [String: String?]
+
+    var jwksSources: [JWKSSource] { issuers.compactMap(\.jwks) }
+
+    func mode(forRoute route: Int?) -> AuthMode {
+        guard let route else { return defaultMode }
+        return routeModes[route]
+    }
+
+    /// The request's token: the first configured source it has.
+    func token(in head: HTTPHead) -> Substring? {
+        for source in tokenSources {
+            switch source {
+            case .bearer:
+                guard let value = head.firstValue(.authorization) else { continue }
+                // RFC 6750 §2.1: "Bearer" is case-insensitive, then one or more spaces.
+                guard value.utf8.count > 7, value.prefix(7).lowercased() == "bearer " else { continue }
+                let token = value.dropFirst(7).drop(while: { $0 == " " })
+                if !token.isEmpty { return token }
+            case .cookie(let name):
+                if let value = head.cookie(name), !value.isEmpty { return value[...] }
+            case .header(let name):
+                if let value = head.firstValue(named: name), !value.isEmpty { return value[...] }
+            }
+        }
+        return nil
+    }
+
+    /// The issuer a token is checked against: the one whose `issuer:` is its `iss`, else the
+    /// first without an `issuer:` (it takes tokens no other issuer claims).
+    func issuer(for token: JSONWebToken) -> Issuer? {
+        if let iss = token.issuer, let named = issuers.first(where: { $0.verifier.issuer == iss }) { return named }
+        return issuers.first { $0.verifier.issuer == nil }
+    }
+
+    /// Verifies a token nobody on this loop has presented yet.
+    func verify(_ text: Substring, now: Int64) -> (Result<VerifiedToken, TokenError>, Issuer?) {
+        let token: JSONWebToken
+        do { token = try JSONWebToken(text) } catch { return (.failure(error), nil) }
+        guard let issuer = issuer(for: token) else { return (.failure(.wrongIssuer), nil) }
+        switch issuer.verifier.verify(token, keys: issuer.keys, now: now) {
+        case .success(let expiry):
+            return (.success(VerifiedToken(issuer: issuer.name, claims: token.claims, expiresAt: expiry, claimsToHeaders: claimsToHeaders)), issuer)
+        case .failure(let error):
+            return (.failure(error), issuer)
+        }
+    }
+}
