@@ -288,3 +288,56 @@ import Testing
         #expect(error("pools:\n  p: { servers: [http://a:1] }\nconsistency: { mode: lsn, secret: 0123456789abcdef }\n")?.key == "consistency.mode")
     }
 }
+
+/// `auth:` mistakes are refused at load, naming the key and line.
+@Suite struct AuthConfigTests {
+    static let base = "pools:\n  p: { role: primary, servers: [http://127.0.0.1:1] }\n"
+
+    func error(_ yaml: String) -> ConfigError? {
+        do { _ = try ConfigLoader.parse(yaml: Self.base + yaml, file: "gateway.yaml"); return nil } catch { return error }
+    }
+
+    @Test func aValidSectionLoads() throws {
+        let config = try ConfigLoader.parse(yaml: Self.base + """
+            identity: [jwt:user_id, ip]
+            auth:
+              default: optional
+              token_from: [bearer, "cookie:access"]
+              leeway: 30s
+              claims_to_headers: { user_id: X-User-Id }
+              issuers:
+                django: { hs512_secret: "a-long-django-secret-key", audiences: web }
+            routes:
+              - { match: { path: /admin/** }, auth: required }
+            rate_limits:
+              policies:
+                api: { limit: 10, period: 1m, key: identity, by_claim: plan, limits: { pro: 100 } }
+            """)
+        #expect(config.identity == [.claim("user_id"), .ip])
+        #expect(config.auth.defaultMode == .optional && config.routes[0].auth == .required)
+        #expect(config.auth.tokenSources == [.bearer, .cookie("access")])
+        let issuer = try #require(config.auth.issuers.first)
+        #expect(issuer.name == "django" && issuer.acceptedAlgorithms == [.hs512] && issuer.audiences == ["web"])
+        #expect(issuer.staticKeys.count == 1)
+        #expect(config.rateLimits.policies[0].policy.claimLimits == ["pro": 100])
+    }
+
+    @Test func mistakesNameTheirKey() {
+        let secret = "auth:\n  issuers:\n    a: { hs256_secret: s3cret-of-the-test }\n"
+        #expect(error("routes:\n  - { match: { path: /x }, auth: required }\n")?.key == "routes[0].auth")
+        #expect(error("auth: { default: required }\n")?.key == "auth.default")
+        #expect(error("identity: [jwt:sub]\n")?.key == "identity")
+        #expect(error("auth:\n  issuers:\n    a: { issuer: x }\n")?.message.contains("needs its keys") == true)
+        #expect(error("auth:\n  issuers:\n    a: { hs256_secret: s, jwks_url: \"http://127.0.0.1:1/k\" }\n")?.message.contains("not several") == true)
+        #expect(error("auth:\n  issuers:\n    a: { hs256_secret: s, algorithms: [none] }\n")?.message.contains("never accepted") == true)
+        // An HMAC algorithm with public keys is the algorithm-confusion hole: refused.
+        let confusion = error("auth:\n  issuers:\n    a: { jwks_url: \"https://idp.test/jwks.json\", algorithms: [RS256, HS256] }\n")
+        #expect(confusion?.key == "auth.issuers.a.algorithms" && confusion?.message.contains("public key as the secret") == true)
+        #expect(confusion?.line == 5)
+        #expect(error("auth:\n  issuers:\n    a: { jwks_url: \"ftp://idp.test/jwks.json\" }\n")?.key == "auth.issuers.a.jwks_url")
+        #expect(error("auth:\n  issuers:\n    a: { public_key_file: /nonexistent/key.pem }\n")?.message.contains("cannot read") == true)
+        #expect(error(secret + "  token_from: [query:token]\n")?.key == "auth.token_from")
+        #expect(error(secret + "rate_limits:\n  policies:\n    api: { limit: 1, period: 1m, by_claim: plan }\n")?.key == "rate_limits.policies.api.by_claim")
+        #expect(error("rate_limits:\n  policies:\n    api: { limit: 1, period: 1m, by_claim: plan, limits: { pro: 5 } }\n")?.message.contains("configure auth.issuers") == true)
+    }
+}

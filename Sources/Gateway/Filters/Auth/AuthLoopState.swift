@@ -12,7 +12,8 @@ struct AuthLoopState {
 
     var cachedTokens: Int { verified.count }
 
-    /// The token's claims if it was verified here under `auth` and has not expired since.
+    /// The token's claims if it was verified here under `auth`, has not expired since, and its
+    /// issuer's key set is the one it was verified with.
     mutating func cached(_ token: Substring, auth: AuthRuntime, now: Int64) -> VerifiedToken? {
         guard verifiedUnder == ObjectIdentifier(auth) else {
             verified.removeAll()
@@ -20,7 +21,7 @@ struct AuthLoopState {
             return nil
         }
         guard let entry = verified[token] else { return nil }
-        guard now < entry.expiresAt else {
+        guard now < entry.expiresAt, entry.keySet.map({ $0.version == entry.keyVersion }) ?? true else {
             verified[token] = nil
             return nil
         }

@@ -19,7 +19,8 @@ final class AuthRuntime: Sendable {
             self.jwks = jwks
         }
 
-        var keys: [VerificationKey] { jwks?.keys ?? staticKeys }
+        /// The keys to verify with, and the key set's version (0 for configured keys).
+        var keys: (keys: [VerificationKey], version: UInt64) { jwks?.snapshot ?? (staticKeys, 0) }
     }
 
     let issuers: [Issuer]
@@ -99,9 +100,11 @@ final class AuthRuntime: Sendable {
         let token: JSONWebToken
         do { token = try JSONWebToken(text) } catch { return (.failure(error), nil) }
         guard let issuer = issuer(for: token) else { return (.failure(.wrongIssuer), nil) }
-        switch issuer.verifier.verify(token, keys: issuer.keys, now: now) {
+        let (keys, version) = issuer.keys
+        switch issuer.verifier.verify(token, keys: keys, now: now) {
         case .success(let expiry):
-            return (.success(VerifiedToken(issuer: issuer.name, claims: token.claims, expiresAt: expiry, claimsToHeaders: claimsToHeaders)), issuer)
+            return (.success(VerifiedToken(issuer: issuer.name, claims: token.claims, expiresAt: expiry, claimsToHeaders: claimsToHeaders,
+                                           keySet: issuer.jwks, keyVersion: version)), issuer)
         case .failure(let error):
             return (.failure(error), issuer)
         }

@@ -24,6 +24,9 @@ final class JWKSSource: Sendable {
 
     private struct State {
         var keys: [VerificationKey] = []
+        /// Changes when the set's key ids change: tokens verified under an earlier set are
+        /// verified again (a removed key stops its tokens, even those cached as verified).
+        var version: UInt64 = 0
         var lastAttempt: NIODeadline?
         var inFlight: EventLoopFuture<Void>?
         var failing = false
@@ -44,6 +47,11 @@ final class JWKSSource: Sendable {
     }
 
     var keys: [VerificationKey] { state.withLockedValue { $0.keys } }
+
+    /// The keys and their version, read together.
+    var snapshot: (keys: [VerificationKey], version: UInt64) { state.withLockedValue { ($0.keys, $0.version) } }
+
+    var version: UInt64 { state.withLockedValue { $0.version } }
 
     /// Fetches done and failed, for `/metrics`.
     var counts: (refreshes: UInt64, failures: UInt64) { state.withLockedValue { ($0.refreshes, $0.failures) } }
@@ -104,6 +112,7 @@ final class JWKSSource: Sendable {
             let before = state.keys.compactMap(\.id)
             state.inFlight = nil
             if let usable {
+                if usable.keys.map(\.id) != state.keys.map(\.id) { state.version &+= 1 }
                 state.keys = usable.keys
                 state.refreshes &+= 1
                 state.failing = false

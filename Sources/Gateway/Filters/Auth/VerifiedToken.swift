@@ -11,8 +11,16 @@ final class VerifiedToken {
     /// valid field value is not sent.
     let claimHeaders: [(String, String)]
 
-    init(issuer: String, claims: [String: JSONValue], expiresAt: Int64?, claimsToHeaders: [(claim: String, header: String)]) {
+    /// The fetched key set it was verified with, and that set's version then: a cached token
+    /// whose set changed since is verified again.
+    let keySet: JWKSSource?
+    let keyVersion: UInt64
+
+    init(issuer: String, claims: [String: JSONValue], expiresAt: Int64?, claimsToHeaders: [(claim: String, header: String)],
+         keySet: JWKSSource? = nil, keyVersion: UInt64 = 0) {
         self.issuer = issuer
+        self.keySet = keySet
+        self.keyVersion = keyVersion
         self.claims = claims
         self.expiresAt = expiresAt ?? .max
         claimHeaders = claimsToHeaders.compactMap { claim, header in
