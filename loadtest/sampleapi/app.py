@@ -8,13 +8,16 @@ answered and whether it was in recovery, so tests and load tests can see where a
     X-API-Server: <API_NAME>                 X-API-Region: <API_REGION>
     X-DB-LSN: <pg_current_wal_lsn() after the commit>   (writes only)
 
-Endpoints: GET /api/health/, POST /api/auth/login, GET /api/users/{id},
+Endpoints: GET /api/health/, POST /api/auth/login, GET /api/me, GET /api/users/{id},
 GET|PUT|PATCH /api/subscriptions/{user_id}, POST /api/activities.
+
+Login answers a JWT as SimpleJWT would (HS256 with SESSION_SECRET, PyJWT from Debian's
+python3-jwt): sub and user_id are the user, plan the subscription's plan, valid for an hour.
+GET /api/me trusts X-User-Id, which the gateway sets from a verified token.
 
 Environment: DATABASE_URL, API_NAME, API_REGION, SESSION_SECRET, POOL_MIN (2), POOL_MAX (10),
 POOL_TIMEOUT (seconds to wait for a connection, 30).
 """
-import base64
 import hashlib
 import hmac
 import json
@@ -24,6 +27,7 @@ import threading
 import time
 import uuid
 
+import jwt
 import psycopg
 from psycopg import errors
 from psycopg.rows import dict_row
@@ -103,10 +107,14 @@ def check_password(password, stored):
     return hmac.compare_digest(hash_password(password, salt, int(iterations)), stored)
 
 
-def make_token(user_id):
-    payload = f"{user_id}.{int(time.time())}"
-    signature = hmac.new(SECRET, payload.encode(), hashlib.sha256).hexdigest()[:32]
-    return base64.urlsafe_b64encode(f"{payload}.{signature}".encode()).decode().rstrip("=")
+TOKEN_LIFETIME = 3600
+
+
+def make_token(user_id, plan):
+    now = int(time.time())
+    claims = {"token_type": "access", "sub": str(user_id), "user_id": str(user_id), "plan": plan or "free",
+              "iat": now, "exp": now + TOKEN_LIFETIME, "jti": uuid.uuid4().hex}
+    return jwt.encode(claims, SECRET, algorithm="HS256")
 
 
 def node_state(cur):
@@ -139,9 +147,18 @@ def login(environ, cur, match):
             "INSERT INTO user_activities (user_id, action, ip_address, user_agent) VALUES (%s, 'login', %s, %s)",
             (row["id"], client_ip(environ), environ.get("HTTP_USER_AGENT")),
         )
-    token = make_token(row["id"])
+    cur.execute("SELECT plan FROM subscriptions WHERE user_id = %s", (row["id"],))
+    subscription = cur.fetchone()
+    token = make_token(row["id"], subscription["plan"] if subscription else None)
     headers = {"Set-Cookie": f"session={token}; Path=/; HttpOnly; SameSite=Lax"}
-    return 200, {"user_id": row["id"], "token": token, "expires_in": 3600}, headers
+    return 200, {"user_id": row["id"], "token": token, "expires_in": TOKEN_LIFETIME}, headers
+
+
+def me(environ, cur, match):
+    user = environ.get("HTTP_X_USER_ID")
+    if not user:
+        raise HTTPError(401, "no verified user (the gateway sets X-User-Id from the token)")
+    return get_user(environ, cur, re.match(r"(.*)", user))
 
 
 def get_user(environ, cur, match):
@@ -230,6 +247,7 @@ def client_ip(environ):
 ROUTES = [
     ("GET", re.compile(r"^/api/health/?$"), health),
     ("POST", re.compile(r"^/api/auth/login/?$"), login),
+    ("GET", re.compile(r"^/api/me/?$"), me),
     ("GET", re.compile(r"^/api/users/([^/]+)/?$"), get_user),
     ("GET", re.compile(r"^/api/subscriptions/([^/]+)/?$"), get_subscription),
     ("PUT", re.compile(r"^/api/subscriptions/([^/]+)/?$"), update_subscription),

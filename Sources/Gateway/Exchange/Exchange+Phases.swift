@@ -8,7 +8,7 @@ typealias FilterResumption = () -> FilterVerdict
 ///
 /// 1. **identify** (`init`): request ID, client address, route and region, the route's filters.
 ///    A `redirect_https` listener answers here with the HTTPS URL.
-/// 2. **request**: each filter's `request` hook in chain order — CORS, rate limit,
+/// 2. **request**: each filter's `request` hook in chain order — CORS, auth, rate limit,
 ///    read-your-writes, cache lookup — says next, respond, serve, or suspend.
 /// 3. **upstream**: the router picks a server under the request's requirement; `picked` hooks
 ///    may wait for a better one (read-your-writes); `upstreamRequest` hooks prepare the attempt;
