@@ -238,9 +238,9 @@ public struct IssuerConfig: Decodable, Sendable {
         return Set(JWTAlgorithm.allCases.filter { !$0.isHMAC })
     }
 
-    /// What a reload compares to keep an issuer's fetched keys.
+    /// What a reload compares to keep an issuer's fetched keys: everything its fetches depend on.
     var fetchIdentity: String? {
-        jwksURL.map { "\($0)|\(tls.map { "\($0)" } ?? "-")|\(jwksTimeout)" }
+        jwksURL.map { "\($0)|\(tls.map { "\($0)" } ?? "-")|\(jwksTimeout)|\(jwksRefresh)|\(jwksMinInterval)" }
     }
 
     mutating func loadKeys(directory: String) throws(ConfigValidationError) {

@@ -41,16 +41,15 @@ final class AuthRuntime: Sendable {
             let verifier = TokenVerifier(issuer: issuer.issuer, audiences: issuer.audiences, algorithms: issuer.acceptedAlgorithms,
                                          leeway: Int64(auth.leeway.duration.components.seconds))
             var jwks: JWKSSource?
-            if let url = issuer.jwksURL {
-                let kept = previous?.issuers.first { $0.name == issuer.name && $0.jwks?.url == url }?.jwks
-                let same = previous.map { previous in
-                    previous.sources[issuer.name] == issuer.fetchIdentity
-                } ?? false
-                jwks = same ? kept ?? JWKSSource(issuer: issuer, url: url, logger: logger) : JWKSSource(issuer: issuer, url: url, logger: logger)
+            if let url = issuer.jwksURL, let identity = issuer.fetchIdentity {
+                // A reload that leaves the issuer's fetch settings alone keeps its fetched keys.
+                let unchanged = previous?.fetchIdentities[issuer.name] == identity
+                jwks = (unchanged ? previous?.issuers.first { $0.name == issuer.name }?.jwks : nil)
+                    ?? JWKSSource(issuer: issuer, url: url, logger: logger)
             }
             return Issuer(name: issuer.name, verifier: verifier, staticKeys: issuer.staticKeys, jwks: jwks)
         }
-        sources = Dictionary(uniqueKeysWithValues: auth.issuers.map { ($0.name, $0.fetchIdentity) })
+        fetchIdentities = Dictionary(uniqueKeysWithValues: auth.issuers.compactMap { issuer in issuer.fetchIdentity.map { (issuer.name, $0) } })
         tokenSources = auth.tokenSources
         cacheCapacity = auth.tokenCache
         claimsToHeaders = auth.claimsToHeaders
@@ -59,8 +58,9 @@ final class AuthRuntime: Sendable {
         defaultMode = auth.defaultMode
     }
 
-    /// Per issuer, what its key set is fetched with (a reload keeps the set while it is the same).
-    private let sources: [String: String?]
+    /// Per issuer with a `jwks_url`, what its key set is fetched with (a reload keeps the set
+    /// while this is the same).
+    private let fetchIdentities: [String: String]
 
     var jwksSources: [JWKSSource] { issuers.compactMap(\.jwks) }
 
@@ -74,9 +74,7 @@ final class AuthRuntime: Sendable {
         for source in tokenSources {
             switch source {
             case .bearer:
-                guard let value = head.firstValue(.authorization) else { continue }
-                // RFC 6750 §2.1: "Bearer" is case-insensitive, then one or more spaces.
-                guard value.utf8.count > 7, value.prefix(7).lowercased() == "bearer " else { continue }
+                guard let value = head.firstValue(.authorization), Self.isBearer(value.utf8) else { continue }
                 let token = value.dropFirst(7).drop(while: { $0 == " " })
                 if !token.isEmpty { return token }
             case .cookie(let name):
@@ -86,6 +84,12 @@ final class AuthRuntime: Sendable {
             }
         }
         return nil
+    }
+
+    /// RFC 6750 §2.1: "Bearer" (any case) and a space, compared without making a String.
+    private static func isBearer(_ value: String.UTF8View) -> Bool {
+        guard value.count > 7 else { return false }
+        return zip(value.prefix(7), "bearer ".utf8).allSatisfy { ASCII.lowercased($0) == $1 }
     }
 
     /// The issuer a token is checked against: the one whose `issuer:` is its `iss`, else the
