@@ -41,16 +41,15 @@ final class AuthFilter: ExchangeFilter, Sendable {
         return verify(token, exchange, now: now, mayFetchKeys: true)
     }
 
-    private func verify(_ token: Substring, _ exchange: Exchange, now: Int64, mayFetchKeys: Bool) -> FilterVerdict {
+    private func verify(_ token: String, _ exchange: Exchange, now: Int64, mayFetchKeys: Bool) -> FilterVerdict {
         let (result, issuer) = auth.verify(token, now: now)
         switch result {
         case .failure(let error) where mayFetchKeys && (error == .unknownKey || error == .noKeys):
             // A key the set does not have yet (a rotation) or a set not fetched yet: fetch it
             // (at most once per jwks_min_interval) and try once more.
             if let jwks = issuer?.jwks {
-                let text = Substring(String(token))
                 return exchange.wait(for: jwks.refresh(on: exchange.loop.eventLoop, reason: .unknownKey)) { _ in
-                    self.verify(text, exchange, now: Int64(Date().timeIntervalSince1970), mayFetchKeys: false)
+                    self.verify(token, exchange, now: Int64(Date().timeIntervalSince1970), mayFetchKeys: false)
                 }
             }
         default:

@@ -5,7 +5,7 @@ import JWT
 /// then costs a hash lookup, not a signature check. Only this loop's thread touches it.
 struct AuthLoopState {
     var stats = AuthStats()
-    private var verified: [Substring: VerifiedToken] = [:]
+    private var verified: [String: VerifiedToken] = [:]
     /// The configuration the cached tokens were verified under: a reload may change keys,
     /// issuers or audiences, so its first request on this loop starts the cache afresh.
     private var verifiedUnder: ObjectIdentifier?
@@ -14,7 +14,7 @@ struct AuthLoopState {
 
     /// The token's claims if it was verified here under `auth`, has not expired since, and its
     /// issuer's key set is the one it was verified with.
-    mutating func cached(_ token: Substring, auth: AuthRuntime, now: Int64) -> VerifiedToken? {
+    mutating func cached(_ token: String, auth: AuthRuntime, now: Int64) -> VerifiedToken? {
         guard verifiedUnder == ObjectIdentifier(auth) else {
             verified.removeAll()
             verifiedUnder = ObjectIdentifier(auth)
@@ -31,13 +31,12 @@ struct AuthLoopState {
     /// Remembers a verified token. When the table is full, expired tokens go first; if none
     /// has, the table starts over (a bound, not an LRU: a full table means many distinct
     /// tokens, which are verified once each either way).
-    mutating func remember(_ token: Substring, _ entry: VerifiedToken, capacity: Int, now: Int64) {
+    mutating func remember(_ token: String, _ entry: VerifiedToken, capacity: Int, now: Int64) {
         guard capacity > 0 else { return }
         if verified.count >= capacity {
             verified = verified.filter { now < $0.value.expiresAt }
             if verified.count >= capacity { verified.removeAll(keepingCapacity: true) }
         }
-        // A copy of the token's bytes, not a slice of the request head that holds them.
-        verified[Substring(String(token))] = entry
+        verified[token] = entry
     }
 }

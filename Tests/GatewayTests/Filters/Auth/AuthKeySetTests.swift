@@ -113,4 +113,56 @@ struct AuthKeySetTests {
             #expect(metrics.contains("gateway_auth_verifications_total{result=\"unknown_kid\"} 5\n"))
         }
     }
+
+    @Test func aReloadSwapsSecretsAndKeepsFetchedKeySets() async throws {
+        let tools = try JWTTools.make()
+        defer { tools.remove() }
+        try await tools.generateKey("rsa-a", .rsa)
+        let keys = KeySetServer()
+        try await keys.start()
+        keys.serve(try await tools.keySet([("rsa-a", .rsa, "rsa-a")]))
+        let upstream = TestUpstream(name: "api")
+        try await upstream.start()
+        func config(secret: String) -> String {
+            """
+            listen: 127.0.0.1:0
+            admin: 127.0.0.1:0
+            event_loops: 1
+            auth:
+              default: required
+              issuers:
+                tenant: { jwks_url: "\(keys.url)", issuer: "\(Self.issuer)" }
+                backend: { hs256_secret: "\(secret)" }
+            pools:
+              primary: { role: primary, servers: ["\(upstream.url)"] }
+            """
+        }
+        let file = NSTemporaryDirectory() + "auth-reload-\(UUID().uuidString).yaml"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try config(secret: "the-first-shared-secret-of-the-backends").write(toFile: file, atomically: true, encoding: .utf8)
+        let gateway = try await TestGateway.start(path: file)
+        let tokens = try await tools.sign([
+            .init(claims: ["sub": "a"], secret: "the-first-shared-secret-of-the-backends"),
+            .init(claims: ["sub": "a"], secret: "the-rotated-shared-secret-of-the-backends"),
+            .init(claims: Self.claims, algorithm: "RS256", keyName: "rsa-a", kid: "rsa-a"),
+        ])
+        // One event loop, so the first token is in the loop's cache of verified tokens.
+        for _ in 0..<2 { #expect(try await Self.status(gateway, tokens[0]).0 == 200) }
+        #expect(try await Self.status(gateway, tokens[1]).1.contains("bad_signature"))
+        #expect(try await Self.status(gateway, tokens[2]).0 == 200)
+        #expect(keys.fetches == 1)
+
+        // The backends rotate their secret: a reload takes the new one, and the old token —
+        // verified and cached before — is refused at once.
+        try config(secret: "the-rotated-shared-secret-of-the-backends").write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(try await gateway.admin("/admin/reload", method: "POST").status == 200)
+        #expect(try await Self.status(gateway, tokens[0]).1.contains("bad_signature"))
+        #expect(try await Self.status(gateway, tokens[1]).0 == 200)
+        // The JWKS issuer did not change: its keys were kept, not fetched again.
+        #expect(try await Self.status(gateway, tokens[2]).0 == 200)
+        #expect(keys.fetches == 1)
+        await gateway.stop()
+        await keys.stop()
+        await upstream.stop()
+    }
 }
