@@ -134,4 +134,30 @@ struct AuthIntegrationTests {
             #expect(metrics.contains("gateway_auth_token_cache_hits_total 19\n"))
         }
     }
+
+    @Test func http2StreamsAreVerifiedLikeHTTP1Requests() async throws {
+        let tools = try JWTTools.make()
+        defer { tools.remove() }
+        let token = try await tools.sign(.init(claims: claims("alice"), secret: Self.secret))
+        try await HTTP2Tests.withGateway(HTTP2Tests.h2c(), extra: """
+            auth:
+              default: required
+              claims_to_headers: { sub: X-User-Id }
+              issuers:
+                django: { hs256_secret: "\(Self.secret)", issuer: "\(Self.issuer)", audiences: [web] }
+            """) { gateway, upstream in
+            let url = "http://127.0.0.1:\(gateway.proxyPort)/echo"
+            // curl over h2c: the token is verified on the stream, the claim goes upstream, the spoof does not.
+            let ok = try HTTP2Tests.curl("--http2-prior-knowledge -o /dev/null -w '%{http_version} %{http_code}' "
+                                         + "-H 'Authorization: Bearer \(token)' -H 'X-User-Id: mallory' \(url)")
+            #expect(ok.output == "2 200", "\(ok.output)")
+            #expect(upstream.stats.lastHeaders["x-user-id"] == ["alice"])
+            let refused = try HTTP2Tests.curl("--http2-prior-knowledge -i -H 'Authorization: Bearer \(token)x' \(url)")
+            #expect(refused.output.hasPrefix("HTTP/2 401"), "\(refused.output)")
+            #expect(refused.output.contains("www-authenticate: Bearer error=\"invalid_token\", error_description=\"bad_signature:"),
+                    "\(refused.output)")
+            let missing = try HTTP2Tests.curl("--http2-prior-knowledge -i \(url)")
+            #expect(missing.output.hasPrefix("HTTP/2 401") && missing.output.contains("www-authenticate: Bearer\r\n"), "\(missing.output)")
+        }
+    }
 }
