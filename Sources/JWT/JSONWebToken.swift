@@ -11,12 +11,6 @@ public struct JSONWebToken: Sendable {
     let signingInput: [UInt8]
     let signature: [UInt8]
 
-    private struct Header: Decodable {
-        var alg: String
-        var kid: String?
-        var crit: [String]?
-    }
-
     /// Longer tokens are refused before any parsing (an upper bound on the work a client can ask for).
     public static let maximumLength = 16 * 1024
 
@@ -28,13 +22,16 @@ public struct JSONWebToken: Sendable {
         guard let headerJSON = Base64URL.decode(bytes[..<dots[0]]),
               let payloadJSON = Base64URL.decode(bytes[(dots[0] + 1)..<dots[1]]),
               let signature = Base64URL.decode(bytes[(dots[1] + 1)...]) else { throw .malformed }
-        let decoder = JSONDecoder()
-        guard let header = try? decoder.decode(Header.self, from: Data(headerJSON)),
-              let claims = try? decoder.decode([String: JSONValue].self, from: Data(payloadJSON)) else { throw .malformed }
+        guard let header = JSONValue.parseObject(headerJSON), let claims = JSONValue.parseObject(payloadJSON),
+              case .string(let algorithm)? = header["alg"] else { throw .malformed }
         // Extensions the verifier must understand (RFC 7515 §4.1.11): it understands none.
-        guard header.crit == nil else { throw .malformed }
-        algorithmName = header.alg
-        keyID = header.kid
+        guard header["crit"] == nil else { throw .malformed }
+        switch header["kid"] {
+        case nil: keyID = nil
+        case .string(let kid)?: keyID = kid
+        default: throw .malformed
+        }
+        algorithmName = algorithm
         self.claims = claims
         signingInput = Array(bytes[..<dots[1]])
         self.signature = signature

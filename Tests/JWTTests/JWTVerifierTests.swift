@@ -99,6 +99,20 @@ import Testing
     }
 }
 
+@Suite struct JSONValueTests {
+    @Test func claimsKeepTheirJSONTypes() throws {
+        let object = try #require(JSONValue.parseObject(Array(#"{"s":"x","i":1,"big":2000000000,"t":true,"f":false,"d":1.5,"n":null,"a":["p",2],"o":{"k":[true]}}"#.utf8)))
+        #expect(object["s"] == .string("x") && object["i"] == .integer(1) && object["big"] == .integer(2_000_000_000))
+        // A boolean is not the number 1, nor 1 a boolean.
+        #expect(object["t"] == .bool(true) && object["f"] == .bool(false))
+        #expect(object["d"] == .number(1.5) && object["n"] == .null)
+        #expect(object["a"] == .array([.string("p"), .integer(2)]) && object["a"]?.text == "p,2")
+        #expect(object["o"] == .object(["k": .array([.bool(true)])]) && object["o"]?.text == nil)
+        #expect(object["t"]?.text == "true" && object["d"]?.text == "1.5")
+        #expect(JSONValue.parseObject(Array("[1,2]".utf8)) == nil && JSONValue.parseObject(Array("{".utf8)) == nil)
+    }
+}
+
 extension Result {
     var isSuccess: Bool { if case .success = self { true } else { false } }
 }
