@@ -336,6 +336,10 @@ import Testing
         #expect(confusion?.line == 5)
         #expect(error("auth:\n  issuers:\n    a: { jwks_url: \"ftp://idp.test/jwks.json\" }\n")?.key == "auth.issuers.a.jwks_url")
         #expect(error("auth:\n  issuers:\n    a: { public_key_file: /nonexistent/key.pem }\n")?.message.contains("cannot read") == true)
+        // An https:// key set is fetched with the issuer's TLS settings, read at load like a pool's.
+        #expect(error("auth:\n  issuers:\n    a: { jwks_url: \"https://idp.test/jwks.json\", tls: { ca_file: /nonexistent/ca.pem } }\n")?
+            .key.hasPrefix("auth.issuers.a.tls") == true)
+        #expect(error("auth:\n  issuers:\n    a: { jwks_url: \"http://idp.test/jwks.json\", tls: { verify: false } }\n")?.key == "auth.issuers.a.tls")
         #expect(error(secret + "  token_from: [query:token]\n")?.key == "auth.token_from")
         #expect(error(secret + "rate_limits:\n  policies:\n    api: { limit: 1, period: 1m, by_claim: plan }\n")?.key == "rate_limits.policies.api.by_claim")
         #expect(error("rate_limits:\n  policies:\n    api: { limit: 1, period: 1m, by_claim: plan, limits: { pro: 5 } }\n")?.message.contains("configure auth.issuers") == true)

@@ -56,7 +56,7 @@ public enum ConfigLoader {
         do {
             try config.validate()
             let warnings = try config.loadTLS(directory: directory ?? FileManager.default.currentDirectoryPath)
-            try config.auth.loadKeys(directory: directory ?? FileManager.default.currentDirectoryPath)
+                + config.auth.loadKeys(directory: directory ?? FileManager.default.currentDirectoryPath)
             config.warnings = warnings.map { located(path: $0.path, message: $0.message, root: expanded, file: file) }
         } catch {
             throw located(path: error.path, message: error.message, root: expanded, file: file)

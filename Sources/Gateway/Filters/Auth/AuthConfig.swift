@@ -69,12 +69,15 @@ public struct AuthConfig: Decodable, Sendable {
         }
     }
 
-    /// Reads each issuer's key files (PEM keys, a JWKS file) and makes its secret a key; `directory`:
-    /// what relative paths are relative to.
-    mutating func loadKeys(directory: String) throws(ConfigValidationError) {
+    /// Reads each issuer's key files (PEM keys, a JWKS file), makes its secret a key and its
+    /// `https://` JWKS URL a TLS context; `directory`: what relative paths are relative to.
+    /// Returns the warnings (an expired CA file, say).
+    mutating func loadKeys(directory: String) throws(ConfigValidationError) -> [ConfigValidationError] {
+        var warnings: [ConfigValidationError] = []
         for index in issuers.indices {
-            try issuers[index].loadKeys(directory: directory)
+            try issuers[index].loadKeys(directory: directory, warnings: &warnings)
         }
+        return warnings
     }
 }
 
@@ -243,7 +246,7 @@ public struct IssuerConfig: Decodable, Sendable {
         jwksURL.map { "\($0)|\(tls.map { "\($0)" } ?? "-")|\(jwksTimeout)|\(jwksRefresh)|\(jwksMinInterval)" }
     }
 
-    mutating func loadKeys(directory: String) throws(ConfigValidationError) {
+    mutating func loadKeys(directory: String, warnings: inout [ConfigValidationError]) throws(ConfigValidationError) {
         let path: [ConfigPathComponent] = ["auth", "issuers", .key(name)]
         func read(_ file: String, key: String) throws(ConfigValidationError) -> String {
             let full = file.hasPrefix("/") ? file : directory + "/" + file
@@ -283,7 +286,6 @@ public struct IssuerConfig: Decodable, Sendable {
         }
         staticKeys = keys
         if let jwksURL, jwksURL.secure {
-            var warnings: [ConfigValidationError] = []
             tlsMaterial = try UpstreamTLSMaterial(settings: tls ?? UpstreamTLSConfig(), path: path + ["tls"], directory: directory, warnings: &warnings)
         }
     }

@@ -14,6 +14,9 @@ enum JWKSFetch {
     static let maximumBytes = 1 << 20
 
     static func get(_ url: JWKSURL, tls: UpstreamTLSMaterial?, timeout: TimeAmount, on eventLoop: EventLoop) -> EventLoopFuture<[UInt8]> {
+        if url.secure && tls == nil {
+            return eventLoop.makeFailedFuture(Failure(description: "no TLS context for \(url) (load the configuration with ConfigLoader)"))
+        }
         let promise = eventLoop.makePromise(of: [UInt8].self)
         let host = url.authority.host
         let defaultPort = url.secure ? 443 : 80
@@ -21,9 +24,6 @@ enum JWKSFetch {
         let request = "GET \(url.path) HTTP/1.1\r\nHost: \(hostField)\r\nUser-Agent: gateway-jwks\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
         let timer = eventLoop.scheduleTask(in: timeout) {
             promise.fail(Failure(description: "timed out after \(timeout.nanoseconds / 1_000_000) ms"))
-        }
-        if url.secure && tls == nil {
-            promise.fail(Failure(description: "no TLS context for \(url) (load the configuration with ConfigLoader)"))
         }
         ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
