@@ -16,52 +16,52 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
-/// An RSA public key from its big-endian modulus and exponent (a JWK's `n` and `e`); NULL when
+/// A public key of `type` ("RSA", "EC") from the parameters in `builder` (freed here); NULL when
 /// they do not make one.
-static inline EVP_PKEY *gw_rsa_public_key(const unsigned char *n, size_t n_len, const unsigned char *e, size_t e_len) {
+static inline EVP_PKEY *gw_public_key_from_params(const char *type, OSSL_PARAM_BLD *builder) {
     EVP_PKEY *pkey = NULL;
-    BIGNUM *bn_n = BN_bin2bn(n, (int)n_len, NULL);
-    BIGNUM *bn_e = BN_bin2bn(e, (int)e_len, NULL);
-    OSSL_PARAM_BLD *builder = OSSL_PARAM_BLD_new();
-    OSSL_PARAM *params = NULL;
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
-    if (bn_n && bn_e && builder && ctx
-        && OSSL_PARAM_BLD_push_BN(builder, OSSL_PKEY_PARAM_RSA_N, bn_n)
-        && OSSL_PARAM_BLD_push_BN(builder, OSSL_PKEY_PARAM_RSA_E, bn_e)
-        && (params = OSSL_PARAM_BLD_to_param(builder)) != NULL
-        && EVP_PKEY_fromdata_init(ctx) == 1
+    OSSL_PARAM *params = builder ? OSSL_PARAM_BLD_to_param(builder) : NULL;
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
+    if (params && ctx && EVP_PKEY_fromdata_init(ctx) == 1
         && EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1) {
         pkey = NULL;
     }
     OSSL_PARAM_free(params);
     OSSL_PARAM_BLD_free(builder);
     EVP_PKEY_CTX_free(ctx);
+    ERR_clear_error();
+    return pkey;
+}
+
+/// An RSA public key from its big-endian modulus and exponent (a JWK's `n` and `e`).
+static inline EVP_PKEY *gw_rsa_public_key(const unsigned char *n, size_t n_len, const unsigned char *e, size_t e_len) {
+    BIGNUM *bn_n = BN_bin2bn(n, (int)n_len, NULL);
+    BIGNUM *bn_e = BN_bin2bn(e, (int)e_len, NULL);
+    OSSL_PARAM_BLD *builder = OSSL_PARAM_BLD_new();
+    EVP_PKEY *pkey = NULL;
+    if (bn_n && bn_e && builder
+        && OSSL_PARAM_BLD_push_BN(builder, OSSL_PKEY_PARAM_RSA_N, bn_n)
+        && OSSL_PARAM_BLD_push_BN(builder, OSSL_PKEY_PARAM_RSA_E, bn_e)) {
+        pkey = gw_public_key_from_params("RSA", builder);
+        builder = NULL;
+    }
+    OSSL_PARAM_BLD_free(builder);
     BN_free(bn_n);
     BN_free(bn_e);
-    ERR_clear_error();
     return pkey;
 }
 
 /// An EC public key on `group` ("prime256v1", "secp384r1", "secp521r1") from its uncompressed
 /// point (0x04 || x || y, a JWK's `x` and `y`); NULL when the point is not on the curve.
 static inline EVP_PKEY *gw_ec_public_key(const char *group, const unsigned char *point, size_t point_len) {
-    EVP_PKEY *pkey = NULL;
     OSSL_PARAM_BLD *builder = OSSL_PARAM_BLD_new();
-    OSSL_PARAM *params = NULL;
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
-    if (builder && ctx
+    if (builder
         && OSSL_PARAM_BLD_push_utf8_string(builder, OSSL_PKEY_PARAM_GROUP_NAME, group, 0)
-        && OSSL_PARAM_BLD_push_octet_string(builder, OSSL_PKEY_PARAM_PUB_KEY, point, point_len)
-        && (params = OSSL_PARAM_BLD_to_param(builder)) != NULL
-        && EVP_PKEY_fromdata_init(ctx) == 1
-        && EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1) {
-        pkey = NULL;
+        && OSSL_PARAM_BLD_push_octet_string(builder, OSSL_PKEY_PARAM_PUB_KEY, point, point_len)) {
+        return gw_public_key_from_params("EC", builder);
     }
-    OSSL_PARAM_free(params);
     OSSL_PARAM_BLD_free(builder);
-    EVP_PKEY_CTX_free(ctx);
-    ERR_clear_error();
-    return pkey;
+    return NULL;
 }
 
 /// The EC group name of `pkey` ("prime256v1", ...) into `name`; 0 when it has none.

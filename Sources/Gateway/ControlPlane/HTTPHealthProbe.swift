@@ -13,30 +13,12 @@ enum HTTPHealthProbe {
     static func check(_ server: UpstreamServer, path: String, timeout: TimeAmount, on eventLoop: EventLoop) -> EventLoopFuture<Int> {
         let promise = eventLoop.makePromise(of: Int.self)
         let request = "GET \(path) HTTP/1.1\r\nHost: \(server.authority)\r\nUser-Agent: gateway-health-check\r\nConnection: close\r\n\r\n"
-        let timer = eventLoop.scheduleTask(in: timeout) {
-            promise.fail(Failure(description: "timed out after \(timeout.nanoseconds / 1_000_000) ms"))
+        return OneShotRequest.send(request, promise: promise, timeout: timeout, on: eventLoop,
+                                   connect: { $0.connect(to: server.address) }, target: server.authority) { channel in
+            // The same TLS settings as requests: a check proves what they will find.
+            try server.addTLSHandler(to: channel)
+            try channel.pipeline.syncOperations.addHandler(ProbeHandler(promise: promise))
         }
-        ClientBootstrap(group: eventLoop)
-            .connectTimeout(timeout)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    // The same TLS settings as requests: a check proves what they will find.
-                    try server.addTLSHandler(to: channel)
-                    try channel.pipeline.syncOperations.addHandler(ProbeHandler(promise: promise))
-                }
-            }
-            .connect(to: server.address)
-            .whenComplete { result in
-                switch result {
-                case .success(let channel):
-                    channel.writeAndFlush(ByteBuffer(string: request), promise: nil)
-                    promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
-                case .failure(let error):
-                    promise.fail(Failure(description: "connect: \(error)"))
-                }
-            }
-        promise.futureResult.whenComplete { _ in timer.cancel() }
-        return promise.futureResult
     }
 
     final class ProbeHandler: ChannelInboundHandler {

@@ -22,9 +22,7 @@ final class FilterChains: Sendable {
         let cors = router.corsPolicies.map(CORSFilter.init(policy:))
         let limits = rateLimits.map { limits in
             limits.policies.indices.map { position in
-                RateLimitFilter(policy: limits.policies[position], limits: limits, byClaim: limits.claimVariants[position].map { variants in
-                    (variants.claim, variants.byValue.mapValues { limits.policies[$0] })
-                })
+                RateLimitFilter(policy: limits.policies[position], limits: limits, byClaim: limits.claimVariants[position])
             }
         } ?? []
         let authFilters = auth.map { auth in (required: AuthFilter(required: true, auth: auth), optional: AuthFilter(required: false, auth: auth)) }

@@ -22,31 +22,14 @@ enum JWKSFetch {
         let defaultPort = url.secure ? 443 : 80
         let hostField = url.authority.port == defaultPort ? host : "\(host.contains(":") ? "[\(host)]" : host):\(url.authority.port)"
         let request = "GET \(url.path) HTTP/1.1\r\nHost: \(hostField)\r\nUser-Agent: gateway-jwks\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
-        let timer = eventLoop.scheduleTask(in: timeout) {
-            promise.fail(Failure(description: "timed out after \(timeout.nanoseconds / 1_000_000) ms"))
+        return OneShotRequest.send(request, promise: promise, timeout: timeout, on: eventLoop,
+                                   connect: { $0.connect(host: host, port: url.authority.port) },
+                                   target: "\(host):\(url.authority.port)") { channel in
+            if url.secure, let tls {
+                try tls.addHandler(to: channel, serverName: tls.serverName(forHost: host))
+            }
+            try channel.pipeline.syncOperations.addHandler(BodyHandler(promise: promise))
         }
-        ClientBootstrap(group: eventLoop)
-            .connectTimeout(timeout)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if url.secure, let tls {
-                        try tls.addHandler(to: channel, serverName: tls.serverName(forHost: host))
-                    }
-                    try channel.pipeline.syncOperations.addHandler(BodyHandler(promise: promise))
-                }
-            }
-            .connect(host: host, port: url.authority.port)
-            .whenComplete { result in
-                switch result {
-                case .success(let channel):
-                    channel.writeAndFlush(ByteBuffer(string: request), promise: nil)
-                    promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
-                case .failure(let error):
-                    promise.fail(Failure(description: "connect to \(host):\(url.authority.port): \(error)"))
-                }
-            }
-        promise.futureResult.whenComplete { _ in timer.cancel() }
-        return promise.futureResult
     }
 
     /// Collects a 200's body; any other status, an oversized body or a cut one fails.

@@ -47,8 +47,8 @@ final class RateLimitRuntime: Sendable {
 
     /// The configured policies, in file order, then the per-claim-value variants of `by_claim` ones.
     let policies: [Policy]
-    /// By position of a `by_claim` policy: its claim, and per claim value the variant's position.
-    let claimVariants: [Int: (claim: String, byValue: [String: Int])]
+    /// By position of a `by_claim` policy: its claim, and per claim value the variant.
+    let claimVariants: [Int: (claim: String, policies: [String: Policy])]
     /// Per route index: its policy (nil: not limited).
     let routePolicies: [Int?]
     /// Requests matching no route.
@@ -85,7 +85,6 @@ final class RateLimitRuntime: Sendable {
             }
             variants[position] = (claim, byValue)
         }
-        claimVariants = variants
         let slotOf = entries.map { name, policy in
             if let slot = slots.firstIndex(where: { $0.name == name && $0.policy == policy && $0.fallbackShare == limits.fallbackShare }) {
                 return slot
@@ -106,6 +105,8 @@ final class RateLimitRuntime: Sendable {
                 key: policy.key, ipv6Prefix: policy.ipv6Prefix, cost: policy.cost,
                 usesRedis: (policy.store ?? (config.redis == nil ? .local : .redis)) == .redis, index: index)
         }
+        let built = policies
+        claimVariants = variants.mapValues { variant in (variant.claim, variant.byValue.mapValues { built[$0] }) }
         let index = { (name: String) in limits.policies.firstIndex { $0.name == name } }
         defaultPolicy = limits.defaultPolicy.flatMap(index)
         routePolicies = config.routes.map { route in
