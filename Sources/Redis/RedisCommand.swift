@@ -7,10 +7,20 @@ public struct RedisCommand: Sendable {
     public let encoded: ByteBuffer
     /// The command's name, for errors and metrics.
     public let name: String
+    /// The cluster slot of the command's key (nil: no key; any node answers).
+    public let slot: Int?
 
-    public init(_ arguments: [RedisArgument]) {
+    /// - Parameter keyIndex: which argument is the key (Redis Cluster sends the command to
+    ///   the master of its slot).
+    public init(_ arguments: [RedisArgument], keyIndex: Int? = nil) {
         precondition(!arguments.isEmpty, "a command needs a name")
         if case .string(let name) = arguments[0] { self.name = name } else { self.name = "?" }
+        slot = keyIndex.map { index in
+            switch arguments[index] {
+            case .string(let text): RedisSlot.of(text)
+            case .bytes(let buffer): RedisSlot.of(buffer.readableBytesView)
+            }
+        }
         // One contiguous copy of every argument; argv points into it.
         var storage = [UInt8]()
         storage.reserveCapacity(arguments.reduce(0) { $0 + $1.byteCount })
@@ -49,5 +59,10 @@ public struct RedisCommand: Sendable {
 
     public init(_ arguments: RedisArgument...) {
         self.init(arguments)
+    }
+
+    /// A command on one key, its second argument (`GET key`, `HGET key field`, ...).
+    public init(key command: String, _ key: RedisArgument, _ rest: RedisArgument...) {
+        self.init([.string(command), key] + rest, keyIndex: 1)
     }
 }

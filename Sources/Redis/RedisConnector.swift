@@ -1,25 +1,28 @@
 import NIOCore
 import NIOPosix
 
-/// Makes one connection: TCP (and TLS for `rediss://`), then AUTH and SELECT from the URL before
-/// anything else goes out.
+/// Makes one connection to `endpoint`: TCP (and TLS for `rediss://`), then AUTH and SELECT from
+/// the URL before anything else goes out. Sentinels get neither (`credentials: false`): the
+/// URL's credentials and database are the master's.
 enum RedisConnector {
-    static func connect(_ settings: RedisClient.Settings, handler: RedisConnectionHandler, on eventLoop: EventLoop) -> EventLoopFuture<Channel> {
+    static func connect(_ settings: RedisClient.Settings, to endpoint: RedisEndpoint, credentials: Bool = true,
+                        handler: RedisConnectionHandler, on eventLoop: EventLoop) -> EventLoopFuture<Channel> {
         ClientBootstrap(group: eventLoop)
             .connectTimeout(settings.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    if settings.url.tls {
+                    if settings.url.tls, credentials {
                         guard let addTLSHandler = settings.addTLSHandler else { throw RedisConnectorError.noTLSContext }
                         try addTLSHandler(channel)
                     }
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
-            .connect(host: settings.url.host, port: settings.url.port)
+            .connect(host: endpoint.host, port: endpoint.port)
             .flatMap { channel in
-                handshake(settings.url, handler: handler, on: eventLoop)
+                guard credentials else { return eventLoop.makeSucceededFuture(channel) }
+                return handshake(settings.url, handler: handler, on: eventLoop)
                     .map { channel }
                     .flatMapErrorThrowing { error in
                         channel.close(promise: nil)

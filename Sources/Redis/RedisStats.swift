@@ -16,6 +16,12 @@ public struct RedisStats: Sendable {
     public var connects: UInt64 = 0
     public var connectFailures: UInt64 = 0
     public var breakerOpenings: UInt64 = 0
+    /// Redis Cluster's `MOVED` and `ASK` answers followed.
+    public var redirects: UInt64 = 0
+    /// Times the cluster's slot map was read.
+    public var topologyRefreshes: UInt64 = 0
+    /// Times a loop saw the master move (a sentinel failover; the cluster's set of masters).
+    public var masterChanges: UInt64 = 0
     public var connected = false
     public var breakerOpen = false
 
@@ -43,6 +49,9 @@ public struct RedisStats: Sendable {
         sum.connects &+= rhs.connects
         sum.connectFailures &+= rhs.connectFailures
         sum.breakerOpenings &+= rhs.breakerOpenings
+        sum.redirects &+= rhs.redirects
+        sum.topologyRefreshes &+= rhs.topologyRefreshes
+        sum.masterChanges &+= rhs.masterChanges
         sum.connected = lhs.connected || rhs.connected
         sum.breakerOpen = lhs.breakerOpen || rhs.breakerOpen
         return sum

@@ -2,11 +2,14 @@ import Logging
 import NIOCore
 
 /// A connection that listens on one pub/sub channel, and reconnects (100 ms, doubling to 5 s)
-/// whenever it is lost. `onState(true)` once subscribed, `onState(false)` when the connection
+/// whenever it is lost, to where the client says (the current master of a sentinel set; the
+/// next seed of a cluster). `onState(true)` once subscribed, `onState(false)` when the connection
 /// is lost: messages published meanwhile are gone, which listeners must allow for (the near
 /// cache empties itself).
 public final class RedisSubscriber: @unchecked Sendable {
-    private let settings: RedisClient.Settings
+    private let client: RedisClient
+    private var settings: RedisClient.Settings { client.settings }
+    private var failures = 0
     private let channel: String
     private let eventLoop: EventLoop
     private let logger: Logger
@@ -17,9 +20,9 @@ public final class RedisSubscriber: @unchecked Sendable {
     private var backoff = TimeAmount.milliseconds(100)
     private var retry: Scheduled<Void>?
 
-    public init(settings: RedisClient.Settings, channel: String, eventLoop: EventLoop, logger: Logger,
+    public init(client: RedisClient, channel: String, eventLoop: EventLoop, logger: Logger,
                 onMessage: @escaping @Sendable (ByteBuffer) -> Void, onState: @escaping @Sendable (Bool) -> Void) {
-        self.settings = settings
+        self.client = client
         self.channel = channel
         self.eventLoop = eventLoop
         self.logger = logger
@@ -43,7 +46,10 @@ public final class RedisSubscriber: @unchecked Sendable {
         guard !closed else { return }
         let handler = RedisConnectionHandler(commandTimeout: settings.commandTimeout)
         let channelName = channel
-        RedisConnector.connect(settings, handler: handler, on: eventLoop)
+        let settings = self.settings
+        let eventLoop = self.eventLoop
+        client.subscriptionEndpoint(attempt: failures, on: eventLoop)
+            .flatMap { RedisConnector.connect(settings, to: $0, handler: handler, on: eventLoop) }
             .assumeIsolated()
             .whenComplete { result in
                 switch result {
@@ -53,10 +59,12 @@ public final class RedisSubscriber: @unchecked Sendable {
                         return
                     }
                     self.handler = handler
+                    self.failures = 0
                     handler.pushHandler = { [weak self] value in self?.received(value) }
                     handler.sendNow(RedisCommand("SUBSCRIBE", .string(channelName)))
                     connection.closeFuture.assumeIsolated().whenComplete { _ in self.lost() }
                 case .failure(let error):
+                    self.failures += 1
                     self.logger.debug("redis subscriber: connect failed", metadata: ["error": "\(error)"])
                     self.scheduleRetry()
                 }
@@ -79,6 +87,7 @@ public final class RedisSubscriber: @unchecked Sendable {
 
     private func lost() {
         handler = nil
+        failures += 1
         onState(false)
         guard !closed else { return }
         logger.warning("redis subscriber: connection lost; reconnecting", metadata: ["channel": "\(channel)"])

@@ -39,11 +39,12 @@ public enum RedisValue: Sendable, Equatable {
 }
 
 /// One argument of a command: text or bytes, both sent binary-safe.
-public enum RedisArgument: Sendable, ExpressibleByStringLiteral, ExpressibleByIntegerLiteral {
+public enum RedisArgument: Sendable, ExpressibleByStringInterpolation, ExpressibleByIntegerLiteral {
     case string(String)
     case bytes(ByteBuffer)
 
     public init(stringLiteral value: String) { self = .string(value) }
+    public init(stringInterpolation: DefaultStringInterpolation) { self = .string(String(stringInterpolation: stringInterpolation)) }
     public init(integerLiteral value: Int) { self = .string(String(value)) }
     public static func int(_ value: some BinaryInteger) -> RedisArgument { .string(String(value)) }
 

@@ -157,7 +157,7 @@ struct RedisClientTests {
         try await withRedis { server, client in
             let events = NIOLockedValueBox<[String]>([])
             let subscriber = RedisSubscriber(
-                settings: client.settings, channel: "gw:test", eventLoop: Self.group.next(), logger: Logger(label: "sub"),
+                client: client, channel: "gw:test", eventLoop: Self.group.next(), logger: Logger(label: "sub"),
                 onMessage: { payload in events.withLockedValue { $0.append("message:" + String(buffer: payload)) } },
                 onState: { subscribed in events.withLockedValue { $0.append(subscribed ? "up" : "down") } })
             subscriber.start()

@@ -65,6 +65,12 @@ public final class RedisServer: @unchecked Sendable {
         (try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
     }
 
+    /// Whether the process is alive (a killed server leaves its pid file behind).
+    public var isAlive: Bool {
+        guard let pid else { return false }
+        return Glibc.kill(pid, 0) == 0
+    }
+
     /// SIGKILL: Redis dies as in a crash (its watchdog follows).
     public func kill() async {
         if let pid { Glibc.kill(pid, SIGKILL) }

@@ -65,7 +65,7 @@ public final class ResponseCache: Sendable {
           redis.call('HSET', k, '!', ARGV[1])
           redis.call('PEXPIRE', k, ARGV[2])
         end
-        redis.call('PUBLISH', ARGV[3], ARGV[4])
+        if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
         return #KEYS
         """)
 
@@ -85,7 +85,7 @@ public final class ResponseCache: Sendable {
             let enabled = nearEnabled
             let stats = self.stats
             subscriber = RedisSubscriber(
-                settings: redis.settings, channel: settings.keyPrefix + "invalidations", eventLoop: subscriberLoop, logger: logger,
+                client: redis, channel: settings.keyPrefix + "invalidations", eventLoop: subscriberLoop, logger: logger,
                 onMessage: { payload in
                     let keys = String(buffer: payload).split(separator: "\n").map { String($0.dropFirst(prefix.count)) }
                     local.invalidate(keys, tombstone: nil, now: 0)
@@ -124,7 +124,7 @@ public final class ResponseCache: Sendable {
 
     /// Redis's answer (a near-cache miss); a hit is kept in the near cache.
     public func lookupRedis(_ key: String, variant: String, client: RedisLoopClient, now: Int64) -> EventLoopFuture<CachedResponse?> {
-        client.send(RedisCommand("HGET", .string(settings.keyPrefix + key), .string(variant))).map { value in
+        client.send(RedisCommand(key: "HGET", .string(settings.keyPrefix + key), .string(variant))).map { value in
             guard let bytes = value.bytes, let entry = CachedResponse(decoding: bytes) else { return nil }
             if let local = self.local, self.nearEnabled.withLockedValue({ $0 }), entry.usableUntil > now {
                 local.store(entry, key: key, variant: variant, fetchStartedAt: entry.storedAt, now: now)
@@ -155,6 +155,8 @@ public final class ResponseCache: Sendable {
     }
 
     /// Drops every variant of `keys`, here and (through Redis) everywhere, leaving tombstones.
+    /// On Redis Cluster the keys go in one script per slot (a script's keys must share one);
+    /// the invalidation message is published once, by the first, and reaches every node.
     public func invalidate(_ keys: [String], tombstone: Tombstone, now: Int64, on eventLoop: EventLoop,
                            client: RedisLoopClient?) -> EventLoopFuture<Void> {
         guard !keys.isEmpty else { return eventLoop.makeSucceededVoidFuture() }
@@ -162,9 +164,14 @@ public final class ResponseCache: Sendable {
         guard redis != nil else { return eventLoop.makeSucceededVoidFuture() }
         guard let client else { return eventLoop.makeFailedFuture(RedisError.unavailable) }
         let redisKeys = keys.map { settings.keyPrefix + $0 }
-        return client.evalScript(Self.invalidateScript, keys: redisKeys.map { .string($0) }, arguments: [
-            .string(tombstone.encoded), .int(max(1000, tombstone.until - now)), .string(invalidationChannel),
-            .string(redisKeys.joined(separator: "\n")),
-        ]).map { _ in }
+        let message = redisKeys.joined(separator: "\n")
+        let groups = client.isCluster ? Dictionary(grouping: redisKeys, by: RedisSlot.of).values.map { $0 } : [redisKeys]
+        let runs = groups.enumerated().map { index, group in
+            client.evalScript(Self.invalidateScript, keys: group.map { .string($0) }, arguments: [
+                .string(tombstone.encoded), .int(max(1000, tombstone.until - now)), .string(invalidationChannel),
+                .string(index == 0 ? message : ""),
+            ])
+        }
+        return EventLoopFuture.andAllSucceed(runs, on: eventLoop)
     }
 }

@@ -9,6 +9,10 @@ extension RedisStats {
         text += "# TYPE gateway_redis_circuit_openings_total counter\ngateway_redis_circuit_openings_total \(redis.breakerOpenings)\n"
         text += "# TYPE gateway_redis_connects_total counter\ngateway_redis_connects_total{result=\"ok\"} \(redis.connects)\n"
         text += "gateway_redis_connects_total{result=\"failed\"} \(redis.connectFailures)\n"
+        text += "# TYPE gateway_redis_redirects_total counter\ngateway_redis_redirects_total \(redis.redirects)\n"
+        text += "# TYPE gateway_redis_topology_refreshes_total counter\ngateway_redis_topology_refreshes_total \(redis.topologyRefreshes)\n"
+        // Each event loop's client sees a change of master, so one failover counts once per loop.
+        text += "# TYPE gateway_redis_master_changes_total counter\ngateway_redis_master_changes_total \(redis.masterChanges)\n"
         text += "# TYPE gateway_redis_errors_total counter\n"
         for kind in ["timeout", "connection", "unavailable", "reply", "protocol"] {
             text += "gateway_redis_errors_total{kind=\"\(kind)\"} \(redis.errors[kind] ?? 0)\n"
