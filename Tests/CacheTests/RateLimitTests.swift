@@ -80,3 +80,86 @@ import Testing
         #expect(limiter.count <= 1600)
     }
 }
+
+/// Leases of a shared bucket, with an injected clock and Redis's answers played by hand.
+@Suite struct RateLimitLeaseTests {
+    let second: Int64 = 1_000_000
+
+    @Test func aColdKeyTakesExactlyItsCostEachTime() {
+        var lease = RateLimitLease(cost: 1)
+        // Requests a minute apart: each takes one token from Redis, and holds none after.
+        for minute in 0..<3 {
+            let now = Int64(minute) * 60 * second
+            do { let decision = lease.spend(cost: 1, now: now, maxSize: 50, lifetime: second); #expect(decision == .take(count: 1, renewal: true)) }
+            let allowed = lease.granted(1, remaining: 1, retryAfter: 0, reset: 30 * second, renewal: true, spendNow: 1, now: now, lifetime: second)
+            #expect(allowed)
+            #expect(lease.tokens == 0)
+        }
+    }
+
+    @Test func aBusyKeyLeasesMoreUpToTheMaxAndRenewsAheadOfNeed() {
+        var lease = RateLimitLease(cost: 1)
+        var now: Int64 = 0
+        var calls = 0
+        var served = 0
+        var inFlight: Int?
+        // 1,000 requests 1 ms apart; Redis answers a renewal 2 ms after it was asked for.
+        var answerAt: Int64 = .max
+        for _ in 0..<1000 {
+            if let count = inFlight, now >= answerAt {
+                _ = lease.granted(count, remaining: 1_000_000, retryAfter: 0, reset: second, renewal: true, spendNow: 0, now: now, lifetime: second)
+                inFlight = nil
+            }
+            let decision = lease.spend(cost: 1, now: now, maxSize: 64, lifetime: second)
+            switch decision {
+            case .allow(let renew):
+                served += 1
+                if let renew {
+                    calls += 1
+                    inFlight = renew
+                    answerAt = now + 2000
+                }
+            case .take(let count, let renewal):
+                calls += 1
+                if lease.granted(count, remaining: 1_000_000, retryAfter: 0, reset: second, renewal: renewal, spendNow: 1, now: now, lifetime: second) {
+                    served += 1
+                }
+            case .deny:
+                Issue.record("denied with tokens to spare")
+            }
+            #expect(lease.size <= 64)
+            now += 1000
+        }
+        #expect(served == 1000)
+        // Doubling to 64 then about one renewal per 32 requests: far fewer calls than requests.
+        #expect(calls < 60, "\(calls) Redis calls for 1,000 requests")
+        #expect(lease.size == 64)
+    }
+
+    @Test func aRefusalIsKeptUntilRedisSaidATokenExists() {
+        var lease = RateLimitLease(cost: 1)
+        do { let decision = lease.spend(cost: 1, now: 0, maxSize: 10, lifetime: second); #expect(decision == .take(count: 1, renewal: true)) }
+        let allowed = lease.granted(0, remaining: 0, retryAfter: 3 * second, reset: 60 * second, renewal: true, spendNow: 1, now: 0, lifetime: second)
+        #expect(!allowed)
+        #expect(lease.blockedUntil == 3 * second)
+        // Refused here, without asking Redis, until then.
+        do { let decision = lease.spend(cost: 1, now: 2 * second, maxSize: 10, lifetime: second); #expect(decision == .deny) }
+        let after = lease.spend(cost: 1, now: 3 * second, maxSize: 10, lifetime: second)
+        if case .take = after {} else { Issue.record("no take after the refusal's end") }
+    }
+
+    @Test func unspentTokensExpireAndAFailedTakeLeavesNothingInFlight() {
+        var lease = RateLimitLease(cost: 2)
+        do { let decision = lease.spend(cost: 2, now: 0, maxSize: 20, lifetime: second); #expect(decision == .take(count: 2, renewal: true)) }
+        _ = lease.granted(10, remaining: 50, retryAfter: 0, reset: second, renewal: true, spendNow: 2, now: 0, lifetime: second)
+        #expect(lease.tokens == 8 && lease.remaining == 58)
+        do { let decision = lease.spend(cost: 2, now: 10, maxSize: 20, lifetime: second); #expect(decision == .allow(renew: nil)) }
+        // Past the lifetime the 6 left are gone: a take again (the key went idle: its cost).
+        do { let decision = lease.spend(cost: 2, now: 5 * second, maxSize: 20, lifetime: second); #expect(decision == .take(count: 2, renewal: true)) }
+        #expect(lease.tokens == 0)
+        // While that take is in flight, another request asks for its own cost.
+        do { let decision = lease.spend(cost: 2, now: 5 * second, maxSize: 20, lifetime: second); #expect(decision == .take(count: 2, renewal: false)) }
+        lease.takeFailed(renewal: true)
+        #expect(!lease.taking)
+    }
+}

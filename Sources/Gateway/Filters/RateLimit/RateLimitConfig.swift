@@ -11,6 +11,13 @@ public struct RateLimitConfig: Decodable, Sendable {
     public var fallbackShare = 1.0
     /// Bound on the in-process table (keys).
     public var maxKeys = 1_000_000
+    /// Redis policies: the share of a bucket one event loop may take at once and spend without
+    /// a round trip (0: one Redis call per request, exact). With I instances of L loops, the
+    /// requests passing in any window differ from an exact limiter's by at most
+    /// I × L × max(cost, share × (limit + burst)).
+    public var leaseShare = 0.01
+    /// How long leased tokens may be spent after they were taken (unspent ones are dropped).
+    public var leaseLifetime = ConfigDuration.seconds(1)
     public var policies: [(name: String, policy: RateLimitPolicyConfig)] = []
 
     enum CodingKeys: String, CodingKey, CaseIterable {
@@ -18,6 +25,8 @@ public struct RateLimitConfig: Decodable, Sendable {
         case defaultPolicy = "default"
         case fallbackShare = "fallback_share"
         case maxKeys = "max_keys"
+        case leaseShare = "lease_share"
+        case leaseLifetime = "lease_lifetime"
     }
 
     public init() {}
@@ -34,6 +43,14 @@ public struct RateLimitConfig: Decodable, Sendable {
         maxKeys = try c.decode(.maxKeys, default: 1_000_000)
         guard maxKeys >= 1000 else {
             throw DecodingError.dataCorruptedError(forKey: .maxKeys, in: c, debugDescription: "at least 1000")
+        }
+        leaseShare = try c.decode(.leaseShare, default: 0.01)
+        guard leaseShare >= 0, leaseShare <= 0.5 else {
+            throw DecodingError.dataCorruptedError(forKey: .leaseShare, in: c, debugDescription: "a share in [0, 0.5] (0: a Redis call per request)")
+        }
+        leaseLifetime = try c.decode(.leaseLifetime, default: .seconds(1))
+        guard leaseLifetime.nanoseconds >= 10_000_000, leaseLifetime.nanoseconds <= 60_000_000_000 else {
+            throw DecodingError.dataCorruptedError(forKey: .leaseLifetime, in: c, debugDescription: "between 10ms and 60s")
         }
         if c.contains(.policies) {
             let map = try c.nestedContainer(keyedBy: AnyCodingKey.self, forKey: .policies)

@@ -45,19 +45,82 @@ final class RateLimitFilter: ExchangeFilter, Sendable {
             return decide(limits.local.check(localKey, rule: policy.rule, now: Self.microsecondsNow(), cost: policy.cost), policy, exchange)
         }
         let key = loop.rateLimits.redisKey(policy, text: text, address: address, clientText: exchange.clientText)
-        return exchange.wait(for: RedisRateLimiter.check(key, arguments: policy.redisArguments, client: redis)) { result in
-            switch result {
-            case .success(let outcome):
-                return self.decide(outcome, policy, exchange)
-            case .failure(let error):
-                // Never stop limiting: this process limits alone, to its share of the limit.
-                loop.rateLimits.stats[policy.index].fallbacks &+= 1
-                loop.rateLimits.logFallback(policy, error: error, logger: exchange.runtime.logger)
-                let outcome = self.limits.local.check(localKey, rule: policy.fallbackRule, now: Self.microsecondsNow(),
-                                                      cost: policy.cost)
-                return self.decide(outcome, policy, exchange)
+        guard policy.leaseMax > 0 else {
+            loop.rateLimits.stats[policy.index].redisCalls &+= 1
+            return exchange.wait(for: RedisRateLimiter.check(key, arguments: policy.redisArguments, client: redis)) { result in
+                switch result {
+                case .success(let outcome): self.decide(outcome, policy, exchange)
+                case .failure(let error): self.fallBack(localKey, policy, exchange, error: error)
+                }
             }
         }
+        return leased(key, localKey: localKey, policy: policy, redis: redis, exchange: exchange)
+    }
+
+    /// A shared bucket spent from this loop's lease: no Redis call while the lease holds tokens
+    /// (a renewal goes out in the background when it runs low), one when it is empty, none
+    /// while Redis said the bucket is empty.
+    private func leased(_ key: String, localKey: LocalRateLimiter.Key, policy: RateLimitRuntime.Policy, redis: RedisLoopClient,
+                        exchange: Exchange) -> FilterVerdict {
+        let loop = exchange.loop
+        let now = Self.microsecondsNow()
+        let lifetime = policy.leaseLifetimeMicroseconds
+        if loop.rateLimits.leases[localKey] == nil { loop.rateLimits.makeRoomForLease(now: now) }
+        let decision = loop.rateLimits.leases[localKey, default: RateLimitLease(cost: policy.cost)]
+            .spend(cost: policy.cost, now: now, maxSize: policy.leaseMax, lifetime: lifetime)
+        switch decision {
+        case .allow(let renew):
+            loop.rateLimits.stats[policy.index].leased &+= 1
+            if let renew {
+                loop.rateLimits.stats[policy.index].redisCalls &+= 1
+                RedisRateLimiter.take(key, count: renew, arguments: policy.redisArguments, client: redis).assumeIsolated().whenComplete { result in
+                    let now = Self.microsecondsNow()
+                    switch result {
+                    case .success(let grant):
+                        _ = loop.rateLimits.leases[localKey]?.granted(
+                            grant.granted, remaining: grant.remaining, retryAfter: grant.retryAfterMicroseconds, reset: grant.resetMicroseconds,
+                            renewal: true, spendNow: 0, now: now, lifetime: lifetime)
+                    case .failure:
+                        loop.rateLimits.leases[localKey]?.takeFailed(renewal: true)
+                    }
+                }
+            }
+            return decide(Self.outcome(allowed: true, loop.rateLimits.leases[localKey], now: now), policy, exchange)
+        case .deny:
+            loop.rateLimits.stats[policy.index].leased &+= 1
+            return decide(Self.outcome(allowed: false, loop.rateLimits.leases[localKey], now: now), policy, exchange)
+        case .take(let count, let renewal):
+            loop.rateLimits.stats[policy.index].redisCalls &+= 1
+            return exchange.wait(for: RedisRateLimiter.take(key, count: count, arguments: policy.redisArguments, client: redis)) { result in
+                let now = Self.microsecondsNow()
+                switch result {
+                case .success(let grant):
+                    let allowed = loop.rateLimits.leases[localKey]?.granted(
+                        grant.granted, remaining: grant.remaining, retryAfter: grant.retryAfterMicroseconds, reset: grant.resetMicroseconds,
+                        renewal: renewal, spendNow: policy.cost, now: now, lifetime: lifetime) ?? (grant.granted > 0)
+                    return self.decide(Self.outcome(allowed: allowed, loop.rateLimits.leases[localKey], now: now), policy, exchange)
+                case .failure(let error):
+                    loop.rateLimits.leases[localKey]?.takeFailed(renewal: renewal)
+                    return self.fallBack(localKey, policy, exchange, error: error)
+                }
+            }
+        }
+    }
+
+    /// What the lease says for the RateLimit fields and a 429's Retry-After.
+    private static func outcome(allowed: Bool, _ lease: RateLimitLease?, now: Int64) -> GCRA.Outcome {
+        let reset = max(0, (lease?.resetAt ?? now) - now)
+        return GCRA.Outcome(allowed: allowed, remaining: allowed ? lease?.remaining ?? 0 : 0,
+                            retryAfterMicroseconds: allowed ? 0 : max(1, (lease?.blockedUntil ?? now) - now), resetMicroseconds: reset, tat: 0)
+    }
+
+    /// Redis could not answer. Never stop limiting: this process limits alone, to its share of
+    /// the limit.
+    private func fallBack(_ localKey: LocalRateLimiter.Key, _ policy: RateLimitRuntime.Policy, _ exchange: Exchange, error: Error) -> FilterVerdict {
+        exchange.loop.rateLimits.stats[policy.index].fallbacks &+= 1
+        exchange.loop.rateLimits.logFallback(policy, error: error, logger: exchange.runtime.logger)
+        let outcome = limits.local.check(localKey, rule: policy.fallbackRule, now: Self.microsecondsNow(), cost: policy.cost)
+        return decide(outcome, policy, exchange)
     }
 
     private func decide(_ outcome: GCRA.Outcome, _ policy: RateLimitRuntime.Policy, _ exchange: Exchange) -> FilterVerdict {

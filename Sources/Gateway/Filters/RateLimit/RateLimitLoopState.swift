@@ -1,3 +1,4 @@
+import Cache
 import Logging
 import NIOCore
 import Router
@@ -13,6 +14,9 @@ struct RateLimitLoopState {
     /// String operations per request.
     private var redisKeys: [AddressKey: String] = [:]
     private static let maxRedisKeys = 4096
+    /// Leases of shared buckets, by bucket (bounded: idle ones go first when full).
+    var leases: [LocalRateLimiter.Key: RateLimitLease] = [:]
+    static let maxLeases = 100_000
 
     private struct AddressKey: Hashable {
         var policy: Int
@@ -39,6 +43,14 @@ struct RateLimitLoopState {
         let key = RateLimitRuntime.redisKey(policy, text: nil, address: address, clientText: clientText)
         redisKeys[cacheKey] = key
         return key
+    }
+
+    /// Makes room for one more lease: drops those that hold nothing and wait for nothing; if
+    /// all are busy, all go (their tokens are lost, which only makes the limit stricter).
+    mutating func makeRoomForLease(now: Int64) {
+        guard leases.count >= Self.maxLeases else { return }
+        leases = leases.filter { $0.value.taking || $0.value.blockedUntil > now || ($0.value.tokens > 0 && $0.value.expiresAt > now) }
+        if leases.count >= Self.maxLeases { leases.removeAll(keepingCapacity: true) }
     }
 
     mutating func logFallback(_ policy: RateLimitRuntime.Policy, error: Error, logger: Logger) {

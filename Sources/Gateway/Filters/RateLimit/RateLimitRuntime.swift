@@ -27,9 +27,12 @@ final class RateLimitRuntime: Sendable {
         let redisArguments: [RedisArgument]
         /// Both fields up to the remaining count (see `RateLimitFields`).
         let fieldsPrefix: String
+        /// The most tokens one loop leases from Redis at once (0: a Redis call per request).
+        let leaseMax: Int
+        let leaseLifetimeMicroseconds: Int64
 
         init(name: String, rule: GCRA, fallbackRule: GCRA, key: RateLimitPolicyConfig.Key, ipv6Prefix: Int, cost: Int,
-             usesRedis: Bool, index: Int) {
+             usesRedis: Bool, index: Int, leaseShare: Double = 0, leaseLifetimeMicroseconds: Int64 = 1_000_000) {
             self.name = name
             self.rule = rule
             self.fallbackRule = fallbackRule
@@ -42,6 +45,8 @@ final class RateLimitRuntime: Sendable {
             self.index = index
             redisArguments = RedisRateLimiter.arguments(rule: rule, cost: cost)
             fieldsPrefix = "RateLimit-Policy: \(policyHeader)\r\nRateLimit: \"\(name)\";r="
+            leaseMax = leaseShare > 0 ? max(cost, Int((Double(rule.capacity) * leaseShare).rounded(.down))) : 0
+            self.leaseLifetimeMicroseconds = leaseLifetimeMicroseconds
         }
     }
 
@@ -103,7 +108,8 @@ final class RateLimitRuntime: Sendable {
                 fallbackRule: GCRA(limit: max(1, Int((Double(policy.limit) * share).rounded(.down))), periodMicroseconds: period,
                                    burst: Int((Double(policy.burst) * share).rounded(.down))),
                 key: policy.key, ipv6Prefix: policy.ipv6Prefix, cost: policy.cost,
-                usesRedis: (policy.store ?? (config.redis == nil ? .local : .redis)) == .redis, index: index)
+                usesRedis: (policy.store ?? (config.redis == nil ? .local : .redis)) == .redis, index: index,
+                leaseShare: limits.leaseShare, leaseLifetimeMicroseconds: limits.leaseLifetime.nanoseconds / 1000)
         }
         let built = policies
         claimVariants = variants.mapValues { variant in (variant.claim, variant.byValue.mapValues { built[$0] }) }
