@@ -9,7 +9,7 @@ import TestSupport
 struct RetryTests {
     /// A pool of a server that resets every request and a good one, round robin so both are used.
     func withFlakyPool(
-        extraYAML: String = "", outliers: String = "{ consecutive_errors: 0 }",
+        extraYAML: String = "", outliers: String = "{ consecutive_errors: 0 }", loops: Int = 1,
         _ body: (TestGateway, TestUpstream, TestUpstream) async throws -> Void
     ) async throws {
         let flaky = TestUpstream(name: "flaky", resetEverything: true)
@@ -19,7 +19,7 @@ struct RetryTests {
         let gateway = try await TestGateway.start("""
             listen: 127.0.0.1:0
             admin: 127.0.0.1:0
-            event_loops: 1
+            event_loops: \(loops)
             outlier_detection: \(outliers)
             pools:
               primary: { balancer: round_robin, servers: ["{{flaky}}", "{{good}}"] }
@@ -107,6 +107,22 @@ struct RetryTests {
             let servers = report["upstreams"] as? [[String: Any]] ?? []
             #expect(servers.first { $0["server"] as? String == "127.0.0.1:\(flaky.port)" }?["ejected"] as? Bool == true)
             #expect(servers.first { $0["server"] as? String == "127.0.0.1:\(good.port)" }?["ejected"] as? Bool == false)
+            let metrics = try await gateway.admin("/metrics").text
+            #expect(metrics.contains("gateway_outlier_ejections_total{pool=\"primary\",server=\"127.0.0.1:\(flaky.port)\"} 1"))
+        }
+    }
+
+    /// Two event loops, each request on a new connection (the loops take turns): the failures
+    /// count together, and the ejection one loop decides holds on the other at once.
+    @Test func anEjectionCountsAndHoldsAcrossEventLoops() async throws {
+        try await withFlakyPool(outliers: "{ consecutive_errors: 3, base_ejection_time: 30s }", loops: 2) { gateway, flaky, good in
+            for _ in 0..<16 {
+                let response = try await gateway.request("GET", "/name")
+                #expect(response.status == 200)
+            }
+            // Per loop, this took up to 3 failures on each of the two loops (6).
+            #expect(flaky.stats.requests == 3)
+            #expect(good.stats.requests == 16)
             let metrics = try await gateway.admin("/metrics").text
             #expect(metrics.contains("gateway_outlier_ejections_total{pool=\"primary\",server=\"127.0.0.1:\(flaky.port)\"} 1"))
         }

@@ -30,6 +30,23 @@ import Testing
             poolOfServer: [0, 0, 0, 0, 1], serversOfPool: [[0, 1, 2, 3], [4]])
     }
 
+    @Test func anotherLoopsDecisionsAreAdoptedWithinThePoolsShare() {
+        var outliers = detector()
+        // A streak counted across loops ejects on this loop's first failure.
+        do { let ejected = outliers.recordFailure(1, now: 0, streak: 3); #expect(ejected) }
+        var other = detector()
+        other.adopt(1, ejectedUntil: 10 * second, timesEjected: 1, backedOffUntil: nil)
+        #expect(other.isEjected(1) && other.ejectedUntil[1] == 10 * second && other.timesEjected[1] == 1)
+        // Half of the pool of four at most: a second is adopted, a third is not.
+        other.adopt(2, ejectedUntil: 10 * second, timesEjected: 1, backedOffUntil: nil)
+        other.adopt(3, ejectedUntil: 10 * second, timesEjected: 1, backedOffUntil: nil)
+        #expect(other.isEjected(2) && !other.isEjected(3))
+        // A backoff is adopted as is (a refused connect is certain).
+        other.adopt(3, ejectedUntil: nil, timesEjected: 0, backedOffUntil: 2 * second)
+        #expect(other.isUnavailable(3) && !other.isEjected(3))
+        #expect(other.expire(now: 2 * second) == [3])
+    }
+
     @Test func consecutiveFailuresEjectForGrowingTimes() {
         var outliers = detector()
         do { let ejected = outliers.recordFailure(0, now: 0); #expect(!ejected) }

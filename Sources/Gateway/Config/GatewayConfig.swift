@@ -232,6 +232,9 @@ public struct GatewayConfig: Decodable, Sendable {
         if let policy = rateLimits.defaultPolicy, !rateLimits.policies.contains(where: { $0.name == policy }) {
             throw ConfigValidationError(["rate_limits", "default"], "no policy named '\(policy)' under rate_limits.policies")
         }
+        if consistency.store == .redis, redis == nil {
+            throw ConfigValidationError(["consistency", "store"], "store: redis needs redis: configured")
+        }
         for (name, policy) in rateLimits.policies where policy.store == .redis && redis == nil {
             throw ConfigValidationError(["rate_limits", "policies", .key(name), "store"], "store: redis needs redis: configured")
         }

@@ -155,7 +155,10 @@ extension Exchange {
         attemptInFlight = false
         generation.balancer.inFlight[server.id] -= 1
         if outcome != .neutral {
-            generation.recordOutcome(server: server.id, failed: outcome != .success, connectFailure: outcome == .connectFailure, now: now)
+            if let news = generation.recordOutcome(server: server.id, failed: outcome != .success, connectFailure: outcome == .connectFailure,
+                                                   now: now) {
+                loop.shareOutlier(news, of: generation.runtime)
+            }
         }
     }
 

@@ -44,6 +44,8 @@ final class GatewayRuntime: Sendable {
     let identity: ClientIdentity
     /// nil without `redis:`.
     let redis: RedisClient?
+    /// Failures in a row per server, across event loops (passive outlier detection).
+    let failureStreaks: FailureStreaks
     /// nil when no route caches or invalidates.
     let cache: CacheRuntime?
     /// nil without `auth.issuers`.
@@ -107,6 +109,7 @@ final class GatewayRuntime: Sendable {
                 servers: poolServers, balancer: pool.balancer, statsSlot: statsSlots.firstIndex(of: pool.name)!))
         }
         self.servers = servers
+        failureStreaks = FailureStreaks(servers: servers.count)
         self.pools = pools
         self.statsSlots = statsSlots
         carried = previous.map { previous in
@@ -147,6 +150,12 @@ final class GatewayRuntime: Sendable {
         rateLimits = RateLimitRuntime(config: config, previous: previous?.rateLimits)
         filterChains = FilterChains(config: config, router: router, auth: auth, rateLimits: rateLimits, cache: cache, consistency: consistency)
         self.poolDatabase = config.pools.map { pool in pool.database.flatMap { name in config.databases.firstIndex { $0.name == name } } }
+    }
+
+    /// The scripts the configured filters run in Redis, loaded on every new connection.
+    var redisScripts: [RedisScript] {
+        (cache == nil ? [] : ResponseCache.scripts) + (rateLimits == nil ? [] : RedisRateLimiter.scripts)
+            + (consistency.sharedStore ? RedisConsistencyStore.scripts : [])
     }
 
     /// Per server, its id in `previous` if a reload from `previous` to this runtime kept it.

@@ -88,8 +88,7 @@ extension GatewayServer {
         let (opened, closing) = try await openListeners(config)
 
         if let redis = runtime.redis, redis !== old.runtime.redis {
-            redis.warmUp(scripts: (runtime.cache == nil ? [] : ResponseCache.scripts)
-                             + (runtime.rateLimits == nil ? [] : RedisRateLimiter.scripts))
+            redis.warmUp(scripts: runtime.redisScripts)
         }
         if let cache = runtime.cache, cache.store !== old.runtime.cache?.store { cache.store.start() }
 

@@ -142,8 +142,7 @@ public final class GatewayServer: Service, Sendable {
         let config = generation.config, runtime = generation.runtime
         let queries = generation.queries
         runtime.cache?.store.start()
-        runtime.redis?.warmUp(scripts: (runtime.cache == nil ? [] : ResponseCache.scripts)
-                                  + (runtime.rateLimits == nil ? [] : RedisRateLimiter.scripts))
+        runtime.redis?.warmUp(scripts: runtime.redisScripts)
         contexts.forEach { context in
             context.current.consistencyQueries = queries
             context.start()

@@ -82,6 +82,22 @@ final class LoopContext {
         accessLog = runtime.accessLog == nil ? nil : accessLogBuffer
     }
 
+    /// The other loops (set once they all exist): an outlier ejection decided here reaches them.
+    weak var peers: LoopContexts?
+
+    /// Tells the other loops what this one decided about a server of `runtime`; a loop that
+    /// runs another configuration by then ignores it (its server numbers differ).
+    func shareOutlier(_ news: LoopGeneration.OutlierNews, of runtime: GatewayRuntime) {
+        guard let peers else { return }
+        let me = ObjectIdentifier(eventLoop)
+        for box in peers.ordered where ObjectIdentifier(box.eventLoop) != me {
+            box.eventLoop.execute {
+                let generation = box.value.current
+                if generation.runtime === runtime { generation.adoptOutlier(news) }
+            }
+        }
+    }
+
     /// The control plane's latest view, if it is about the configuration this loop runs.
     func publish(_ state: RoutingState, for runtime: GatewayRuntime) {
         guard runtime === current.runtime else { return }

@@ -18,6 +18,9 @@ final class LoopContexts: Sendable {
         }
         self.boxes = boxes
         self.ordered = ordered
+        for box in ordered {
+            box.eventLoop.execute { box.value.peers = self }
+        }
     }
 
     /// The context of the loop the caller runs on.

@@ -113,22 +113,37 @@ final class LoopGeneration {
         }
     }
 
+    /// What one loop decided about a server, for the other loops (`adoptOutlier`).
+    struct OutlierNews: Sendable {
+        var server: Int
+        var ejectedUntil: Int64?
+        var timesEjected: Int
+        var backedOffUntil: Int64?
+    }
+
     /// An exchange's outcome for passive outlier detection: 5xx answers and connection failures
     /// count against the server, anything else clears its streak. A failed connect also makes
-    /// this loop skip the server for a short backoff.
-    func recordOutcome(server: Int, failed: Bool, connectFailure: Bool = false, now: NIODeadline) {
+    /// this loop skip the server for a short backoff. Returns what the other loops should learn
+    /// (an ejection or a backoff), if anything.
+    func recordOutcome(server: Int, failed: Bool, connectFailure: Bool = false, now: NIODeadline) -> OutlierNews? {
+        let streaks = runtime.failureStreaks
         guard failed else {
             outliers.recordSuccess(server)
-            return
+            streaks.reset(server)
+            return nil
         }
         let clock = Int64(now.uptimeNanoseconds)
+        let streak = streaks.failed(server)
+        var news: OutlierNews { .init(server: server, ejectedUntil: outliers.ejectedUntil[server], timesEjected: outliers.timesEjected[server],
+                                      backedOffUntil: outliers.backedOffUntil[server]) }
         if connectFailure {
-            let ejected = outliers.recordConnectFailure(server, now: clock)
+            let ejected = outliers.recordConnectFailure(server, now: clock, streak: streak)
             refreshRoutingState()
-            if !ejected { return }
-        } else if !outliers.recordFailure(server, now: clock) {
-            return
+            if !ejected { return news }
+        } else if !outliers.recordFailure(server, now: clock, streak: streak) {
+            return nil
         }
+        streaks.reset(server)
         refreshRoutingState()
         let upstream = runtime.servers[server]
         runtime.logger.warning("outlier ejected", metadata: [
@@ -136,5 +151,13 @@ final class LoopGeneration {
             "times": "\(outliers.timesEjected[server])",
             "until_ms": "\((outliers.ejectedUntil[server]! - clock) / 1_000_000)"])
         runtime.metrics.countEvent("gateway_outlier_ejections_total", [("pool", upstream.poolName), ("server", upstream.authority)])
+        return news
+    }
+
+    /// Another loop ejected a server or backed off from it.
+    func adoptOutlier(_ news: OutlierNews) {
+        guard news.server < runtime.servers.count else { return }
+        outliers.adopt(news.server, ejectedUntil: news.ejectedUntil, timesEjected: news.timesEjected, backedOffUntil: news.backedOffUntil)
+        refreshRoutingState()
     }
 }

@@ -63,18 +63,20 @@ public struct OutlierDetector: Sendable {
 
     /// A connect was refused or timed out: back off from the server. Also counts towards
     /// ejection like any failure.
-    public mutating func recordConnectFailure(_ server: Int, now: Int64) -> Bool {
+    public mutating func recordConnectFailure(_ server: Int, now: Int64, streak: Int? = nil) -> Bool {
         connectFailures[server] += 1
         let backoff = min(Self.connectBackoffBase << min(connectFailures[server] - 1, 4), Self.connectBackoffMax)
         backedOffUntil[server] = now + backoff
-        return recordFailure(server, now: now)
+        return recordFailure(server, now: now, streak: streak)
     }
 
     /// Returns true when this failure ejected the server.
-    public mutating func recordFailure(_ server: Int, now: Int64) -> Bool {
+    /// - Parameter streak: the server's failures in a row counted across every event loop (with
+    ///   this one); nil counts on this detector alone.
+    public mutating func recordFailure(_ server: Int, now: Int64, streak: Int? = nil) -> Bool {
         guard settings.consecutiveErrors > 0, ejectedUntil[server] == nil else { return false }
         consecutiveFailures[server] += 1
-        guard consecutiveFailures[server] >= settings.consecutiveErrors else { return false }
+        guard (streak ?? consecutiveFailures[server]) >= settings.consecutiveErrors else { return false }
         let pool = serversOfPool[poolOfServer[server]]
         let ejected = pool.filter { ejectedUntil[$0] != nil }.count
         // At least one server may always be ejected from a pool of two or more.
@@ -99,6 +101,23 @@ public struct OutlierDetector: Sendable {
         lastReturn[server] = old.lastReturn[oldServer]
         backedOffUntil[server] = old.backedOffUntil[oldServer]
         connectFailures[server] = old.connectFailures[oldServer]
+    }
+
+    /// Another event loop ejected `server` or backed off from it (each loop keeps its own
+    /// detector, lock-free; what one decides reaches the others): this one skips it as long.
+    /// An ejection that would put more of the pool out than `max_ejected_percent` allows here is
+    /// not taken.
+    public mutating func adopt(_ server: Int, ejectedUntil: Int64?, timesEjected: Int, backedOffUntil: Int64?) {
+        if let until = backedOffUntil, until > (self.backedOffUntil[server] ?? 0) {
+            self.backedOffUntil[server] = until
+        }
+        guard let until = ejectedUntil, self.ejectedUntil[server] == nil else { return }
+        let pool = serversOfPool[poolOfServer[server]]
+        let ejected = pool.filter { self.ejectedUntil[$0] != nil }.count
+        guard ejected < max(pool.count > 1 ? 1 : 0, pool.count * settings.maxEjectedPercent / 100) else { return }
+        self.ejectedUntil[server] = until
+        self.timesEjected[server] = max(self.timesEjected[server], timesEjected)
+        consecutiveFailures[server] = 0
     }
 
     /// Ends ejections and backoffs that are over; returns the servers that came back.

@@ -13,6 +13,9 @@ public struct ConsistencyConfig: Decodable, Sendable {
         case none
         /// Also kept per identity (top-level `identity:`) in this gateway's memory.
         case local
+        /// Also kept per identity in Redis (`redis:`), for every gateway instance: a client
+        /// without cookies keeps read-your-writes on any of them.
+        case redis
     }
 
     public var mode = Mode.none
@@ -57,7 +60,7 @@ public struct ConsistencyConfig: Decodable, Sendable {
         cookieSecure = try c.decode(.cookieSecure, default: false)
         let storeName = try c.decode(.store, default: "local")
         guard let store = Store(rawValue: storeName) else {
-            throw DecodingError.dataCorruptedError(forKey: .store, in: c, debugDescription: "expected none or local; got '\(storeName)'")
+            throw DecodingError.dataCorruptedError(forKey: .store, in: c, debugDescription: "expected none, local or redis; got '\(storeName)'")
         }
         self.store = store
         if mode != .none, (secret ?? "").utf8.count < 16 {

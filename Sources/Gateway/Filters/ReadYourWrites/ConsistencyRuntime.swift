@@ -12,7 +12,10 @@ import Glibc
 final class ConsistencyRuntime: Sendable {
     let settings: ConsistencyConfig
     let codec: ConsistencyTokenCodec
+    /// `store: local`: tokens per identity in this process.
     let store: ConsistencyStore?
+    /// `store: redis`: tokens per identity in Redis, for every instance.
+    let sharedStore: Bool
     let stickyForMilliseconds: Int64
     let ttlSeconds: Int64
     let maxWait: TimeAmount
@@ -23,12 +26,16 @@ final class ConsistencyRuntime: Sendable {
         self.settings = settings
         codec = ConsistencyTokenCodec(secret: settings.secret ?? "")
         store = settings.store == .local ? previous?.store ?? LocalConsistencyStore() : nil
+        sharedStore = settings.store == .redis
         stickyForMilliseconds = settings.stickyFor.nanoseconds / 1_000_000
         ttlSeconds = max(1, settings.tokenTTL.nanoseconds / 1_000_000_000)
         maxWait = settings.maxWait.timeAmount
     }
 
     var enabled: Bool { settings.mode != .none }
+
+    /// Whether writes record tokens per identity (in this process or in Redis).
+    var keepsTokensByIdentity: Bool { store != nil || sharedStore }
 
     static func unixMilliseconds() -> Int64 {
         var spec = timespec()

@@ -18,7 +18,8 @@ struct ReadYourWrites {
     let isRead: Bool
     var requirement: Router.ReadRequirement = .any
     var outcome: Outcome?
-    /// The hashed identity to record a write's token for (when a store is configured).
+    /// The hashed identity to record a write's token for (when a store is configured); for a
+    /// read with `store: redis` and no token of its own, the identity to look up.
     var identity: String?
     /// Every replica has replayed the token's position: the client can forget it.
     var dropToken = false
@@ -26,6 +27,8 @@ struct ReadYourWrites {
     var waited = false
     /// A write's new token, as headers of its response.
     var issued: [(String, String)] = []
+    /// That token (recorded in Redis with `store: redis`).
+    var issuedToken: ConsistencyToken?
 
     /// - Parameter identity: the exchange's identity (computed when first asked for).
     static func prepare(_ head: HTTPHead, identity: () -> String?, runtime: GatewayRuntime) -> ReadYourWrites {
@@ -36,16 +39,23 @@ struct ReadYourWrites {
             var token = consistency.presentedToken(head, now: now / 1000)
             if token == nil, let store = consistency.store, let identity = identity() {
                 token = store.lookup(identity, now: now / 1000)
+            } else if token == nil, consistency.sharedStore {
+                state.identity = identity()
             }
-            switch token?.requirement {
-            case .primaryUntil(let until) where until > now: state.requirement = .writePool
-            case .replayed(let lsn): state.requirement = .replayed(lsn)
-            default: break
-            }
-        } else if consistency.store != nil {
+            state.require(token, now: now)
+        } else if consistency.keepsTokensByIdentity {
             state.identity = identity()
         }
         return state
+    }
+
+    /// What a token demands of this read (nothing once a time pin has passed).
+    mutating func require(_ token: ConsistencyToken?, now: Int64) {
+        switch token?.requirement {
+        case .primaryUntil(let until) where until > now: requirement = .writePool
+        case .replayed(let lsn): requirement = .replayed(lsn)
+        default: break
+        }
     }
 
     /// Names the outcome of a read with a requirement, once routed.

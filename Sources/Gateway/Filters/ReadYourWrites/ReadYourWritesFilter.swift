@@ -20,7 +20,34 @@ final class ReadYourWritesFilter: ExchangeFilter, Sendable {
         let state = ReadYourWrites.prepare(exchange.head, identity: { exchange.identity }, runtime: exchange.runtime)
         exchange.filters.readYourWrites = state
         exchange.decision.requirement = state.requirement
+        if state.isRead, consistency.sharedStore, let identity = state.identity {
+            return lookUpShared(identity, exchange)
+        }
         return .next
+    }
+
+    /// `store: redis`: a read without a token of its own waits for the identity's token in
+    /// Redis. Redis not answering, nobody can tell whether the client just wrote: the read goes
+    /// to the primary (never a stale answer).
+    private func lookUpShared(_ identity: String, _ exchange: Exchange) -> FilterVerdict {
+        guard let redis = exchange.generation.redis else {
+            exchange.filters.readYourWrites!.require(.init(requirement: .primaryUntil(.max), expires: .max), now: 0)
+            exchange.decision.requirement = exchange.filters.readYourWrites!.requirement
+            return .next
+        }
+        let now = ConsistencyRuntime.unixMilliseconds()
+        return exchange.wait(for: RedisConsistencyStore.lookup(identity, now: now / 1000, client: redis)) { result in
+            let token: ConsistencyToken?
+            switch result {
+            case .success(let found): token = found
+            case .failure:
+                exchange.runtime.metrics.countEvent("gateway_consistency_store_errors_total", [("operation", "lookup")])
+                token = ConsistencyToken(requirement: .primaryUntil(.max), expires: .max)
+            }
+            exchange.filters.readYourWrites!.require(token, now: now)
+            exchange.decision.requirement = exchange.filters.readYourWrites!.requirement
+            return .next
+        }
     }
 
     /// A read that must see the client's own write, where only the primary has it yet, waits a
@@ -63,8 +90,26 @@ final class ReadYourWritesFilter: ExchangeFilter, Sendable {
         return .next
     }
 
-    /// A token after a successful write (2xx/3xx).
+    /// A token after a successful write (2xx/3xx); with `store: redis`, the head waits until
+    /// Redis has it (the client's next request may reach another instance at once).
     func responseHead(_ exchange: Exchange, _ head: HTTPHead) -> EventLoopFuture<Void>? {
+        let issuing = issueToken(exchange, head)
+        guard consistency.sharedStore, exchange.filters.readYourWrites?.identity != nil else { return issuing }
+        guard let issuing else { return recordShared(exchange) }
+        return issuing.flatMap { self.recordShared(exchange) ?? exchange.loop.eventLoop.makeSucceededVoidFuture() }
+    }
+
+    /// Records the token just issued under the write's identity in Redis (a failure is counted
+    /// and the response goes on: the client still has its cookie and header).
+    private func recordShared(_ exchange: Exchange) -> EventLoopFuture<Void>? {
+        guard let state = exchange.filters.readYourWrites, let identity = state.identity, let token = state.issuedToken,
+              let redis = exchange.generation.redis else { return nil }
+        let metrics = exchange.runtime.metrics
+        return RedisConsistencyStore.record(token, for: identity, ttlMilliseconds: consistency.ttlSeconds * 1000, client: redis)
+            .flatMapErrorThrowing { _ in metrics.countEvent("gateway_consistency_store_errors_total", [("operation", "record")]) }
+    }
+
+    private func issueToken(_ exchange: Exchange, _ head: HTTPHead) -> EventLoopFuture<Void>? {
         guard !exchange.decision.isRead, exchange.filters.readYourWrites != nil, (200..<400).contains(head.status) else { return nil }
         switch consistency.settings.mode {
         case .none:
@@ -121,6 +166,7 @@ final class ReadYourWritesFilter: ExchangeFilter, Sendable {
         if let store = consistency.store, let identity = exchange.filters.readYourWrites?.identity {
             store.record(token, for: identity, now: now)
         }
+        exchange.filters.readYourWrites?.issuedToken = token
         exchange.runtime.metrics.countEvent("gateway_consistency_tokens_total", [("kind", kind)])
         return consistency.issueHeaders(token)
     }
