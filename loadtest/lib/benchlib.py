@@ -172,6 +172,28 @@ def redis_server(work, port):
     return ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", work]
 
 
+def redis_cluster(procs, work, masters=3):
+    """A Redis Cluster of `masters` masters (no replicas) on loopback, started under `procs`;
+    returns its seed URL for the gateway (`redis-cluster://...`)."""
+    ports = [free_port() for _ in range(masters)]
+    for port in ports:
+        directory = os.path.join(work, f"cluster-{port}")
+        os.makedirs(directory)
+        procs.start(f"redis-cluster-{port}", redis_server(directory, port) + [
+            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", str(free_port())])
+    for port in ports:
+        wait_for_port(port)
+    subprocess.run(["redis-cli", "--cluster", "create"] + [f"127.0.0.1:{port}" for port in ports] + ["--cluster-yes"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        states = [subprocess.run(["redis-cli", "-p", str(port), "CLUSTER", "INFO"], capture_output=True, text=True).stdout for port in ports]
+        if all("cluster_state:ok" in state for state in states):
+            return "redis-cluster://" + ",".join(f"127.0.0.1:{port}" for port in ports)
+        time.sleep(0.1)
+    raise SystemExit("the Redis Cluster did not become healthy within 30 s")
+
+
 def gateway_config(port, admin_port, upstream_port, extra="", access_log=False, tls=None):
     """`tls`: (certificate file, key file) for a TLS listener."""
     listen = f"127.0.0.1:{port}"
