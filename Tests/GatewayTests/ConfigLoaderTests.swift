@@ -286,6 +286,45 @@ import Testing
         #expect(error(base + "consistency: { mode: time, secret: 0123456789abcdef, identity: [ip] }\n")?.message.contains("unknown key") == true)
         #expect(error(base + "consistency: { mode: time, secret: 0123456789abcdef, token_ttl: 1s, sticky_for: 2s }\n")?.key == "consistency.token_ttl")
         #expect(error("pools:\n  p: { servers: [http://a:1] }\nconsistency: { mode: lsn, secret: 0123456789abcdef }\n")?.key == "consistency.mode")
+        #expect(error(base + "consistency: { mode: time, secret: 0123456789abcdef, store: redis }\n")?.key == "consistency.store")
+        #expect(error(base + "consistency: { mode: time, secret: 0123456789abcdef, store: memcached }\n")?.message.contains("none, local or redis") == true)
+    }
+}
+
+/// Redis in its three topologies, and the leases of shared limits.
+@Suite struct ScaleOutConfigTests {
+    let base = "pools:\n  p: { role: primary, servers: [http://127.0.0.1:1] }\n"
+
+    func error(_ yaml: String) -> ConfigError? {
+        do { _ = try ConfigLoader.parse(yaml: base + yaml, file: "gateway.yaml"); return nil } catch { return error }
+    }
+
+    @Test func topologiesAndLeasesLoad() throws {
+        let sentinel = try ConfigLoader.parse(yaml: base + """
+            redis: { url: "redis-sentinel://:pw@10.0.0.1,10.0.0.2:26380/cache/1" }
+            consistency: { mode: time, secret: 0123456789abcdef, store: redis }
+            rate_limits:
+              lease_share: 0.05
+              lease_lifetime: 500ms
+              policies: { api: { limit: 1000, period: 1m } }
+            """)
+        #expect(sentinel.redis?.url.topology == .sentinel(master: "cache"))
+        #expect(sentinel.redis?.url.endpoints.map(\.port) == [26379, 26380])
+        #expect(sentinel.consistency.store == .redis)
+        #expect(sentinel.rateLimits.leaseShare == 0.05 && sentinel.rateLimits.leaseLifetime == .milliseconds(500))
+        let cluster = try ConfigLoader.parse(yaml: base + "redis: redis-cluster://n1:7000,n2:7001\n")
+        #expect(cluster.redis?.url.topology == .cluster && cluster.redis?.url.endpoints.count == 2)
+        let defaults = try ConfigLoader.parse(yaml: base + "rate_limits: { policies: { api: { limit: 10, period: 1s } } }\n")
+        #expect(defaults.rateLimits.leaseShare == 0.01 && defaults.rateLimits.leaseLifetime == .seconds(1))
+    }
+
+    @Test func mistakesNameTheirKeyAndLine() throws {
+        let url = try #require(error("redis: { url: \"redis-sentinel://10.0.0.1\" }\n"))
+        #expect(url.key == "redis.url" && url.message.contains("master set's name") && url.line == 3)
+        #expect(error("redis: \"redis-cluster://n1/2\"\n")?.message.contains("database 0 only") == true)
+        #expect(error("redis: \"redis://a:1,b:2\"\n")?.message.contains("redis-sentinel:// or redis-cluster://") == true)
+        #expect(error("rate_limits: { lease_share: 0.9 }\n")?.key == "rate_limits.lease_share")
+        #expect(error("rate_limits: { lease_lifetime: 1ms }\n")?.key == "rate_limits.lease_lifetime")
     }
 }
 
