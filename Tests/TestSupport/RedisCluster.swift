@@ -90,6 +90,22 @@ public final class RedisCluster: @unchecked Sendable {
     }
 
     /// The masters now, from a live node's view.
+    /// The slot ranges `server` serves as a master (none if it is not one).
+    public func slots(of server: RedisServer) async throws -> [ClosedRange<Int>] {
+        guard let node = nodes.first(where: { $0.isAlive }) else { return [] }
+        let info = try await node.command("CLUSTER", "NODES")
+        for line in info.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count >= 9, fields[2].contains("master"),
+                  fields[1].split(separator: "@").first?.split(separator: ":").last.flatMap({ Int($0) }) == server.port else { continue }
+            return fields[8...].compactMap { range in
+                let bounds = range.split(separator: "-").compactMap { Int($0) }
+                return bounds.count == 2 ? bounds[0]...bounds[1] : bounds.first.map { $0...$0 }
+            }
+        }
+        return []
+    }
+
     public func masters() async throws -> [RedisServer] {
         guard let node = nodes.first(where: { $0.isAlive }) else { return [] }
         let info = try await node.command("CLUSTER", "NODES")
