@@ -99,6 +99,13 @@ struct FailoverTests {
             try await Task.sleep(for: .seconds(3))
             #expect(try await servedBy() == "pg-eu-west")
             #expect(try await gateway.database("eu-west")?["freshness"] as? String == "fresh")
+            // The probe reads the replica's connections (its own is one) and max_connections,
+            // for the "database connections over 80%" alarm.
+            let replica = try await gateway.database("eu-west")
+            #expect((replica?["connections"] as? Int ?? 0) >= 1)
+            #expect((replica?["max_connections"] as? Int ?? 0) >= 10)
+            let metrics = try await gateway.admin("/metrics").text
+            #expect(metrics.contains("gateway_database_max_connections{database=\"eu-west\"}"), "\(metrics.split(separator: "\n").filter { $0.contains("database") })")
 
             // Replay paused while writes go on: past max_lag the pool loses its reads.
             try await stack.pauseReplay("eu-west")

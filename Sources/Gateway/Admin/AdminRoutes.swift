@@ -70,6 +70,9 @@ struct AdminRoutes {
         /// fresh | stale | unknown (replicas get reads only while fresh)
         var freshness: String
         var replayPaused: Bool?
+        /// Client connections the database has, and its `max_connections`.
+        var connections: Int?
+        var maxConnections: Int?
         var lastProbeMilliseconds: Double?
         var lastError: String?
         var probes: Int
@@ -214,6 +217,7 @@ struct AdminRoutes {
                 role: status.observation.map { $0.inRecovery ? "replica" : "primary" } ?? "unknown",
                 lsn: status.observation?.lsn?.description, lagBytes: status.lag?.bytes, lagSeconds: status.lag?.seconds,
                 freshness: status.freshness.state.rawValue, replayPaused: status.observation?.replayPaused,
+                connections: status.observation?.connections, maxConnections: status.observation?.maxConnections,
                 lastProbeMilliseconds: status.lastProbeMilliseconds, lastError: status.lastError,
                 probes: status.probes, probeFailures: status.probeFailures)
         }
@@ -253,6 +257,10 @@ struct AdminRoutes {
             metrics.setGauge("gateway_database_replay_lag_bytes", labels, Double(database.lagBytes ?? 0))
             metrics.setGauge("gateway_database_replay_lag_seconds", labels, database.lagSeconds ?? 0)
             metrics.setGauge("gateway_database_fresh", labels, database.freshness == "fresh" ? 1 : 0)
+            if let connections = database.connections, let max = database.maxConnections {
+                metrics.setGauge("gateway_database_connections", labels, Double(connections))
+                metrics.setGauge("gateway_database_max_connections", labels, Double(max))
+            }
         }
         // Pools first, then requests no pool answered and cache answers; slots of pools a
         // reload removed are still reported (their counters must not go back).
@@ -284,7 +292,6 @@ struct AdminRoutes {
             body += Array(RedisStats.render(redis).utf8)
         }
         body += Array("""
-            # HELP gateway_requests_by_protocol_total Requests answered, by the client's HTTP version.
             # TYPE gateway_requests_by_protocol_total counter
             gateway_requests_by_protocol_total{protocol="http/1.1"} \(snapshot.http1Requests)
             gateway_requests_by_protocol_total{protocol="h2"} \(snapshot.http2Requests)
@@ -292,12 +299,14 @@ struct AdminRoutes {
             """.utf8)
         if let accessLog = runtime.accessLog {
             body += Array("""
-                # HELP gateway_access_log_dropped_lines_total Access log lines dropped because their output fell behind.
                 # TYPE gateway_access_log_dropped_lines_total counter
                 gateway_access_log_dropped_lines_total \(accessLog.droppedLines)
 
                 """.utf8)
         }
-        return AdminResponse(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: body)
+        if let process = ProcessMetrics.sample() {
+            body += Array(ProcessMetrics.render(process, eventLoops: gateway.contexts.ordered.count).utf8)
+        }
+        return AdminResponse(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: MetricHelp.annotate(body))
     }
 }

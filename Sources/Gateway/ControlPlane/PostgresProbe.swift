@@ -13,6 +13,10 @@ struct DatabaseObservation: Sendable, Equatable {
     /// Seconds since the last replayed transaction (replicas; nil on a primary or when none yet).
     var secondsSinceReplay: Double?
     var replayPaused: Bool
+    /// Client connections (every client backend, not only the gateway's APIs') and the
+    /// server's `max_connections`, for the "connections over 80%" alarm.
+    var connections: Int? = nil
+    var maxConnections: Int? = nil
 }
 
 struct ProbeError: Error, CustomStringConvertible {
@@ -29,12 +33,14 @@ final class PostgresProbeConnection: @unchecked Sendable {
     let connectionString: String
     private var connection: OpaquePointer?
 
-    /// Role, WAL position, replay age and pause state in one round trip.
+    /// Role, WAL position, replay age, pause state and connections in one round trip.
     static let query = """
         SELECT pg_is_in_recovery(),
                (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text,
                extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8,
-               CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END
+               CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END,
+               (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'),
+               current_setting('max_connections')::int
         """
 
     init(connectionString: String) {
@@ -51,10 +57,11 @@ final class PostgresProbeConnection: @unchecked Sendable {
     }
 
     func probe(timeoutNanoseconds: Int64) throws -> DatabaseObservation {
-        let row = try queryRow(Self.query, columns: 4, timeoutNanoseconds: timeoutNanoseconds)
+        let row = try queryRow(Self.query, columns: 6, timeoutNanoseconds: timeoutNanoseconds)
         return DatabaseObservation(
             inRecovery: row[0] == "t", lsn: row[1].flatMap { LSN($0) },
-            secondsSinceReplay: row[2].flatMap(Double.init), replayPaused: row[3] == "t")
+            secondsSinceReplay: row[2].flatMap(Double.init), replayPaused: row[3] == "t",
+            connections: row[4].flatMap { Int($0) }, maxConnections: row[5].flatMap { Int($0) })
     }
 
     /// One WAL position: `pg_current_wal_lsn()` on a primary, `pg_last_wal_replay_lsn()` on a

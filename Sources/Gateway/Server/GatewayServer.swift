@@ -109,6 +109,9 @@ public final class GatewayServer: Service, Sendable {
         eventLoopsOverride = eventLoops
         listenerSlots = NIOLockedValueBox(config.listeners.map(ListenerSlot.init))
         let metrics = GatewayMetrics()
+        // At zero from the start, so the first failed reload is an increase Prometheus sees
+        // (a counter that appears at 1 has no increase) and the alert on it fires.
+        for result in ["ok", "error"] { metrics.countEvent("gateway_config_reloads_total", [("result", result)], by: 0) }
         let answers = try UpstreamResolver.lookUpAll(config)
         resolver = UpstreamResolver(metrics: metrics, logger: logger)
         resolver.seed(answers, config: config)

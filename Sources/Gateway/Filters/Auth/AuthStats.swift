@@ -32,7 +32,6 @@ struct AuthStats: Sendable {
 
     static func render(_ stats: AuthStats, jwks: [JWKSSource], cachedTokens: Int) -> String {
         var text = """
-            # HELP gateway_auth_verifications_total JWT signature and claim checks, by result (cache hits are not checks).
             # TYPE gateway_auth_verifications_total counter
 
             """
@@ -40,18 +39,14 @@ struct AuthStats: Sendable {
             text += "gateway_auth_verifications_total{result=\"\(result)\"} \(stats.verifications[index])\n"
         }
         text += """
-            # HELP gateway_auth_token_cache_hits_total Requests whose token was already verified on their event loop.
             # TYPE gateway_auth_token_cache_hits_total counter
             gateway_auth_token_cache_hits_total \(stats.cacheHits)
-            # HELP gateway_auth_token_cache_entries Verified tokens remembered, over all event loops.
             # TYPE gateway_auth_token_cache_entries gauge
             gateway_auth_token_cache_entries \(cachedTokens)
-            # HELP gateway_auth_requests_total Requests of routes with auth, by what auth made of them.
             # TYPE gateway_auth_requests_total counter
             gateway_auth_requests_total{result="refused"} \(stats.refused)
             gateway_auth_requests_total{result="missing_token"} \(stats.missing)
             gateway_auth_requests_total{result="anonymous"} \(stats.anonymous)
-            # HELP gateway_auth_jwks_refreshes_total JWKS fetches by issuer and result.
             # TYPE gateway_auth_jwks_refreshes_total counter
 
             """
@@ -60,7 +55,7 @@ struct AuthStats: Sendable {
             text += "gateway_auth_jwks_refreshes_total{issuer=\"\(source.issuer)\",result=\"ok\"} \(refreshes)\n"
             text += "gateway_auth_jwks_refreshes_total{issuer=\"\(source.issuer)\",result=\"error\"} \(failures)\n"
         }
-        text += "# HELP gateway_auth_jwks_keys Keys in each issuer's fetched key set.\n# TYPE gateway_auth_jwks_keys gauge\n"
+        text += "# TYPE gateway_auth_jwks_keys gauge\n"
         for source in jwks {
             text += "gateway_auth_jwks_keys{issuer=\"\(source.issuer)\"} \(source.keys.count)\n"
         }
