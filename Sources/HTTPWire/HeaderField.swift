@@ -33,6 +33,9 @@ public enum KnownHeader: UInt8 {
     case forwarded
     /// Where a bearer token is (auth reads it on every request of an `auth:` route).
     case authorization
+    /// W3C Trace Context: continued or replaced by the gateway's own span.
+    case traceparent
+    case tracestate
 
     /// Hop-by-hop headers of RFC 9110 §7.6.1 (plus the legacy Proxy-Connection and Keep-Alive):
     /// meaningful for one connection only, never forwarded.
@@ -53,6 +56,8 @@ public enum KnownHeader: UInt8 {
         case 2: return eq("te") ? .te : .other
         case 5: return eq("range") ? .range : .other
         case 9: return eq("forwarded") ? .forwarded : .other
+        case 10 where eq("tracestate"): return .tracestate
+        case 11: return eq("traceparent") ? .traceparent : .other
         case 3: return eq("age") ? .age : .other
         case 4:
             if eq("host") { return .host }

@@ -87,6 +87,24 @@ public struct RawHeadWriter {
         count += 32
     }
 
+    /// 64 bits as 16 lower-case hex digits (a trace's span id).
+    public mutating func writeHex(_ value: UInt64) {
+        #if DEBUG
+        precondition(count + 16 <= capacity, "head larger than its reservation")
+        #endif
+        let digits: StaticString = "0123456789abcdef"
+        let out = (base + count).assumingMemoryBound(to: UInt8.self)
+        for i in 0..<16 { out[i] = digits.utf8Start[Int((value >> (60 - 4 * UInt64(i))) & 0xF)] }
+        count += 16
+    }
+
+    /// A byte as 2 lower-case hex digits.
+    public mutating func writeHex(byte: UInt8) {
+        let digits: StaticString = "0123456789abcdef"
+        write(byte: digits.utf8Start[Int(byte >> 4)])
+        write(byte: digits.utf8Start[Int(byte & 0xF)])
+    }
+
     /// A number in decimal, without making a String.
     public mutating func writeDecimal(_ value: UInt64) {
         // 20 digits hold any UInt64.

@@ -83,6 +83,7 @@ import TestSupport
         #expect(config.routes.contains { $0.rateLimit == "login" })
         #expect(config.consistency.store == defaults.consistency.store)
         #expect(config.consistency.cookieSecure == defaults.consistency.cookieSecure)
+        #expect(config.tracing == defaults.tracing)
     }
 
     @Test func demoConfigIsValid() throws {

@@ -47,6 +47,8 @@ public struct GatewayConfig: Decodable, Sendable {
     public var auth: AuthConfig
     /// Reloading by watching the file.
     public var reload: ReloadConfig
+    /// W3C `traceparent` passed on or started.
+    public var tracing: TracingConfig
     /// Upstream host names: where they are looked up, how often again.
     public var dns: DNSConfig
     /// Where a new gateway process (`--upgrade`) asks this one for its listening sockets
@@ -65,7 +67,7 @@ public struct GatewayConfig: Decodable, Sendable {
         case accessLog = "access_log"
         case trustedProxies = "trusted_proxies"
         case limits, timeouts, upstream, pools, regions, cors, routes, databases, health, retries, consistency
-        case identity, redis, cache, reload, dns, auth
+        case identity, redis, cache, reload, dns, auth, tracing
         case upgradeSocket = "upgrade_socket"
         case rateLimits = "rate_limits"
         case readMethods = "read_methods"
@@ -133,6 +135,7 @@ public struct GatewayConfig: Decodable, Sendable {
         rateLimits = try c.decode(.rateLimits, default: RateLimitConfig())
         auth = try c.decode(.auth, default: AuthConfig())
         reload = try c.decode(.reload, default: ReloadConfig())
+        tracing = try c.decode(.tracing, default: TracingConfig())
         dns = try c.decode(.dns, default: DNSConfig())
         upgradeSocket = try c.decodeIfPresent(String.self, forKey: .upgradeSocket)
         if let upgradeSocket, upgradeSocket.isEmpty || upgradeSocket.utf8.count > 100 {

@@ -41,6 +41,9 @@ final class Exchange {
     let head: HTTPHead
     let path: NormalizedPath
     let requestID: RequestID
+    /// The W3C trace this request is part of (nil: `tracing.enabled: false`, or a background
+    /// refresh, which no client traces).
+    let trace: TraceContext?
     let startedAt: NIODeadline
     /// The socket peer (X-Forwarded-For is appended with it; trusted proxies' headers count).
     let peer: ClientPeer
@@ -121,6 +124,9 @@ final class Exchange {
         isBackground = false
         startedAt = .now()
         requestID = RequestID.of(head, generator: &loop.requestIDs)
+        let tracing = runtime.config.tracing
+        trace = tracing.enabled
+            ? TraceContext.of(head, requestID: requestID, sampled: tracing.sampled, generator: &loop.requestIDs) : nil
         client = peer.trusted && peer.address != nil
             ? ClientAddress.resolve(peer: peer.address!, trusted: runtime.trustedProxies,
                                     forwardedFor: head.combinedValue(.xForwardedFor), forwarded: head.firstValue(.forwarded))
@@ -159,6 +165,7 @@ final class Exchange {
         isBackground = true
         startedAt = .now()
         requestID = loop.requestIDs.make()
+        trace = nil
         client = original.client
         path = original.path
         decision = original.decision

@@ -23,7 +23,8 @@ enum ExchangeLog {
             route: decision.isRead ? "read" : "write", region: runtime.router.regions.names[decision.region],
             nanoseconds: nanoseconds, bytesIn: exchange.requestBodyBytes, bytesOut: exchange.responseBodyBytes,
             client: exchange.clientText, requestID: exchange.requestID, retries: exchange.machine.retries,
-            cache: exchange.filters.cache?.label ?? "-", tls: exchange.peer.tls?.version ?? "-", http2: exchange.peer.http2)
+            cache: exchange.filters.cache?.label ?? "-", tls: exchange.peer.tls?.version ?? "-", http2: exchange.peer.http2,
+            trace: exchange.trace)
     }
 
     /// A request refused before it became an exchange (unparsable, too large, a header timeout).
@@ -35,6 +36,6 @@ enum ExchangeLog {
         loop.accessLog?.record(
             method: head?.method.description ?? "-", path: head?.targetBytes ?? Self.dash, status: status, pool: "-", server: "-",
             route: "-", region: "-", nanoseconds: nanoseconds, bytesIn: 0, bytesOut: bytesOut, client: client,
-            requestID: requestID, retries: 0, cache: "-", tls: tls, http2: http2)
+            requestID: requestID, retries: 0, cache: "-", tls: tls, http2: http2, trace: nil)
     }
 }

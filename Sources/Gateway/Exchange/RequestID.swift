@@ -78,7 +78,8 @@ struct RequestIDGenerator {
         state = (system.next() | 1, system.next())
     }
 
-    private mutating func next() -> UInt64 {
+    /// 64 random bits (request IDs, trace and span ids).
+    mutating func nextWord() -> UInt64 {
         var s1 = state.0
         let s0 = state.1
         state.0 = s0
@@ -88,7 +89,7 @@ struct RequestIDGenerator {
     }
 
     mutating func make() -> RequestID {
-        RequestID(high: next(), low: next())
+        RequestID(high: nextWord(), low: nextWord())
     }
 }
 

@@ -32,7 +32,8 @@ final class AccessLogBuffer {
     /// - Parameter path: the request target's bytes as received (no String is made of them).
     func record<Path: Collection<UInt8>>(method: String, path: Path, status: Int, pool: String, server: String, route: String,
                                          region: String, nanoseconds: Int64, bytesIn: Int, bytesOut: Int, client: String,
-                                         requestID: RequestID, retries: Int, cache: String, tls: String, http2: Bool) {
+                                         requestID: RequestID, retries: Int, cache: String, tls: String, http2: Bool,
+                                         trace: TraceContext?) {
         let texts = path.count + method.utf8.count + cache.utf8.count + client.utf8.count + pool.utf8.count
             + region.utf8.count + route.utf8.count + server.utf8.count + (requestID.client?.utf8.count ?? 32) + tls.utf8.count
         // Keys, timestamp and five numbers take under 320 bytes; each text at most doubles, plus quotes.
@@ -77,6 +78,12 @@ final class AccessLogBuffer {
             Logfmt.appendDecimal(status, to: &w)
             w.write(" tls=")
             Logfmt.appendValue(tls.utf8, to: &w)
+            if let trace {
+                w.write(" trace_id=")
+                w.writeHex(high: trace.traceHigh, low: trace.traceLow)
+            } else {
+                w.write(" trace_id=-")
+            }
             w.write(byte: 0x0A)
             return w.count
         }

@@ -11,6 +11,9 @@ struct ForwardingContext {
     var secure = false
     /// When the client sent it, it is already in the head and forwarded as is.
     var requestID: RequestID
+    /// The request's trace: the client's `traceparent` is replaced by one naming the gateway's
+    /// span (and its `tracestate` dropped when the gateway started the trace). nil: both pass as is.
+    var trace: TraceContext? = nil
     /// Routing headers (X-Gateway-Target, X-Gateway-Region, ...).
     var extraHeaders: [(String, String)] = []
     /// The verified token's claims as headers (`claims_to_headers`).
@@ -64,6 +67,7 @@ enum RequestHeadWriter {
         for (name, value) in context.claimHeaders { bound += name.utf8.count + value.utf8.count + 4 }
         for (name, value) in context.conditionals { bound += name.utf8.count + value.utf8.count + 4 }
         if let upgrade = context.upgrade { bound += upgrade.utf8.count + 40 }
+        if context.trace != nil { bound += TraceContext.headerLength }
 
         _ = head.raw.withUnsafeReadableBytes { raw in
             out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { memory in
@@ -89,6 +93,12 @@ enum RequestHeadWriter {
                         continue
                     case .xRequestID where !context.requestID.fromClient:
                         // A client ID that was refused is replaced by the generated one below.
+                        continue
+                    case .traceparent where context.trace != nil:
+                        // Replaced below by the gateway's span in the same trace.
+                        continue
+                    case .tracestate where context.trace?.continued == false:
+                        // The vendors' state of a trace the client's invalid traceparent did not name.
                         continue
                     case .xGatewayTarget, .xGatewayRegion:
                         // The gateway's own routing headers: a client cannot set them.
@@ -131,6 +141,7 @@ enum RequestHeadWriter {
                 if let forwardedHost {
                     w.header("X-Forwarded-Host", forwardedHost)
                 }
+                context.trace?.writeHeader(into: &w)
                 if !context.requestID.fromClient {
                     w.write("X-Request-Id: ")
                     w.write(context.requestID)

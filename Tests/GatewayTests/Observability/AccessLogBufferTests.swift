@@ -14,13 +14,13 @@ import Glibc
 /// that wrote them before, handed over once per loop iteration, and drops counted.
 @Suite(.timeLimit(.minutes(1))) struct AccessLogBufferTests {
     static let keys = ["ts", "level", "logger", "msg", "bytes_in", "bytes_out", "cache", "client", "duration_ms", "method",
-                       "path", "pool", "proto", "region", "request_id", "retries", "route", "server", "status", "tls"]
+                       "path", "pool", "proto", "region", "request_id", "retries", "route", "server", "status", "tls", "trace_id"]
 
     func record(_ log: AccessLogBuffer, path: String = "/items/1", nanoseconds: Int64 = 1_012_345,
                 requestID: RequestID = RequestID(high: 0x0123_4567_89ab_cdef, low: 0xfedc_ba98_7654_3210)) {
         log.record(method: "GET", path: path.utf8, status: 200, pool: "primary", server: "127.0.0.1:18080", route: "read",
                    region: "us-east", nanoseconds: nanoseconds, bytesIn: 0, bytesOut: 11, client: "127.0.0.1",
-                   requestID: requestID, retries: 0, cache: "-", tls: "-", http2: false)
+                   requestID: requestID, retries: 0, cache: "-", tls: "-", http2: false, trace: nil)
     }
 
     @Test func linesAreHandedOverOncePerLoopIteration() throws {
@@ -70,7 +70,7 @@ import Glibc
         }
         let first = String(lines[0])
         #expect(first.range(of: #"^ts=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "#, options: .regularExpression) != nil)
-        #expect(first.hasSuffix(" level=info logger=access msg=request bytes_in=0 bytes_out=11 cache=- client=127.0.0.1 duration_ms=1.012 method=GET path=/items/1 pool=primary proto=http/1.1 region=us-east request_id=0123456789abcdeffedcba9876543210 retries=0 route=read server=127.0.0.1:18080 status=200 tls=-"))
+        #expect(first.hasSuffix(" level=info logger=access msg=request bytes_in=0 bytes_out=11 cache=- client=127.0.0.1 duration_ms=1.012 method=GET path=/items/1 pool=primary proto=http/1.1 region=us-east request_id=0123456789abcdeffedcba9876543210 retries=0 route=read server=127.0.0.1:18080 status=200 tls=- trace_id=-"))
         #expect(lines[1].contains(#" duration_ms=12345.678 method=GET path="/a b\"c\\d\ne?" pool="#))
         #expect(lines[1].contains(#" request_id="id=7" "#))
         #expect(lines[2].contains(" duration_ms=0.000 "))
@@ -87,7 +87,8 @@ import Glibc
         let slashes = String(repeating: "\\", count: 200)
         log.record(method: quotes, path: quotes.utf8, status: Int.max, pool: slashes, server: slashes, route: "\n\n",
                    region: quotes, nanoseconds: .max, bytesIn: .max, bytesOut: .max, client: slashes,
-                   requestID: RequestID(client: slashes), retries: .max, cache: quotes, tls: quotes, http2: false)
+                   requestID: RequestID(client: slashes), retries: .max, cache: quotes, tls: quotes, http2: false,
+                   trace: nil)
         loop.run()
         let entry = try #require(capture.entries.first)
         #expect(entry.metadata["path"] == .string(quotes))
@@ -107,7 +108,7 @@ import Glibc
             "method": "GET", "path": "/q?a=b c", "status": "200", "pool": "primary", "server": "127.0.0.1:18080",
             "route": "read", "region": "us-east", "duration_ms": "1.012", "bytes_in": "0", "bytes_out": "11",
             "client": "::1", "request_id": "0123456789abcdeffedcba9876543210", "retries": "0", "cache": "HIT",
-            "proto": "h2", "tls": "TLSv1.3",
+            "proto": "h2", "tls": "TLSv1.3", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
         ])
         var bytes = [UInt8](repeating: 0, count: 4096)
         var handled = ""
@@ -121,7 +122,8 @@ import Glibc
         log.record(method: "GET", path: "/q?a=b c".utf8, status: 200, pool: "primary", server: "127.0.0.1:18080", route: "read",
                    region: "us-east", nanoseconds: 1_012_999, bytesIn: 0, bytesOut: 11, client: "::1",
                    requestID: RequestID(high: 0x0123_4567_89ab_cdef, low: 0xfedc_ba98_7654_3210), retries: 0, cache: "HIT",
-                   tls: "TLSv1.3", http2: true)
+                   tls: "TLSv1.3", http2: true,
+                   trace: TraceContext(traceHigh: 0x4bf9_2f35_77b3_4da6, traceLow: 0xa3ce_929d_0e0e_4736, spanID: 1, flags: 1, continued: true))
         loop.run()
         func withoutTimestamp(_ line: String) -> Substring { line.drop { $0 != " " } }
         #expect(withoutTimestamp(handled) == withoutTimestamp(capture.raw))
