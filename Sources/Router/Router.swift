@@ -172,8 +172,8 @@ public final class Router: Sendable {
         decision.pool = nil
         decision.server = nil
         var position = decision.candidatePosition + 1
-        while let pool = candidate(decision, at: position, state: state) {
-            if let pool {
+        while let slot = candidate(decision, at: position, state: state) {
+            if case .pool(let pool) = slot {
                 let definition = pools[pool]
                 if let server = pickServer(in: definition, state: state, balancer: &balancer, excluding: excluding) {
                     decision.pool = pool
@@ -206,29 +206,61 @@ public final class Router: Sendable {
         advance(&decision, state: state, balancer: &balancer, excluding: failed)
     }
 
-    /// The pool at `position` of a decision's candidate order: `.some(nil)` for a skipped slot
-    /// (a stale replica), nil past the end.
-    private func candidate(_ decision: Decision, at position: Int, state: RoutingState) -> Int?? {
+    /// One place in a decision's candidate order.
+    public enum CandidateSlot: Sendable, Equatable {
+        /// A pool to try (its servers may still all be unavailable).
+        case pool(Int)
+        /// Passed over, and why.
+        case skipped(pool: Int?, SkipReason)
+    }
+
+    public enum SkipReason: String, Sendable {
+        /// Over its `max_lag`, or its databases not probed yet.
+        case stale
+        /// The replica pool takes writes now (after a promotion): it is tried as the write pool.
+        case takesWrites = "takes_writes"
+        /// It has not replayed the client's last write (read-your-writes).
+        case notReplayed = "not_replayed"
+        /// No pool takes writes (no primary, or two).
+        case noWritePool = "no_write_pool"
+    }
+
+    /// The slot at `position` of a decision's candidate order; nil past the end.
+    private func candidate(_ decision: Decision, at position: Int, state: RoutingState) -> CandidateSlot? {
+        func writePool() -> CandidateSlot { state.writePool.map { .pool($0) } ?? .skipped(pool: nil, .noWritePool) }
         switch decision.target {
         case .pool(let pool):
-            return position == 0 ? .some(pool) : nil
+            return position == 0 ? .pool(pool) : nil
         case .primary:
-            return position == 0 ? .some(state.writePool) : nil
+            return position == 0 ? writePool() : nil
         case .auto:
-            guard decision.isRead else { return position == 0 ? .some(state.writePool) : nil }
+            guard decision.isRead else { return position == 0 ? writePool() : nil }
             let replicas = readOrder[decision.region]
             if position < replicas.count {
                 let pool = replicas[position]
                 // A replica pool too far behind (or not probed) gets no reads, nor one that has
                 // not replayed what this client wrote.
-                var usable = state.poolFresh[pool] && pool != state.writePool
-                if case .replayed(let needed) = decision.requirement {
-                    usable = usable && (state.replayLSN[pool].map { $0 >= needed } ?? false)
+                if pool == state.writePool { return .skipped(pool: pool, .takesWrites) }
+                if !state.poolFresh[pool] { return .skipped(pool: pool, .stale) }
+                if case .replayed(let needed) = decision.requirement, !(state.replayLSN[pool].map { $0 >= needed } ?? false) {
+                    return .skipped(pool: pool, .notReplayed)
                 }
-                return .some(usable ? pool : nil)
+                return .pool(pool)
             }
-            return position == replicas.count ? .some(state.writePool) : nil
+            return position == replicas.count ? writePool() : nil
         }
+    }
+
+    /// The whole candidate order of `decision` (its target, region and read requirement) under
+    /// `state`, as `advance` walks it: what `/admin/explain` shows.
+    public func candidateOrder(of decision: Decision, state: RoutingState) -> [CandidateSlot] {
+        var slots: [CandidateSlot] = []
+        var position = 0
+        while let slot = candidate(decision, at: position, state: state) {
+            slots.append(slot)
+            position += 1
+        }
+        return slots
     }
 
     private func pickServer(in pool: PoolDefinition, state: RoutingState, balancer: inout BalancerState, excluding: Int?) -> Int? {

@@ -68,6 +68,35 @@ func request(_ method: RequestMethod, _ path: String = "/api/x", client: String?
         #expect(router.decide(request(.get, client: nil), headers: Headers(), state: allUp, balancer: &balancer).region == 0)
     }
 
+    @Test mutating func theCandidateOrderSaysWhyAPoolIsPassedOver() {
+        let router = makeRouter()
+        var state = allUp
+        let eu = request(.get, client: "127.0.0.2")
+        var decision = router.route(eu, headers: Headers())
+        router.pick(&decision, state: state, balancer: &balancer)
+        #expect(router.candidateOrder(of: decision, state: state) == [.pool(1), .pool(2), .pool(0)])
+        // eu-west over max_lag; ap-southeast promoted (it takes writes now): the write pool serves.
+        state.poolFresh[1] = false
+        state.writePool = 2
+        router.pick(&decision, state: state, balancer: &balancer)
+        #expect(router.candidateOrder(of: decision, state: state) == [.skipped(pool: 1, .stale), .skipped(pool: 2, .takesWrites), .pool(2)])
+        #expect(decision.pool == 2)
+        // A read that must see the client's write, which eu-west has not replayed.
+        state = allUp
+        state.replayLSN[1] = LSN(100)
+        state.replayLSN[2] = LSN(900)
+        decision.requirement = .replayed(LSN(500))
+        router.pick(&decision, state: state, balancer: &balancer)
+        #expect(router.candidateOrder(of: decision, state: state) == [.skipped(pool: 1, .notReplayed), .pool(2), .pool(0)])
+        #expect(decision.pool == 2)
+        // No pool takes writes: a write has nowhere to go, and says so.
+        state.writePool = nil
+        var write = router.route(request(.post), headers: Headers())
+        router.pick(&write, state: state, balancer: &balancer)
+        #expect(router.candidateOrder(of: write, state: state) == [.skipped(pool: nil, .noWritePool)])
+        #expect(write.pool == nil && write.noWritePool)
+    }
+
     @Test mutating func fallbackOrderThenPrimary() {
         let router = makeRouter()
         var state = allUp

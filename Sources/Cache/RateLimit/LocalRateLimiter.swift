@@ -42,8 +42,7 @@ public final class LocalRateLimiter: Sendable {
 
     /// Checks and (when allowed) takes `cost` from `key`'s bucket.
     public func check(_ key: Key, rule: GCRA, now: Int64, cost: Int = 1) -> GCRA.Outcome {
-        let spread = key.text.map { UInt(bitPattern: $0.hashValue) } ?? UInt(truncatingIfNeeded: key.address ^ (key.address >> 64))
-        let shard = shards[Int((spread &+ UInt(key.policy)) % UInt(shards.count))]
+        let shard = shard(of: key)
         let bound = maxEntriesPerShard
         return shard.withLockedValue { shard in
             let stored = shard.tats[key]
@@ -54,6 +53,17 @@ public final class LocalRateLimiter: Sendable {
             }
             return outcome
         }
+    }
+
+    /// What `check` would answer now, without taking anything (`/admin/explain`).
+    public func peek(_ key: Key, rule: GCRA, now: Int64, cost: Int = 1) -> GCRA.Outcome {
+        let stored = shard(of: key).withLockedValue { $0.tats[key] }
+        return rule.check(tat: stored.flatMap { $0 > now ? $0 : nil }, now: now, cost: cost)
+    }
+
+    private func shard(of key: Key) -> NIOLockedValueBox<Shard> {
+        let spread = key.text.map { UInt(bitPattern: $0.hashValue) } ?? UInt(truncatingIfNeeded: key.address ^ (key.address >> 64))
+        return shards[Int((spread &+ UInt(key.policy)) % UInt(shards.count))]
     }
 
     /// Entries held (for tests and metrics).

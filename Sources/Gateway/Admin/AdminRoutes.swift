@@ -110,8 +110,12 @@ struct AdminRoutes {
             return await metrics()
         case "/admin/upstreams":
             return await upstreams()
+        case "/admin/explain":
+            let view = await self.view()
+            return await RouteExplain(gateway: gateway).explain(
+                uri: head.uri, generation: view.generation, routing: view.routing, snapshot: view.snapshot, inputs: view.inputs)
         default:
-            return .error(.notFound, "unknown endpoint; try /health, /metrics, /admin/upstreams")
+            return .error(.notFound, "unknown endpoint; try /health, /metrics, /admin/upstreams, /admin/explain")
         }
     }
 
