@@ -121,7 +121,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
-            path: "Tests/TestSupport"
+            path: "Tests/TestSupport",
+            exclude: ["chromium_cdp.py"]
         ),
         .testTarget(name: "RouterTests", dependencies: ["Router"]),
         .testTarget(name: "HTTPWireTests", dependencies: ["HTTPWire"]),

@@ -1,3 +1,4 @@
+import Foundation
 import Cache
 import NIOCore
 import NIOHTTP1
@@ -88,10 +89,11 @@ struct AdminRoutes {
     }
 
     func respond(to head: HTTPRequestHead) async -> AdminResponse {
-        if let token = gateway.config.adminToken, !token.isEmpty {
-            guard head.headers.first(name: "authorization") == "Bearer \(token)" else {
-                return .error(.unauthorized, "a bearer token is required (Authorization: Bearer ...)")
-            }
+        if let token = gateway.config.adminToken, !token.isEmpty, !Self.authorized(head.headers.first(name: "authorization"), token: token) {
+            // The challenge lets a browser ask for the token (as the password) for the dashboard.
+            var response = AdminResponse.error(.unauthorized, "a bearer token is required (Authorization: Bearer ...)")
+            response.headers = [("WWW-Authenticate", "Basic realm=\"gateway admin\", charset=\"UTF-8\"")]
+            return response
         }
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
         if head.method == .POST, path.hasPrefix("/admin/upstreams/") {
@@ -104,6 +106,11 @@ struct AdminRoutes {
             return .error(.methodNotAllowed, "GET, or POST /admin/reload, or POST /admin/upstreams/POOL/SERVER/(maintenance|ready)")
         }
         switch path {
+        case "/":
+            return AdminResponse(status: .ok, contentType: "text/html; charset=utf-8", body: Array(DashboardPage.html.utf8), headers: [
+                ("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'"),
+                ("X-Frame-Options", "DENY"), ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"),
+            ])
         case "/health":
             return await health()
         case "/metrics":
@@ -115,8 +122,20 @@ struct AdminRoutes {
             return await RouteExplain(gateway: gateway).explain(
                 uri: head.uri, generation: view.generation, routing: view.routing, snapshot: view.snapshot, inputs: view.inputs)
         default:
-            return .error(.notFound, "unknown endpoint; try /health, /metrics, /admin/upstreams, /admin/explain")
+            return .error(.notFound, "unknown endpoint; try / (the dashboard), /health, /metrics, /admin/upstreams, /admin/explain")
         }
+    }
+
+    /// `Bearer TOKEN`, or HTTP Basic with the token as the password (any user name): what a
+    /// browser sends for the dashboard after asking.
+    static func authorized(_ authorization: String?, token: String) -> Bool {
+        guard let authorization else { return false }
+        if authorization == "Bearer \(token)" { return true }
+        let parts = authorization.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "basic",
+              let decoded = Data(base64Encoded: String(parts[1])).map({ String(decoding: $0, as: UTF8.self) }),
+              let colon = decoded.firstIndex(of: ":") else { return false }
+        return decoded[decoded.index(after: colon)...] == token
     }
 
     /// One configuration's view for a whole reply: its routing state, the control plane's

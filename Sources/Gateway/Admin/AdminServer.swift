@@ -27,6 +27,8 @@ struct AdminResponse: Sendable {
     var status: HTTPResponseStatus
     var contentType: String
     var body: [UInt8]
+    /// More header fields (the dashboard's security policy, a 401's challenge).
+    var headers: [(name: String, value: String)] = []
 
     static func json(_ value: some Encodable, status: HTTPResponseStatus = .ok) -> AdminResponse {
         let encoder = JSONEncoder()
@@ -80,6 +82,7 @@ final class AdminHandler: ChannelInboundHandler {
         headers.add(name: "Content-Type", value: response.contentType)
         headers.add(name: "Content-Length", value: String(response.body.count))
         headers.add(name: "Cache-Control", value: "no-store")
+        for (name, value) in response.headers { headers.add(name: name, value: value) }
         if !keepAlive { headers.add(name: "Connection", value: "close") }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers))), promise: nil)
         if !headOnly {
