@@ -64,11 +64,29 @@ struct LoadTestKitTests {
         }
     }
 
+    @Test func aDistributedRunWithTwoLocustWorkersAgreesWithTheGateway() async throws {
+        try await withStackGateway(extraYAML: Self.gatewayYAML) { stack, gateway in
+            let before = try await gateway.admin("/metrics").text
+            let summary = try await Self.run("users", stack: stack, gateway: gateway,
+                                             extra: ["--duration", "6", "--users", "4", "--workers", "2"])
+            let after = try await gateway.admin("/metrics").text
+            let requests = try #require(summary["requests"] as? Int)
+            let counted = Self.total(after, "gateway_requests_total") - Self.total(before, "gateway_requests_total")
+            // Both workers' records reached the master: every request the gateway counted.
+            #expect(requests > 100 && requests == counted, "the workers made \(requests) requests, the gateway counted \(counted)")
+            #expect(summary["failed"] as? Int == 0)
+            #expect(summary["consistency_violations"] as? Int == 0, "\(summary["violations"] ?? "")")
+            let regions = try #require(summary["reads_by_region"] as? [String: Int])
+            #expect(!regions.isEmpty && regions.values.allSatisfy { $0 > 0 })
+        }
+    }
+
     @Test func killingAReplicasAPIServerCostsNoRead() async throws {
         try await withStackGateway(extraYAML: Self.gatewayYAML) { stack, gateway in
             let summary = try await Self.run("users", stack: stack, gateway: gateway,
                                              extra: ["--duration", "9", "--users", "4", "--chaos", "kill-replica-api"])
             #expect(summary["failed_reads"] as? Int == 0, "\(summary["errors"] ?? "")")
+            #expect(summary["consistency_violations"] as? Int == 0, "\(summary["violations"] ?? "")")
             let chaos = try #require(summary["chaos"] as? [[String: Any]])
             #expect(chaos.map { $0["what"] as? String } == ["kill api-eu-west", "start api-eu-west"])
             let nodes = try #require(summary["served_by_node"] as? [String: Int])
