@@ -74,20 +74,11 @@ public struct RawHeadWriter {
 
     /// 128 bits as 32 lower-case hex digits (generated request IDs).
     public mutating func writeHex(high: UInt64, low: UInt64) {
-        #if DEBUG
-        precondition(count + 32 <= capacity, "head larger than its reservation")
-        #endif
-        let digits: StaticString = "0123456789abcdef"
-        let hex = digits.utf8Start
-        let out = (base + count).assumingMemoryBound(to: UInt8.self)
-        for i in 0..<16 {
-            out[i] = hex[Int((high >> (60 - 4 * UInt64(i))) & 0xF)]
-            out[16 + i] = hex[Int((low >> (60 - 4 * UInt64(i))) & 0xF)]
-        }
-        count += 32
+        writeHex(high)
+        writeHex(low)
     }
 
-    /// 64 bits as 16 lower-case hex digits (a trace's span id).
+    /// 64 bits as 16 lower-case hex digits (half a request ID, a trace's span id).
     public mutating func writeHex(_ value: UInt64) {
         #if DEBUG
         precondition(count + 16 <= capacity, "head larger than its reservation")

@@ -137,12 +137,8 @@ struct RouteExplain {
         let runtime = generation.runtime
         let router = runtime.router
         let trusted = runtime.trustedProxies.contains(peer)
-        let client = trusted
-            ? ClientAddress.resolve(peer: peer, trusted: runtime.trustedProxies, forwardedFor: head.combinedValue(.xForwardedFor),
-                                    forwarded: head.firstValue(.forwarded))
-            : peer
-        let escapedSlashes = runtime.config.escapedSlashes
-        let path = NormalizedPath(head.path, unescapingSlashes: escapedSlashes == .unescape)
+        let client = Exchange.client(of: head, peer: peer, trusted: trusted, runtime: runtime) ?? peer
+        let path = Exchange.routedPath(head.path, runtime: runtime)
         var decision = router.route(
             Router.Request(method: head.method, path: path, host: head.host, client: client, headerTrusted: trusted), headers: head)
 
@@ -200,11 +196,18 @@ struct RouteExplain {
         return .json(report)
     }
 
+    /// `command` with the Redis client of `box`'s loop, run on that loop.
+    private func onRedis<T: Sendable>(_ box: NIOLoopBoundBox<LoopContext>,
+                                      _ command: @escaping @Sendable (RedisLoopClient) -> EventLoopFuture<T>) async throws -> T {
+        try await box.eventLoop.flatSubmit {
+            guard let redis = box.value.current.redis else { return box.eventLoop.makeFailedFuture(QueryError(message: "no Redis")) }
+            return command(redis)
+        }.get()
+    }
+
     private func cacheReport(cache: CacheRuntime, policy: ResponseCachePolicy, head: HTTPHead, path: NormalizedPath,
                              decision: Router.Decision, identity: String?, router: Router) async -> Report.Cache {
-        let inputs = RequestKeyInputs(
-            head: head, path: path, parameters: policy.key.usesPathParameters ? router.parameters(of: decision, path: path) : [])
-        let key = policy.key.render(inputs)
+        let key = ResponseCacheFilter.key(policy, head: head, path: path, decision: decision, router: router)
         let store = cache.store.usesRedis ? "redis" : "local"
         var report = Report.Cache(key: key, variant: policy.shared ? "-" : identity ?? "-", shared: policy.shared,
                                   ttlSeconds: policy.ttlMilliseconds.map { Double($0) / 1000 }, entry: "none", store: store)
@@ -217,10 +220,7 @@ struct RouteExplain {
         if entry == nil, cache.store.usesRedis, let box = gateway.contexts.ordered.first {
             let variant = report.variant
             do {
-                entry = try await box.eventLoop.flatSubmit { () -> EventLoopFuture<CachedResponse?> in
-                    guard let redis = box.value.current.redis else { return box.eventLoop.makeFailedFuture(QueryError(message: "no Redis")) }
-                    return cache.store.lookupRedis(key, variant: variant, client: redis, now: now)
-                }.get()
+                entry = try await onRedis(box) { cache.store.lookupRedis(key, variant: variant, client: $0, now: now) }
             } catch {
                 report.entry = "error"
                 return report
@@ -245,19 +245,15 @@ struct RouteExplain {
         let now = RateLimitFilter.microsecondsNow()
         var outcome: GCRA.Outcome?
         if policy.usesRedis, let box = gateway.contexts.ordered.first {
-            let reply = try? await box.eventLoop.flatSubmit { () -> EventLoopFuture<RedisValue> in
-                guard let redis = box.value.current.redis else { return box.eventLoop.makeFailedFuture(QueryError(message: "no Redis")) }
-                return redis.send(RedisCommand(key: "GET", .string(redisKey)))
-            }.get()
+            let reply = try? await onRedis(box) { $0.send(RedisCommand(key: "GET", .string(redisKey))) }
             if let reply {
                 // The stored theoretical arrival time (µs on Redis's clock), nil when the bucket is full.
                 let tat = reply.bytes.flatMap { Int64(String(buffer: $0)) }
                 outcome = policy.rule.check(tat: tat.flatMap { $0 > now ? $0 : nil }, now: now, cost: policy.cost)
             }
         } else {
-            let localKey = text.map { LocalRateLimiter.Key(policy: policy.index, text: $0) }
-                ?? LocalRateLimiter.Key(policy: policy.index, address: address.bits)
-            outcome = limits.local.peek(localKey, rule: policy.rule, now: now, cost: policy.cost)
+            outcome = limits.local.peek(RateLimitRuntime.localKey(policy, text: text, address: address), rule: policy.rule, now: now,
+                                        cost: policy.cost)
         }
         if let outcome {
             report.wouldPass = outcome.allowed

@@ -127,14 +127,11 @@ final class Exchange {
         let tracing = runtime.config.tracing
         trace = tracing.enabled
             ? TraceContext.of(head, requestID: requestID, sampled: tracing.sampled, generator: &loop.requestIDs) : nil
-        client = peer.trusted && peer.address != nil
-            ? ClientAddress.resolve(peer: peer.address!, trusted: runtime.trustedProxies,
-                                    forwardedFor: head.combinedValue(.xForwardedFor), forwarded: head.firstValue(.forwarded))
-            : peer.address
+        client = Self.client(of: head, peer: peer.address, trusted: peer.trusted, runtime: runtime)
         let rawPath = head.path
         let escapedSlashes = runtime.config.escapedSlashes
         pathRefused = escapedSlashes == .reject && NormalizedPath.hasEscapedSlash(rawPath[...])
-        path = NormalizedPath(rawPath, unescapingSlashes: escapedSlashes == .unescape)
+        path = Self.routedPath(rawPath, runtime: runtime)
         decision = runtime.router.route(
             Router.Request(method: head.method, path: path, host: head.host, client: client, headerTrusted: peer.trusted),
             headers: head)
@@ -142,6 +139,19 @@ final class Exchange {
         upgrade = head.connectionUpgrade ? Self.upgrade(of: head, route: decision.route, runtime: runtime) : nil
         machine = ExchangeStateMachine(method: head.method, requestHasBody: hasBody, maxRetries: runtime.config.retries.attempts,
                                        upgradeRequested: upgrade != nil)
+    }
+
+    /// The client as routing, limits and logs see it: the peer, or, from a trusted proxy, the
+    /// address it forwarded (`/admin/explain` resolves its `client=` the same way).
+    static func client(of head: HTTPHead, peer: IPAddress?, trusted: Bool, runtime: GatewayRuntime) -> IPAddress? {
+        guard trusted, let peer else { return peer }
+        return ClientAddress.resolve(peer: peer, trusted: runtime.trustedProxies, forwardedFor: head.combinedValue(.xForwardedFor),
+                                     forwarded: head.firstValue(.forwarded))
+    }
+
+    /// The normalized path a request is routed by (`escaped_slashes: unescape` decodes `%2F`).
+    static func routedPath(_ rawPath: String, runtime: GatewayRuntime) -> NormalizedPath {
+        NormalizedPath(rawPath, unescapingSlashes: runtime.config.escapedSlashes == .unescape)
     }
 
     /// An HTTP/1.1 GET without a body asking to switch protocols, on a route that allows it

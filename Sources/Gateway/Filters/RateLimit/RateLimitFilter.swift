@@ -39,8 +39,7 @@ final class RateLimitFilter: ExchangeFilter, Sendable {
         }
         let text = limits.keyText(policy, head: exchange.head, identity: { exchange.identity })
         let address = exchange.client.map { RateLimitRuntime.grouped($0, prefix: policy.ipv6Prefix) }
-        let localKey = text.map { LocalRateLimiter.Key(policy: policy.index, text: $0) }
-            ?? LocalRateLimiter.Key(policy: policy.index, address: address?.bits ?? 0)
+        let localKey = RateLimitRuntime.localKey(policy, text: text, address: address)
         guard policy.usesRedis, let redis = exchange.generation.redis else {
             return decide(limits.local.check(localKey, rule: policy.rule, now: Self.microsecondsNow(), cost: policy.cost), policy, exchange)
         }

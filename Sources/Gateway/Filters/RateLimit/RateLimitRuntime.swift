@@ -153,6 +153,11 @@ final class RateLimitRuntime: Sendable {
         return IPAddress(bits: client.bits & mask)
     }
 
+    /// The in-process key of a bucket: its key text, else the (grouped) client address.
+    static func localKey(_ policy: Policy, text: String?, address: IPAddress?) -> LocalRateLimiter.Key {
+        text.map { LocalRateLimiter.Key(policy: policy.index, text: $0) } ?? LocalRateLimiter.Key(policy: policy.index, address: address?.bits ?? 0)
+    }
+
     /// The Redis key of a bucket.
     static func redisKey(_ policy: Policy, text: String?, address: IPAddress?, clientText: String) -> String {
         if let text { return policy.keyPrefix + text }

@@ -60,16 +60,20 @@ final class ResponseCacheFilter: ExchangeFilter, Sendable {
             guard let identity = exchange.identity else { return nil }
             variant = identity
         }
-        let inputs = RequestKeyInputs(
-            head: head, path: exchange.path,
-            parameters: policy.key.usesPathParameters ? exchange.runtime.router.parameters(of: exchange.decision, path: exchange.path) : [])
         let control = CacheControl(head.combinedValue(.cacheControl))
         let pragmaNoCache = head.firstValue(named: "pragma")?.lowercased().contains("no-cache") ?? false
         let requirement = exchange.decision.requirement
         return CacheRequest(
-            key: policy.key.render(inputs), variant: variant, policy: policy, lookupOnly: head.method == .head || wantsRange,
+            key: Self.key(policy, head: head, path: exchange.path, decision: exchange.decision, router: exchange.runtime.router),
+            variant: variant, policy: policy, lookupOnly: head.method == .head || wantsRange,
             revalidate: control.noCache || (pragmaNoCache && head.firstField(.cacheControl) == nil),
             coalesces: requirement == .any, requirement: requirement)
+    }
+
+    /// A request's entry key by the route's template (path parameters only when it names them).
+    static func key(_ policy: ResponseCachePolicy, head: HTTPHead, path: NormalizedPath, decision: Router.Decision, router: Router) -> String {
+        policy.key.render(RequestKeyInputs(
+            head: head, path: path, parameters: policy.key.usesPathParameters ? router.parameters(of: decision, path: path) : []))
     }
 
     /// Looks in this process first, then in Redis.
