@@ -1,3 +1,4 @@
+import HTTPWire
 import NIOCore
 import NIOHPACK
 import NIOHTTP2
@@ -6,8 +7,8 @@ import Testing
 @testable import Gateway
 
 /// The two translations an HTTP/2 stream goes through, without I/O: request HEADERS to the
-/// HTTP/1.1 head the stream's connection handler parses, and the HTTP/1.1 response bytes it
-/// writes to HEADERS and DATA frames.
+/// HTTP/1.1 head the stream parses, and a response (its composed head, body parts, the end) to
+/// HEADERS and DATA frames.
 struct HTTP2TranslationTests {
     static func head(_ headers: [(String, String)], endStream: Bool = true) throws(HTTP2RequestHead.Malformed) -> (String, HTTP2RequestHead.Written) {
         var out = ByteBuffer()
@@ -47,15 +48,24 @@ struct HTTP2TranslationTests {
         #expect((try? Self.head([(":method", "CONNECT"), (":authority", "db:5432")]))?.0 == "CONNECT db:5432 HTTP/1.1\r\nhost: db:5432\r\n\r\n")
     }
 
-    /// Feeds `parts` of response bytes (flushing after each) and returns the frames.
-    static func frames(_ parts: [String], head: Bool = false, close: Bool = false) throws -> [HTTP2Frame.FramePayload] {
-        var translator = HTTP2ResponseFrames(respondingToHead: head, maxHeadBytes: 64 * 1024)
+    /// A response head as the composer writes it, parsed as the stream parses it.
+    static func response(_ text: String) throws -> HTTPHead {
+        try HTTPHeadParser.parse(ByteBuffer(string: text), kind: .response, maxHeaderCount: 100)
+    }
+
+    /// The frames of a response: its head, then `body` parts (a flush after each unless
+    /// `flushes` is false), then the end unless `ends` is false.
+    static func frames(_ head: String, interim: [String] = [], body: [String] = [], flushes: Bool = true,
+                       ends: Bool = true) throws -> [HTTP2Frame.FramePayload] {
+        var translator = HTTP2ResponseFrames()
         var frames: [HTTP2Frame.FramePayload] = []
-        for part in parts {
-            try translator.translate(ByteBuffer(string: part)) { frames.append($0) }
-            translator.flush { frames.append($0) }
+        for text in interim { translator.interim(try response(text)) { frames.append($0) } }
+        translator.head(HTTP2ResponseFrames.headers(of: try response(head)))
+        for part in body {
+            translator.body(ByteBuffer(string: part)) { frames.append($0) }
+            if flushes { translator.flush { frames.append($0) } }
         }
-        if close { _ = translator.close { frames.append($0) } }
+        if ends { translator.end { frames.append($0) } }
         return frames
     }
 
@@ -74,14 +84,15 @@ struct HTTP2TranslationTests {
     }
 
     @Test func aResponseBecomesHeadersAndData() throws {
-        let frames = try Self.frames(["HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 5\r\nX-Thing: B\r\nKeep-Alive: timeout=5\r\n\r\nhello"])
+        let frames = try Self.frames("HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 5\r\nX-Thing: B\r\nKeep-Alive: timeout=5\r\n\r\n",
+                                     body: ["hello"], flushes: false)
         // Hop-by-hop fields go, names are lower case, END_STREAM rides on the last DATA.
         #expect(Self.describe(frames) == ["HEADERS :status=200,content-length=5,x-thing=B", "DATA hello END"])
     }
 
     /// Cookies are never indexed (RFC 7541 §7.1.3); per-response values stay out of the table.
     @Test func cookiesAreNeverIndexed() throws {
-        let frames = try Self.frames(["HTTP/1.1 200 OK\r\nSet-Cookie: s=secret\r\nX-Request-Id: abc\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n\r\n"])
+        let frames = try Self.frames("HTTP/1.1 200 OK\r\nSet-Cookie: s=secret\r\nX-Request-Id: abc\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n\r\n")
         guard case .headers(let headers) = frames.first else {
             Issue.record("\(frames)")
             return
@@ -90,29 +101,38 @@ struct HTTP2TranslationTests {
         #expect(indexing["set-cookie"] == .neverIndexed && indexing["x-request-id"] == .nonIndexable && indexing["content-type"] == .indexable)
     }
 
-    @Test func chunksAreDecodedAndTheEndIsMarked() throws {
-        let frames = try Self.frames([
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: x-hop\r\nX-Hop: 1\r\n\r\n5\r\nhello\r\n",
-            "6\r\n world\r\n", "0\r\n\r\n",
-        ])
+    /// Parts flushed as they come go at once; the end then needs an empty DATA frame. Fields
+    /// named by Connection are hop-by-hop too.
+    @Test func flushedPartsGoAtOnceAndTheEndIsMarked() throws {
+        let frames = try Self.frames("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: x-hop\r\nX-Hop: 1\r\n\r\n",
+                                     body: ["hello", " world"])
         #expect(Self.describe(frames) == ["HEADERS :status=200", "DATA hello", "DATA  world", "DATA  END"])
+        // Unflushed, the last part carries the end; empty parts make no frame.
+        let held = try Self.frames("HTTP/1.1 200 OK\r\n\r\n", body: ["a", "", "b"], flushes: false)
+        #expect(Self.describe(held) == ["HEADERS :status=200", "DATA a", "DATA b END"])
     }
 
     @Test func bodilessAnswersEndOnTheirHeaders() throws {
-        #expect(Self.describe(try Self.frames(["HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n"])) == ["HEADERS :status=204,x-a=1 END"])
-        #expect(Self.describe(try Self.frames(["HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"], head: true))
-                == ["HEADERS :status=200,content-length=10 END"])
+        #expect(Self.describe(try Self.frames("HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n")) == ["HEADERS :status=204,x-a=1 END"])
         // A 100 Continue goes as interim HEADERS, then the final response.
-        #expect(Self.describe(try Self.frames(["HTTP/1.1 100 Continue\r\n\r\n", "HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok"]))
+        #expect(Self.describe(try Self.frames("HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n", interim: ["HTTP/1.1 100 Continue\r\n\r\n"],
+                                              body: ["ok"], flushes: false))
                 == ["HEADERS :status=100", "HEADERS :status=201,content-length=2", "DATA ok END"])
     }
 
-    @Test func aBodyEndedByTheCloseEndsTheStreamThen() throws {
-        let frames = try Self.frames(["HTTP/1.1 200 OK\r\n\r\nabc"], close: true)
-        #expect(Self.describe(frames) == ["HEADERS :status=200", "DATA abc", "DATA  END"])
-        // A close in the middle of a sized body is not an end: the stream is reset instead.
-        var translator = HTTP2ResponseFrames(respondingToHead: false, maxHeadBytes: 1024)
-        try translator.translate(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")) { _ in }
-        #expect(!translator.close { _ in })
+    /// A response cut short never gets END_STREAM (the stream is reset instead): what was
+    /// flushed went, what was held is not marked as the end.
+    @Test func anUnfinishedResponseIsNeverMarkedEnded() throws {
+        var translator = HTTP2ResponseFrames()
+        var frames: [HTTP2Frame.FramePayload] = []
+        translator.head(HTTP2ResponseFrames.headers(of: try Self.response("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")))
+        translator.body(ByteBuffer(string: "abc")) { frames.append($0) }
+        translator.flush { frames.append($0) }
+        #expect(Self.describe(frames) == ["HEADERS :status=200,content-length=10", "DATA abc"] && !translator.ended)
+        // Nothing after the end goes out.
+        translator.end { frames.append($0) }
+        translator.body(ByteBuffer(string: "late")) { frames.append($0) }
+        translator.end { frames.append($0) }
+        #expect(Self.describe(frames).suffix(1) == ["DATA  END"] && frames.count == 3)
     }
 }

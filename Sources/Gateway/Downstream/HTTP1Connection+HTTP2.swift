@@ -2,7 +2,7 @@ import NIOCore
 
 /// How a client connection becomes an HTTP/2 one: ALPN chose `h2` on a TLS listener, or a
 /// cleartext `h2c` listener received the HTTP/2 preface (prior knowledge). Either way this
-/// handler leaves the pipeline to NIOHTTP2, and each stream gets a connection handler of its own.
+/// handler leaves the pipeline to NIOHTTP2 and `HTTP2Connection`.
 extension HTTP1Connection {
     /// Called while the first bytes of an `h2c` listener's connection arrive. Returns whether
     /// they were taken (the preface, whole or in part); anything else is HTTP/1.1.
@@ -29,7 +29,7 @@ extension HTTP1Connection {
         deadlineKind = .none
         let operations = context.pipeline.syncOperations
         do {
-            try HTTP2Pipeline.install(on: operations, loop: loop, listener: listener, tls: peer.tls)
+            try HTTP2Pipeline.install(on: operations, loop: loop, listener: listener, peer: peer)
         } catch {
             runtime.logger.warning("cannot start HTTP/2 on a connection", metadata: ["client": "\(peer.text)", "error": "\(error)"])
             context.close(promise: nil)

@@ -100,22 +100,16 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
     /// Unparsed bytes allowed to wait while a request is in flight (pipelining bound).
     let maxBufferedBytes: Int
 
-    /// Set when this connection is one HTTP/2 stream (under an `HTTP2StreamAdapter`).
-    let stream: HTTP2StreamOrigin?
     /// A cleartext `h2c` listener: the first bytes may be the HTTP/2 preface.
     var sniffingPreface: Bool
 
-    init(loop: LoopContext, listener: ListenerRuntime = .cleartext, stream: HTTP2StreamOrigin? = nil) {
+    init(loop: LoopContext, listener: ListenerRuntime = .cleartext) {
         self.loop = loop
-        self.stream = stream
-        sniffingPreface = stream == nil && listener.http2.h2c
+        sniffingPreface = listener.http2.h2c
         self.listener = listener
         runtime = loop.runtime
         let limits = loop.runtime.config.limits
-        // An HTTP/2 stream's head is its HEADERS as HTTP/1.1 text: max_header_list_size bounds it
-        // too (NIOHTTP2's own bound starts only once the client acknowledged the SETTINGS).
-        let headLimit = stream == nil ? limits.maxHeaderSize.bytes : listener.http2.headerListBytes(limits)
-        parser = HTTP1Parser(kind: .request, maxHeadBytes: headLimit, maxHeaderCount: limits.maxHeaders)
+        parser = HTTP1Parser(kind: .request, maxHeadBytes: limits.maxHeaderSize.bytes, maxHeaderCount: limits.maxHeaders)
         maxBodyBytes = limits.maxBodySize.bytes
         requestBufferingBytes = limits.requestBuffering.bytes
         maxBufferedBytes = max(64 * 1024, limits.maxHeaderSize.bytes, requestBufferingBytes + 16 * 1024)
@@ -138,10 +132,6 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
             peer = ClientPeer(address: address, text: address.description, trusted: runtime.trustedProxies.contains(address))
         }
         peer.redirectHTTPS = listener.redirectHTTPS
-        if let stream {
-            peer.tls = stream.tls
-            peer.http2 = true
-        }
         loop.register(self)
         if listener.secure {
             arm(.handshake, listener.handshakeTimeout)

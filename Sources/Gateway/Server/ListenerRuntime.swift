@@ -21,13 +21,5 @@ struct ListenerRuntime: Sendable {
         http2 = config.http2
     }
 
-    /// What an HTTP/2 stream of this listener's connections sees: its TLS handshake is the
-    /// connection's, done before the stream began.
-    var forStreams: ListenerRuntime {
-        var copy = self
-        copy.secure = false
-        return copy
-    }
-
     static let cleartext = ListenerRuntime(ListenerConfig(address: ListenAddress(host: "0.0.0.0", port: 0)))
 }

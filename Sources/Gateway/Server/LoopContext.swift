@@ -41,15 +41,15 @@ final class LoopContext {
     private(set) var drainIdleGrace: TimeAmount?
     /// Client connections on this loop (for drain and the connection gauge).
     private(set) var clientConnections: [ObjectIdentifier: HTTP1Connection] = [:]
-    /// HTTP/2 connections on this loop; each of their streams is also in `clientConnections`.
+    /// HTTP/2 connections on this loop.
     private(set) var http2Connections: [ObjectIdentifier: HTTP2Connection] = [:]
-    /// How many of `clientConnections` are HTTP/2 streams (counted when asked: scrapes and drain).
-    var http2Streams: Int { clientConnections.values.count { $0.stream != nil } }
+    /// HTTP/2 streams open on this loop (counted when asked: scrapes).
+    var http2Streams: Int { http2Connections.values.reduce(0) { $0 + $1.streams.count } }
     /// Requests answered on this loop over HTTP/1.x and over HTTP/2.
     var requestsByProtocol = (http1: 0, http2: 0)
     /// Client connections as a client counts them: HTTP/1.x connections and HTTP/2 connections
     /// (not their streams).
-    var clientConnectionCount: Int { clientConnections.count - http2Streams + http2Connections.count }
+    var clientConnectionCount: Int { clientConnections.count + http2Connections.count }
 
     init(eventLoop: EventLoop, runtime: GatewayRuntime, connector: UpstreamConnector, loopCount: Int) {
         self.eventLoop = eventLoop

@@ -2,11 +2,13 @@ import NIOCore
 import NIOHPACK
 import NIOHTTP2
 
-/// An HTTP/2 client connection, after NIOHTTP2's handler in the connection's pipeline. Its
-/// streams are `HTTP1Connection`s of their own (see `HTTP2StreamAdapter`); this handler is what
-/// belongs to the connection as a whole: GOAWAY on drain and when idle, and the count of what
-/// NIOHTTP2's protections refused (rapid reset, CONTINUATION and control-frame floods, header
-/// blocks over the limit), which end the connection with GOAWAY.
+/// An HTTP/2 client connection, right after NIOHTTP2's handler (which parses and writes frames,
+/// keeps the protocol's state, HPACK and outbound flow control, and enforces the protections).
+/// It hands each stream's frames to its `HTTP2Stream` and keeps what belongs to the connection
+/// as a whole: the receive window (WINDOW_UPDATEs as streams take their DATA), GOAWAY on drain
+/// and when idle, and the count of what NIOHTTP2's protections refused (rapid reset,
+/// CONTINUATION and control-frame floods, header blocks over the limit), which end the
+/// connection with GOAWAY.
 final class HTTP2Connection: ChannelDuplexHandler, TimedConnection {
     typealias InboundIn = HTTP2Frame
     typealias OutboundIn = HTTP2Frame
@@ -14,21 +16,47 @@ final class HTTP2Connection: ChannelDuplexHandler, TimedConnection {
 
     let loop: LoopContext
     let listener: String
+    /// The client, as every stream's exchange sees it (its TLS session, `proto=h2`).
+    let peer: ClientPeer
+    let headerListBytes: Int
+    let maxBodyBytes: Int
+    let requestBufferingBytes: Int
+    private let streamWindow: Int
     private let idleTimeout: TimeAmount
     private var context: ChannelHandlerContext?
-    private var openStreams = 0
+    private(set) var streams: [HTTP2StreamID: HTTP2Stream] = [:]
+    private var connectionWindow: HTTP2InboundWindow
     private var lastStreamID = HTTP2StreamID.rootStream
     private var goingAway = false
+    /// The socket (or TLS) can take more: kept here, streams ask on every write.
+    private(set) var isWritable = true
     private(set) var deadline = NIODeadline.distantFuture
 
-    init(loop: LoopContext, listener: String, idleTimeout: TimeAmount) {
+    init(loop: LoopContext, listener: ListenerRuntime, peer: ClientPeer, idleTimeout: TimeAmount) {
         self.loop = loop
-        self.listener = listener
+        self.listener = listener.name
+        var peer = peer
+        peer.http2 = true
+        self.peer = peer
+        let limits = loop.runtime.config.limits
+        headerListBytes = listener.http2.headerListBytes(limits)
+        maxBodyBytes = limits.maxBodySize.bytes
+        requestBufferingBytes = limits.requestBuffering.bytes
+        streamWindow = listener.http2.streamWindow.bytes
+        connectionWindow = HTTP2InboundWindow(target: max(listener.http2.connectionWindow.bytes, 65535))
         self.idleTimeout = idleTimeout
+    }
+
+    var allocator: ByteBufferAllocator { context?.channel.allocator ?? ByteBufferAllocator() }
+
+    /// A buffer for one head written as HTTP/1.1 text (it stays the head's `raw`).
+    func headBuffer() -> ByteBuffer {
+        allocator.buffer(capacity: 512)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        isWritable = context.channel.isWritable
         loop.register(self)
         deadline = .now() + idleTimeout
         loop.runtime.metrics.countEvent("gateway_http2_connections_total", [("listener", listener)])
@@ -36,11 +64,13 @@ final class HTTP2Connection: ChannelDuplexHandler, TimedConnection {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        closeStreams()
         self.context = nil
         loop.unregister(self)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        closeStreams()
         loop.unregister(self)
         context.fireChannelInactive()
     }
@@ -51,23 +81,97 @@ final class HTTP2Connection: ChannelDuplexHandler, TimedConnection {
     /// open end as 499s. Waiting for them would keep a stalled stream's connection until the
     /// send timeout, and the idle timeout would keep the rest.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let event = event as? ChannelEvent, event == .inputClosed {
+        switch event {
+        case let event as NIOHTTP2WindowUpdatedEvent:
+            guard let size = event.inboundWindowSize else { return }
+            if event.streamID == .rootStream {
+                if let increment = connectionWindow.windowChanged(to: size) { windowUpdate(.rootStream, increment) }
+            } else {
+                streams[event.streamID]?.inboundWindowChanged(to: size)
+            }
+        case let event as StreamClosedEvent:
+            streams[event.streamID]?.streamClosed()
+        case let event as ChannelEvent where event == .inputClosed:
             context.close(promise: nil)
+        case is NIOHTTP2StreamCreatedEvent, is NIOHTTP2BulkStreamWindowChangeEvent:
+            break
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    // MARK: Frames in
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.payload {
+        case .headers(let headers):
+            if let stream = streams[frame.streamID] {
+                stream.receiveTrailers()
+            } else {
+                openStream(frame.streamID, headers.headers, endStream: headers.endStream)
+            }
+        case .data(let data):
+            guard case .byteBuffer(let bytes) = data.data else { return }
+            streams[frame.streamID]?.receiveData(bytes, endStream: data.endStream)
+        case .rstStream(let code):
+            loop.runtime.metrics.countEvent("gateway_http2_streams_reset_total", [("listener", listener), ("code", Self.name(of: code))])
+            streams[frame.streamID]?.streamClosed()
+        default:
+            // SETTINGS, PING, WINDOW_UPDATE, PRIORITY, GOAWAY: NIOHTTP2 answers them.
+            break
+        }
+    }
+
+    private func openStream(_ id: HTTP2StreamID, _ headers: HPACKHeaders, endStream: Bool) {
+        // After GOAWAY NIOHTTP2 refuses newer streams itself.
+        if id > lastStreamID { lastStreamID = id }
+        let stream = HTTP2Stream(id: id, connection: self, windowTarget: streamWindow)
+        streams[id] = stream
+        loop.sweeper.add(stream)
+        deadline = .distantFuture
+        stream.receiveHead(headers, endStream: endStream)
+    }
+
+    /// What this read gave the upstreams goes out together.
+    func channelReadComplete(context: ChannelHandlerContext) {
+        for stream in streams.values { stream.flushUpstream() }
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        isWritable = context.channel.isWritable
+        for stream in streams.values { stream.writabilityChanged() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: Frames out (for the streams)
+
+    func write(_ frame: HTTP2Frame, promise: EventLoopPromise<Void>? = nil) {
+        guard let context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
-        context.fireUserInboundEventTriggered(event)
+        context.write(wrapOutboundOut(frame), promise: promise)
     }
 
-    /// NIOHTTP2 tells its stream delegate, not the pipeline, when streams open and close.
-    func streamCreated(_ id: HTTP2StreamID) {
-        openStreams += 1
-        if id > lastStreamID { lastStreamID = id }
-        deadline = .distantFuture
+    func flush() {
+        context?.flush()
     }
 
-    func streamClosed() {
-        openStreams -= 1
-        guard openStreams == 0 else { return }
+    func windowUpdate(_ id: HTTP2StreamID, _ increment: Int) {
+        write(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: increment)))
+    }
+
+    func countStreamError() {
+        loop.runtime.metrics.countEvent("gateway_http2_stream_errors_total", [("listener", listener), ("reason", "malformed_request")])
+    }
+
+    /// A stream ended (NIOHTTP2 closed it, or it was reset).
+    func streamGone(_ stream: HTTP2Stream) {
+        guard streams.removeValue(forKey: stream.id) != nil else { return }
+        loop.sweeper.remove(stream)
+        guard streams.isEmpty else { return }
         if goingAway {
             // Called while NIOHTTP2 hands the stream's last frames over: the close waits for them.
             loop.eventLoop.execute { self.closeAfterWrites() }
@@ -76,14 +180,27 @@ final class HTTP2Connection: ChannelDuplexHandler, TimedConnection {
         }
     }
 
+    private func closeStreams() {
+        for stream in Array(streams.values) { stream.streamClosed() }
+    }
+
     /// NIOHTTP2 reports both kinds of error here, after it has answered them: a stream error with
     /// RST_STREAM (a malformed request: that stream ends, the connection goes on), a connection
     /// error with GOAWAY (this handler then closes the connection). Both are counted.
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         // A write that met the connection already closing is the close, not an error of its own.
         if error is NIOHTTP2Errors.IOOnClosedConnection || error is ChannelError { return context.close(promise: nil) }
+        if let streamError = error as? NIOHTTP2Errors.StreamError {
+            // A frame for a stream that ended (a write racing the client's reset, or a late
+            // frame of the client's) is no malformed request.
+            let base = streamError.baseError
+            if !(base is NIOHTTP2Errors.StreamClosed || base is NIOHTTP2Errors.NoSuchStream) { countStreamError() }
+            loop.runtime.logger.debug("HTTP/2 stream error", metadata: ["listener": "\(listener)", "error": "\(base)"])
+            streams[streamError.streamID]?.streamClosed()
+            return
+        }
         if Self.isStreamError(error) {
-            loop.runtime.metrics.countEvent("gateway_http2_stream_errors_total", [("listener", listener), ("reason", "malformed_request")])
+            countStreamError()
             loop.runtime.logger.debug("HTTP/2 stream error", metadata: ["listener": "\(listener)", "error": "\(error)"])
             return
         }
@@ -117,17 +234,18 @@ final class HTTP2Connection: ChannelDuplexHandler, TimedConnection {
     /// those streams are done (or at `timeouts.drain`).
     func drain() {
         goAway(reason: "drain")
-        if openStreams == 0 { closeAfterWrites() }
+        if streams.isEmpty { closeAfterWrites() }
     }
 
+    /// Shutdown, last step: streams still running are cut, then the connection.
     func forceClose() {
-
+        for stream in Array(streams.values) { stream.forceClose() }
         context?.close(promise: nil)
     }
 
     func deadlineExpired(now: NIODeadline) {
         deadline = .distantFuture
-        guard openStreams == 0 else { return }
+        guard streams.isEmpty else { return }
         goAway(reason: "idle")
         closeAfterWrites()
     }
@@ -189,18 +307,5 @@ final class HTTP2Connection: ChannelDuplexHandler, TimedConnection {
         case .http11Required: "http_1_1_required"
         default: "other"
         }
-    }
-}
-
-/// Hands NIOHTTP2's stream notifications to the connection's handler, on its event loop.
-struct HTTP2StreamEvents: NIOHTTP2StreamDelegate {
-    let connection: NIOLoopBound<HTTP2Connection>
-
-    func streamCreated(_ id: HTTP2StreamID, channel: Channel) {
-        connection.value.streamCreated(id)
-    }
-
-    func streamClosed(_ id: HTTP2StreamID, channel: Channel) {
-        connection.value.streamClosed()
     }
 }

@@ -3,15 +3,14 @@ import NIOHTTP2
 
 /// Turns a client connection into an HTTP/2 one (after ALPN chose `h2`, or after the h2c
 /// preface): a `FlushCoalescer`, NIOHTTP2's handler with the listener's limits, then
-/// `HTTP2Connection`; each stream the client opens gets an `HTTP2StreamAdapter` and an
-/// `HTTP1Connection` of its own.
+/// `HTTP2Connection`, which gives each stream the client opens an `HTTP2Stream`.
 enum HTTP2Pipeline {
     /// The 24 bytes an HTTP/2 client sends first (RFC 9113 §3.4).
     static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
 
     /// Adds the HTTP/2 handlers at the end of `pipeline`.
     static func install(on pipeline: ChannelPipeline.SynchronousOperations, loop: LoopContext, listener: ListenerRuntime,
-                        tls: TLSSession?) throws {
+                        peer: ClientPeer) throws {
         let config = listener.http2
         let runtime = loop.runtime
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
@@ -29,26 +28,10 @@ enum HTTP2Pipeline {
         stream.targetWindowSize = config.streamWindow.bytes
         stream.streamResetFrameRateLimit.maximumCount = config.maxResets
         stream.streamResetFrameRateLimit.windowLength = config.resetInterval.timeAmount
-        let streamListener = listener.forStreams
-        let maxHeadBytes = runtime.config.limits.maxResponseHeadBytes
-        let boundLoop = NIOLoopBound(loop, eventLoop: loop.eventLoop)
         let idle = config.idleTimeout?.timeAmount ?? runtime.timeouts.keepalive
-        let handler = HTTP2Connection(loop: loop, listener: listener.name, idleTimeout: idle)
-        let events = HTTP2StreamEvents(connection: NIOLoopBound(handler, eventLoop: loop.eventLoop))
         try pipeline.addHandler(FlushCoalescer())
-        _ = try pipeline.configureHTTP2Pipeline(mode: .server, connectionConfiguration: connection, streamConfiguration: stream,
-                                                streamDelegate: events) { channel in
-            channel.eventLoop.makeCompletedFuture {
-                let operations = channel.pipeline.syncOperations
-                try operations.addHandler(HTTP2StreamAdapter(maxHeadBytes: maxHeadBytes, loop: boundLoop.value, listener: streamListener.name))
-                try operations.addHandler(HTTP1Connection(loop: boundLoop.value, listener: streamListener, stream: HTTP2StreamOrigin(tls: tls)))
-            }
-        }
-        try pipeline.addHandler(handler)
+        // No stream multiplexer: frames reach `HTTP2Connection`, which drives the streams.
+        try pipeline.addHandler(NIOHTTP2Handler(mode: .server, connectionConfiguration: connection, streamConfiguration: stream))
+        try pipeline.addHandler(HTTP2Connection(loop: loop, listener: listener, peer: peer, idleTimeout: idle))
     }
-}
-
-/// What a stream's connection handler knows of the HTTP/2 connection it belongs to.
-struct HTTP2StreamOrigin {
-    var tls: TLSSession?
 }

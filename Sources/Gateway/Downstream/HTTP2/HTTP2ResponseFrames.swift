@@ -3,16 +3,14 @@ import NIOCore
 import NIOHPACK
 import NIOHTTP2
 
-/// The HTTP/1.1 response bytes a stream's `HTTP1Connection` writes, as HTTP/2 frames: the head
-/// becomes HEADERS (`:status`, lower-case names, no hop-by-hop fields), the body DATA frames
-/// (chunked coding removed), interim responses HEADERS without END_STREAM. Every kind of
-/// response (upstream, cached, local answers, errors) is written by the one composer, so all of
-/// them are translated here the same way.
+/// A stream's response as HTTP/2 frames: the head becomes HEADERS (`:status`, lower-case names,
+/// no hop-by-hop fields), body parts DATA frames, interim responses HEADERS without END_STREAM.
+/// Every kind of response (upstream, cached, local answers, errors) is composed by the one
+/// `ResponseComposer` and comes here as an `HTTPHead`, so all of them are translated the same way.
 ///
 /// END_STREAM rides on the last frame instead of an empty one: the final HEADERS and the last
 /// DATA part are held until the next part, the end, or a flush shows whether more follows.
 struct HTTP2ResponseFrames {
-    private var parser: HTTP1Parser
     private var heldHead: HPACKHeaders?
     private var heldData: ByteBuffer?
     /// The final head went out (or is held).
@@ -20,52 +18,34 @@ struct HTTP2ResponseFrames {
     /// END_STREAM was emitted.
     private(set) var ended = false
 
-    /// - Parameter respondingToHead: the request was HEAD, so no body follows any head.
-    init(respondingToHead: Bool, maxHeadBytes: Int) {
-        parser = HTTP1Parser(kind: .response, maxHeadBytes: maxHeadBytes, maxHeaderCount: 1024)
-        parser.respondingToHead = respondingToHead
+    /// A 1xx response: HEADERS of its own, at once.
+    mutating func interim(_ head: HTTPHead, emit: (HTTP2Frame.FramePayload) -> Void) {
+        guard !started else { return }
+        emit(.headers(.init(headers: Self.headers(of: head))))
     }
 
-    /// Takes response bytes; `emit` gets each frame payload ready to go.
-    mutating func translate(_ bytes: ByteBuffer, emit: (HTTP2Frame.FramePayload) -> Void) throws(HTTPParseError) {
-        parser.append(bytes)
-        while !ended {
-            switch try parser.next() {
-            case .head(let head):
-                let headers = Self.headers(of: head)
-                if head.status < 200 {
-                    emit(.headers(.init(headers: headers)))
-                } else {
-                    started = true
-                    heldHead = headers
-                }
-            case .body(let part):
-                releaseHeld(emit)
-                heldData = part
-            case .end:
-                finish(emit)
-            case .needMoreData:
-                parser.releaseConsumedBytes()
-                return
-            }
-        }
+    /// The final head (held: the end may come with it).
+    mutating func head(_ headers: HPACKHeaders) {
+        guard !started else { return }
+        started = true
+        heldHead = headers
     }
 
-    /// The connection wrote all it has for now: what was held goes, without END_STREAM.
+    /// A part of the body (held: it may be the last).
+    mutating func body(_ part: ByteBuffer, emit: (HTTP2Frame.FramePayload) -> Void) {
+        guard started, !ended, part.readableBytes > 0 else { return }
+        releaseHeld(emit)
+        heldData = part
+    }
+
+    /// The downstream wrote all it has for now: what was held goes, without END_STREAM.
     mutating func flush(_ emit: (HTTP2Frame.FramePayload) -> Void) {
         releaseHeld(emit)
     }
 
-    /// The connection closed its side: a body delimited by the close ends here. Returns whether
-    /// the response is complete (else the stream is to be reset).
-    mutating func close(_ emit: (HTTP2Frame.FramePayload) -> Void) -> Bool {
-        guard !ended else { return true }
-        guard started, case .end? = try? parser.finish() else { return false }
-        finish(emit)
-        return true
-    }
-
-    private mutating func finish(_ emit: (HTTP2Frame.FramePayload) -> Void) {
+    /// The response is complete: END_STREAM on what was held (or on an empty DATA frame).
+    mutating func end(_ emit: (HTTP2Frame.FramePayload) -> Void) {
+        guard started, !ended else { return }
         ended = true
         if let head = heldHead {
             heldHead = nil
