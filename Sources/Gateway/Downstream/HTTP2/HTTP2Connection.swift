@@ -31,6 +31,7 @@ final class HTTP2Connection: ChannelDuplexHandler, TimedConnection {
     /// The socket (or TLS) can take more: kept here, streams ask on every write.
     private(set) var isWritable = true
     private(set) var deadline = NIODeadline.distantFuture
+    private var flushPending = false
 
     init(loop: LoopContext, listener: ListenerRuntime, peer: ClientPeer, idleTimeout: TimeAmount) {
         self.loop = loop
@@ -155,12 +156,22 @@ final class HTTP2Connection: ChannelDuplexHandler, TimedConnection {
         context.write(wrapOutboundOut(frame), promise: promise)
     }
 
+    /// Every stream flushes its own response, and each flush would be a pass over NIOHTTP2's
+    /// outbound buffer, a TLS record and a write(2); with many streams finishing together that
+    /// was most of the connection's CPU. So the flush waits for the end of the event loop
+    /// iteration (`execute` runs after its I/O) and everything written in it goes out at once.
     func flush() {
-        context?.flush()
+        guard !flushPending, let context else { return }
+        flushPending = true
+        context.eventLoop.execute {
+            self.flushPending = false
+            self.context?.flush()
+        }
     }
 
     func windowUpdate(_ id: HTTP2StreamID, _ increment: Int) {
         write(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: increment)))
+        flush()
     }
 
     func countStreamError() {
