@@ -21,6 +21,9 @@ enum HTTP2Pipeline {
             // No server push: the gateway never pushes, and saying so spares clients the bookkeeping.
         ]
         connection.targetWindowSize = max(config.connectionWindow.bytes, 65535)
+        // Request blocks are validated once, by `HTTP2RequestHead`; response blocks are the
+        // gateway's own composition.
+        connection.headerBlockValidation = .disabled
         connection.maximumSequentialContinuationFrames = config.maxContinuationFrames
         connection.controlFrameRateLimit.maximumCount = config.maxControlFrames
         connection.controlFrameRateLimit.windowLength = config.controlFrameInterval.timeAmount

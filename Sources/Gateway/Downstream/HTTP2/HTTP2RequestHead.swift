@@ -1,14 +1,17 @@
 import NIOCore
 import NIOHPACK
 
-/// A stream's request HEADERS written as the HTTP/1.1 request head that the stream's
-/// `HTTP1Connection` parses: so an HTTP/2 request goes through the same parser limits, refusals,
-/// filters, routing, cache and retries as an HTTP/1.1 one, with nothing to keep in step.
+/// A stream's request HEADERS written as the HTTP/1.1 request head that `HTTP2Stream` parses:
+/// so an HTTP/2 request goes through the same parser limits, refusals, filters, routing, cache
+/// and retries as an HTTP/1.1 one, with nothing to keep in step.
 ///
-/// NIOHTTP2 has already checked the block (header block validation is on): the pseudo-headers
-/// are present and well-formed, names are lower case, connection-specific fields are refused,
-/// and values hold no CR, LF or NUL. The checks here are the ones the HTTP/1.1 bytes need to be
-/// safe whatever that validation lets through.
+/// It is also where the header block is validated (RFC 9113 §8.1.1, §8.2, §8.3): NIOHTTP2's own
+/// validation is off, because it checked the block a second time and every response the
+/// gateway composes too. The rules are NIOHTTP2's: names are lower-case tokens; pseudo-headers
+/// come first, once each, only the request's (`:method`, `:scheme`, `:authority`, `:path`; for
+/// CONNECT `:method` and `:authority`), with no SP, CTL or DEL in their values; no
+/// connection-specific field, `te` only as `trailers`; no NUL, CR or LF in any value. A block
+/// that breaks one is a malformed request: a stream error.
 enum HTTP2RequestHead {
     /// How the stream's DATA frames become the HTTP/1.1 body.
     enum BodyCoding: Equatable {
@@ -33,53 +36,67 @@ enum HTTP2RequestHead {
     /// Writes the head into `out`.
     static func write(_ headers: HPACKHeaders, endStream: Bool, into out: inout ByteBuffer) throws(Malformed) -> Written {
         var method: String?
+        var scheme: String?
         var path: String?
         var authority: String?
         var hasLength = false
-        for (name, value, _) in headers where name.utf8.first == UInt8(ascii: ":") {
+        var regularFields = 0
+        var index = 0
+        for (name, value, _) in headers {
+            defer { index += 1 }
+            guard name.utf8.first == UInt8(ascii: ":") else {
+                if regularFields == 0 { regularFields = index + 1 }
+                continue
+            }
+            if regularFields > 0 { throw Malformed(description: "pseudo-header \(name) after a regular field") }
+            try checkPseudoValue(value, of: name)
             switch name {
-            case ":method": method = value
-            case ":path": path = value
-            case ":authority": authority = value
-            case ":scheme", ":protocol": break
+            case ":method": try set(&method, value, name)
+            case ":scheme": try set(&scheme, value, name)
+            case ":path": try set(&path, value, name)
+            case ":authority": try set(&authority, value, name)
             default: throw Malformed(description: "unknown pseudo-header \(name)")
             }
         }
         guard let method, !method.isEmpty else { throw Malformed(description: "no :method") }
-        // CONNECT names an authority instead of a path (the connection handler refuses it, 405).
-        guard let target = path ?? (method == "CONNECT" ? authority : nil), !target.isEmpty else {
-            throw Malformed(description: "no :path")
+        let target: String
+        if method == "CONNECT" {
+            // CONNECT names an authority instead of a path (`HTTP2Stream` refuses it, 405).
+            guard let authority, scheme == nil, path == nil else { throw Malformed(description: "CONNECT needs :authority only") }
+            target = authority
+        } else {
+            guard let path, scheme != nil else { throw Malformed(description: "no :scheme or :path") }
+            target = path
         }
-        try check(method)
-        try check(target)
+        guard !target.isEmpty else { throw Malformed(description: "empty :path") }
         out.writeString(method)
         out.writeStaticString(" ")
         out.writeString(target)
         out.writeStaticString(" HTTP/1.1\r\n")
         // RFC 9113 §8.3.1: :authority stands for Host, and wins over a host field.
         if let authority {
-            try check(authority)
             out.writeStaticString("host: ")
             out.writeString(authority)
             out.writeStaticString("\r\n")
         }
         // RFC 9113 §8.2.3: a client may split cookies into several fields; HTTP/1.1 wants one.
         var cookies: [String] = []
-        for (name, value, _) in headers where name.utf8.first != UInt8(ascii: ":") {
-            if name == "host", authority != nil { continue }
-            if name == "cookie" {
-                cookies.append(value)
-                continue
+        if regularFields > 0 {
+            for (name, value, _) in headers where name.utf8.first != UInt8(ascii: ":") {
+                try checkRegular(name, value)
+                if name == "host", authority != nil { continue }
+                if name == "cookie" {
+                    cookies.append(value)
+                    continue
+                }
+                if name == "content-length" { hasLength = true }
+                out.writeString(name)
+                out.writeStaticString(": ")
+                out.writeString(value)
+                out.writeStaticString("\r\n")
             }
-            if name == "content-length" { hasLength = true }
-            try check(value)
-            out.writeString(name)
-            out.writeStaticString(": ")
-            out.writeString(value)
-            out.writeStaticString("\r\n")
         }
         if !cookies.isEmpty {
-            for cookie in cookies { try check(cookie) }
             out.writeStaticString("cookie: ")
             out.writeString(cookies.joined(separator: "; "))
             out.writeStaticString("\r\n")
@@ -92,11 +109,45 @@ enum HTTP2RequestHead {
         return Written(coding: coding, isHead: method == "HEAD")
     }
 
-    /// A CR or LF would end the line (a smuggled header), a NUL is refused by every HTTP/1.1
-    /// parser: none may reach the HTTP/1.1 bytes.
-    private static func check(_ text: String) throws(Malformed) {
-        for byte in text.utf8 where byte == 0x0D || byte == 0x0A || byte == 0 {
-            throw Malformed(description: "a header value holds CR, LF or NUL")
+    private static func set(_ slot: inout String?, _ value: String, _ name: String) throws(Malformed) {
+        guard slot == nil else { throw Malformed(description: "\(name) twice") }
+        slot = value
+    }
+
+    /// No pseudo-header's grammar admits SP, a CTL or DEL; in `:path` or `:method` they would
+    /// break the HTTP/1.1 request line (a smuggled request).
+    private static func checkPseudoValue(_ value: String, of name: String) throws(Malformed) {
+        for byte in value.utf8 where byte <= 0x20 || byte == 0x7F {
+            throw Malformed(description: "\(name) holds SP, a control character or DEL")
+        }
+    }
+
+    /// A lower-case token name, no connection-specific field, and a value without NUL, CR or
+    /// LF (which would end the HTTP/1.1 line: a smuggled header).
+    private static func checkRegular(_ name: String, _ value: String) throws(Malformed) {
+        let utf8 = name.utf8
+        guard !utf8.isEmpty else { throw Malformed(description: "an empty field name") }
+        let valid = utf8.withContiguousStorageIfAvailable { $0.allSatisfy(isLowerCaseTokenByte) }
+            ?? utf8.allSatisfy(isLowerCaseTokenByte)
+        guard valid else { throw Malformed(description: "field name \(name) is not a lower-case token") }
+        switch name {
+        case "connection", "transfer-encoding", "proxy-connection", "keep-alive", "upgrade":
+            throw Malformed(description: "connection-specific field \(name)")
+        case "te" where value != "trailers":
+            throw Malformed(description: "te other than trailers")
+        default:
+            break
+        }
+        for byte in value.utf8 where byte == 0x0D || byte == 0x0A || byte == 0 {
+            throw Malformed(description: "a value of \(name) holds CR, LF or NUL")
+        }
+    }
+
+    /// RFC 9110 §5.6.2 tchar, without upper-case letters (RFC 9113 §8.2.1).
+    private static func isLowerCaseTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case 0x21, 0x23...0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x30...0x39, 0x5E...0x7A, 0x7C, 0x7E: true
+        default: false
         }
     }
 }
