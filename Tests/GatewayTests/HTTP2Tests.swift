@@ -158,6 +158,67 @@ import TestSupport
         }
     }
 
+    /// A stream's request body its upstream does not take is not acknowledged (no WINDOW_UPDATE
+    /// for it), so the client is held back, and another stream on the same connection is served
+    /// meanwhile (the connection's window stays open).
+    @Test func anUploadTheUpstreamDoesNotTakeHoldsBackOnlyItsStream() async throws {
+        let deaf = DeafServer()
+        try await deaf.start()
+        defer { Task { await deaf.stop() } }
+        let upstream = TestUpstream()
+        try await upstream.start()
+        defer { Task { await upstream.stop() } }
+        let gateway = try await TestGateway.start("""
+            \(Self.h2c())
+            admin: 127.0.0.1:0
+            event_loops: 1
+            limits: { max_body_size: 1g }
+            pools:
+              primary: { role: primary, servers: [\(upstream.url)] }
+              deaf: { role: replica, region: nowhere, servers: ["http://127.0.0.1:\(deaf.port)"] }
+            routes:
+              - { match: { path: /deaf }, to: deaf }
+              - { match: { path: /echo }, to: primary }
+            """)
+        do {
+            let result = try Self.python(Self.h2Prelude + """
+                upload = conn.get_next_available_stream_id()
+                conn.send_headers(upload, [(":method", "POST"), (":path", "/deaf"), (":scheme", "http"), (":authority", "gw"),
+                                           ("content-length", str(64 << 20))])
+                sock.sendall(conn.data_to_send())
+                sent = 0
+                chunk = b"x" * 16384
+                end = time.time() + 5
+                while time.time() < end and sent < (64 << 20):
+                    room = min(conn.local_flow_control_window(upload), conn.max_outbound_frame_size, len(chunk))
+                    if room > 0:
+                        conn.send_data(upload, chunk[:room])
+                        sock.sendall(conn.data_to_send())
+                        sent += room
+                    else:
+                        pump(lambda: conn.local_flow_control_window(upload) > 0, 0.2)
+                other = request("/echo")
+                served = pump(lambda: other in status, 5)
+                print("sent", sent, "other", status.get(other), "served", served)
+                """, port: gateway.proxyPort)
+            let fields = result.output.split(separator: " ")
+            let sent = fields.count > 1 ? Int(fields[1]) ?? -1 : -1
+            // The client is held to what the buffers on the way absorb: the gateway's socket to the
+            // upstream (the kernel grows it to tcp_wmem's maximum, 4 MiB by default), NIO's write
+            // buffer and one stream window. A gateway that acknowledged DATA as it came would take
+            // about 10 MiB in the 5 s (a debug build; all 64 MiB in a release one).
+            let wmem = (try? String(contentsOfFile: "/proc/sys/net/ipv4/tcp_wmem", encoding: .utf8))?
+                .split(whereSeparator: \.isWhitespace).last.flatMap { Int($0) } ?? 4 << 20
+            #expect(sent > 0 && sent < wmem + (2 << 20), "\(result.output)")
+            #expect(result.output.contains("other 200 served True"), "\(result.output)")
+            #expect(upstream.stats.requests == 1)
+        } catch {
+            await gateway.stop()
+            throw error
+        }
+        await gateway.stop()
+    }
+
     /// What every python3-h2 scenario starts with: a cleartext connection to an h2c listener,
     /// the preface sent, and `pump` to read frames until a condition holds (GOAWAYs land in
     /// `goaway`; other events go to the scenario's `handle`).
