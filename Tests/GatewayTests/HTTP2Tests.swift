@@ -158,6 +158,25 @@ import TestSupport
         }
     }
 
+    /// Each stream keeps its own deadline (its connection hands the loop's sweeper the earliest):
+    /// an upstream too slow for `response_timeout` gets that stream a 504, and a stream opened
+    /// beside it is answered at once.
+    @Test func aSlowUpstreamTimesOutItsStreamOnly() async throws {
+        try await Self.withGateway(Self.h2c(), extra: "upstream: { response_timeout: 500ms }") { gateway, _ in
+            let result = try Self.python(Self.h2Prelude + """
+                slow = request("/delay/3000")
+                start = time.time()
+                fast = request("/echo")
+                pump(lambda: fast in status, 5)
+                fast_seconds = time.time() - start
+                pump(lambda: slow in status, 5)
+                slow_seconds = time.time() - start
+                print("fast", status.get(fast), fast_seconds < 0.4, "slow", status.get(slow), 0.4 < slow_seconds < 2.5)
+                """, port: gateway.proxyPort)
+            #expect(result.output.contains("fast 200 True slow 504 True"), "\(result.output)")
+        }
+    }
+
     /// A stream's request body its upstream does not take is not acknowledged (no WINDOW_UPDATE
     /// for it), so the client is held back, and another stream on the same connection is served
     /// meanwhile (the connection's window stays open).

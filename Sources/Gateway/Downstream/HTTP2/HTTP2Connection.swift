@@ -30,7 +30,8 @@ final class HTTP2Connection: ChannelDuplexHandler, TimedConnection {
     private var goingAway = false
     /// The socket (or TLS) can take more: kept here, streams ask on every write.
     private(set) var isWritable = true
-    private(set) var deadline = NIODeadline.distantFuture
+    /// When the connection is idle long enough to be closed (no stream open).
+    private var idleDeadline = NIODeadline.distantFuture
     private var flushPending = false
 
     init(loop: LoopContext, listener: ListenerRuntime, peer: ClientPeer, idleTimeout: TimeAmount) {
@@ -59,7 +60,7 @@ final class HTTP2Connection: ChannelDuplexHandler, TimedConnection {
         self.context = context
         isWritable = context.channel.isWritable
         loop.register(self)
-        deadline = .now() + idleTimeout
+        idleDeadline = .now() + idleTimeout
         loop.runtime.metrics.countEvent("gateway_http2_connections_total", [("listener", listener)])
         if loop.draining { drain() }
     }
@@ -129,8 +130,7 @@ final class HTTP2Connection: ChannelDuplexHandler, TimedConnection {
         if id > lastStreamID { lastStreamID = id }
         let stream = HTTP2Stream(id: id, connection: self, windowTarget: streamWindow)
         streams[id] = stream
-        loop.sweeper.add(stream)
-        deadline = .distantFuture
+        idleDeadline = .distantFuture
         stream.receiveHead(headers, endStream: endStream)
     }
 
@@ -184,13 +184,12 @@ final class HTTP2Connection: ChannelDuplexHandler, TimedConnection {
     /// A stream ended (NIOHTTP2 closed it, or it was reset).
     func streamGone(_ stream: HTTP2Stream) {
         guard streams.removeValue(forKey: stream.id) != nil else { return }
-        loop.sweeper.remove(stream)
         guard streams.isEmpty else { return }
         if goingAway {
             // Called while NIOHTTP2 hands the stream's last frames over: the close waits for them.
             loop.eventLoop.execute { self.closeAfterWrites() }
         } else {
-            deadline = .now() + idleTimeout
+            idleDeadline = .now() + idleTimeout
         }
     }
 
@@ -257,8 +256,21 @@ final class HTTP2Connection: ChannelDuplexHandler, TimedConnection {
         context?.close(promise: nil)
     }
 
+    /// The loop's sweeper checks the connection, not each stream (adding and removing every
+    /// stream there cost two hash-table operations a request): the earliest of the streams'
+    /// deadlines and the idle one.
+    var deadline: NIODeadline {
+        var earliest = idleDeadline
+        for stream in streams.values where stream.deadline < earliest { earliest = stream.deadline }
+        return earliest
+    }
+
     func deadlineExpired(now: NIODeadline) {
-        deadline = .distantFuture
+        for stream in Array(streams.values) where stream.deadline <= now {
+            stream.deadlineExpired(now: now)
+        }
+        guard idleDeadline <= now else { return }
+        idleDeadline = .distantFuture
         guard streams.isEmpty else { return }
         goAway(reason: "idle")
         closeAfterWrites()
@@ -280,7 +292,7 @@ final class HTTP2Connection: ChannelDuplexHandler, TimedConnection {
     private func goAway(reason: String) {
         guard !goingAway, let context else { return }
         goingAway = true
-        deadline = .distantFuture
+        idleDeadline = .distantFuture
         loop.runtime.metrics.countEvent("gateway_http2_goaway_sent_total", [("listener", listener), ("reason", reason)])
         context.writeAndFlush(wrapOutboundOut(goAwayFrame), promise: nil)
     }

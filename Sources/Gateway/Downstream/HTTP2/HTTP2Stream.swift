@@ -6,7 +6,8 @@ import NIOHTTP2
 /// One HTTP/2 stream: its request HEADERS become the `HTTPHead` of an `Exchange` (through the
 /// same head parser and limits as an HTTP/1.1 request), its DATA the request body, and what the
 /// exchange sends back becomes HEADERS and DATA frames. It is the exchange's downstream, as an
-/// `HTTP1Connection` is for HTTP/1.1, and keeps the stream's one deadline.
+/// `HTTP1Connection` is for HTTP/1.1, and keeps the stream's one deadline (checked by its
+/// connection, which the loop's sweeper checks).
 ///
 /// No channel of its own: frames come from and go to the connection's `HTTP2Connection`, which
 /// sits right after NIOHTTP2's handler. A child channel per stream (NIOHTTP2's multiplexer)
@@ -16,7 +17,7 @@ import NIOHTTP2
 /// (no WINDOW_UPDATE), so the client stops after one stream window; response bytes NIOHTTP2
 /// holds for the client's window (or the socket) make the stream unwritable past a watermark,
 /// and the exchange stops reading its upstream. Neither stalls the connection's other streams.
-final class HTTP2Stream: ExchangeDownstream, TimedConnection {
+final class HTTP2Stream: ExchangeDownstream {
     enum DeadlineKind {
         case none, clientBody, acquire, response, send, tunnel
     }
@@ -394,7 +395,7 @@ final class HTTP2Stream: ExchangeDownstream, TimedConnection {
         reset(.cancel)
     }
 
-    // MARK: TimedConnection
+    // MARK: The deadline
 
     private func arm(_ kind: DeadlineKind, _ timeout: TimeAmount, now: NIODeadline = .now()) {
         deadlineKind = kind
