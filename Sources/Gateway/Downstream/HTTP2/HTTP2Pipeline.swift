@@ -2,7 +2,7 @@ import NIOCore
 import NIOHTTP2
 
 /// Turns a client connection into an HTTP/2 one (after ALPN chose `h2`, or after the h2c
-/// preface): NIOHTTP2's handler with the listener's limits, then
+/// preface): a `WriteCoalescer`, NIOHTTP2's handler with the listener's limits, then
 /// `HTTP2Connection`, which gives each stream the client opens an `HTTP2Stream`.
 enum HTTP2Pipeline {
     /// The 24 bytes an HTTP/2 client sends first (RFC 9113 §3.4).
@@ -32,6 +32,7 @@ enum HTTP2Pipeline {
         stream.streamResetFrameRateLimit.maximumCount = config.maxResets
         stream.streamResetFrameRateLimit.windowLength = config.resetInterval.timeAmount
         let idle = config.idleTimeout?.timeAmount ?? runtime.timeouts.keepalive
+        try pipeline.addHandler(WriteCoalescer())
         // No stream multiplexer: frames reach `HTTP2Connection`, which drives the streams.
         try pipeline.addHandler(NIOHTTP2Handler(mode: .server, connectionConfiguration: connection, streamConfiguration: stream))
         try pipeline.addHandler(HTTP2Connection(loop: loop, listener: listener, peer: peer, idleTimeout: idle))
