@@ -112,12 +112,7 @@ extension HTTP1Connection: ExchangeDownstream {
     }
 
     func arm(_ wait: ExchangeStateMachine.Wait, timeout: TimeAmount, now: NIODeadline) {
-        switch wait {
-        case .upstreamConnection: arm(.acquire, timeout, now: now)
-        case .requestBody: arm(.clientBody, timeout, now: now)
-        case .upstreamResponse: arm(.response, timeout, now: now)
-        case .tunnel: arm(.tunnel, timeout, now: now)
-        }
+        arm(ClientDeadline(wait), timeout, now: now)
     }
 
     func beginTunnel() -> ByteBuffer {
@@ -183,7 +178,7 @@ extension HTTP1Connection: ExchangeDownstream {
 
 /// The connection's one deadline, checked by the loop's sweeper.
 extension HTTP1Connection: TimedConnection {
-    func arm(_ kind: DeadlineKind, _ timeout: TimeAmount, now: NIODeadline = .now()) {
+    func arm(_ kind: ClientDeadline, _ timeout: TimeAmount, now: NIODeadline = .now()) {
         deadlineKind = kind
         deadline = now + timeout
     }
@@ -203,8 +198,9 @@ extension HTTP1Connection: TimedConnection {
         let kind = deadlineKind
         deadline = .distantFuture
         deadlineKind = .none
+        if let wait = kind.exchangeWait, let exchange { return exchange.deadlineExpired(wait) }
         switch kind {
-        case .none:
+        case .none, .acquire, .response, .tunnel:
             return
         case .keepalive, .linger:
             closeNow()
@@ -220,18 +216,10 @@ extension HTTP1Connection: TimedConnection {
                 refuse(408, "timed out reading the request header", errorKind: "client_timeout", head: nil)
             }
         case .clientBody:
-            if let exchange {
-                exchange.deadlineExpired(.requestBody)
-            } else if let (head, _) = buffering {
+            if let (head, _) = buffering {
                 buffering = nil
                 refuse(408, "timed out reading the request body", errorKind: "client_timeout", head: head)
             }
-        case .acquire:
-            exchange?.deadlineExpired(.upstreamConnection)
-        case .response:
-            exchange?.deadlineExpired(.upstreamResponse)
-        case .tunnel:
-            exchange?.deadlineExpired(.tunnel)
         case .send:
             if let exchange { exchange.abandon(status: exchange.machine.status, errorKind: "client_send_timeout") }
             closeNow()

@@ -16,28 +16,6 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    enum DeadlineKind: Equatable {
-        case none
-        /// A TLS listener's handshake has not completed.
-        case handshake
-        /// Idle between requests.
-        case keepalive
-        /// Part of a head has arrived; the rest must arrive in time.
-        case clientHeader
-        /// Between two reads of a request body.
-        case clientBody
-        /// The exchange waits for an upstream connection (queue, then connect).
-        case acquire
-        /// The exchange waits for the upstream's response head, or between two reads of its body.
-        case response
-        /// The client does not read what it is sent.
-        case send
-        /// After an error response and a half-close, draining what the client still sends.
-        case linger
-        /// An upgraded connection (WebSocket): no byte either way for `timeouts.tunnel`.
-        case tunnel
-    }
-
     enum ConnectionState {
         case open
         case lingering
@@ -71,7 +49,7 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
     /// Shutdown asked this connection to close after the current response.
     var closeAfterExchange = false
     var deadline = NIODeadline.distantFuture
-    var deadlineKind = DeadlineKind.none
+    var deadlineKind = ClientDeadline.none
     /// When a lingering close ends, however much the client still sends.
     var lingerUntil = NIODeadline.distantFuture
     /// nginx's lingering_timeout and lingering_time.
@@ -330,14 +308,12 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// A request head: refused here if HTTP/1.1 itself rules it out, else an exchange.
     private func startExchange(_ head: HTTPHead) {
+        if let refusal = RequestAdmission.refusal(of: head, maxBodyBytes: maxBodyBytes) { return refuse(refusal, head: head) }
         var hasBody = false
         switch head.framing {
         case .none:
             _ = try? parser.next()  // the message's `.end`
         case .length(let length):
-            if length > maxBodyBytes {
-                return refuse(413, "request body larger than \(maxBodyBytes) bytes", errorKind: "body_too_large", head: head)
-            }
             hasBody = length > 0
             if !hasBody { _ = try? parser.next() }
         case .chunked:
@@ -345,12 +321,7 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
         case .untilClose:
             break
         }
-        if head.method == .connect {
-            return refuse(405, "CONNECT is not supported", errorKind: "bad_request", head: head)
-        }
-        // A small body is read whole first (not for `Expect: 100-continue`: that client waits
-        // for a 100 before it sends anything).
-        if hasBody, requestBufferingBytes > 0, !head.expectsContinue, (head.contentLength ?? 0) <= requestBufferingBytes {
+        if RequestAdmission.buffersBody(head, hasBody: hasBody, requestBufferingBytes: requestBufferingBytes) {
             buffering = (head, BufferedRequestBody())
             arm(.clientBody, runtime.timeouts.clientBody)
             return
@@ -383,7 +354,7 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
             body.bytes += part.readableBytes
             if body.bytes > maxBodyBytes {
                 buffering = nil
-                refuse(413, "request body larger than \(maxBodyBytes) bytes", errorKind: "body_too_large", head: head)
+                refuse(RequestAdmission.bodyTooLarge(maxBodyBytes), head: head)
                 return false
             }
             body.parts.append(part)
@@ -441,7 +412,7 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
         switch event {
         case .body(let part):
             if exchange.requestBodyBytes + part.readableBytes > maxBodyBytes {
-                exchange.requestBodyFailed(status: 413, message: "request body larger than \(maxBodyBytes) bytes", errorKind: "body_too_large")
+                exchange.requestBodyFailed(RequestAdmission.bodyTooLarge(maxBodyBytes))
                 return false
             }
             exchange.forwardRequestBody(part, allocator: context!.channel.allocator)
@@ -470,6 +441,10 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
     /// (after a parse error nothing on it can be trusted to start a message).
     func respondToBadRequest(_ error: HTTPParseError) {
         refuse(error.requestStatus, error.description, errorKind: error.requestStatus == 431 ? "header_too_large" : "bad_request", head: nil)
+    }
+
+    func refuse(_ refusal: RequestAdmission.Refusal, head: HTTPHead?) {
+        refuse(refusal.status, refusal.message, errorKind: refusal.errorKind, head: head)
     }
 
     /// Answers with an error and closes (lingering: the client may still be sending).

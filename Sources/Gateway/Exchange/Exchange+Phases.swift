@@ -177,6 +177,10 @@ extension Exchange {
     }
 
     /// The client failed in the middle of its request body (too large, malformed, gone, slow).
+    func requestBodyFailed(_ refusal: RequestAdmission.Refusal) {
+        requestBodyFailed(status: refusal.status, message: refusal.message, errorKind: refusal.errorKind)
+    }
+
     func requestBodyFailed(status: Int, message: String, errorKind: String) {
         guard !ended else { return }
         releaseUpstream()

@@ -197,9 +197,10 @@ final class HTTP2Connection: ChannelDuplexHandler, TimedConnection {
         for stream in Array(streams.values) { stream.streamClosed() }
     }
 
-    /// NIOHTTP2 reports both kinds of error here, after it has answered them: a stream error with
-    /// RST_STREAM (a malformed request: that stream ends, the connection goes on), a connection
-    /// error with GOAWAY (this handler then closes the connection). Both are counted.
+    /// NIOHTTP2 reports both kinds of error here, after it has answered them: a stream error
+    /// (wrapped in `StreamError`) with RST_STREAM — that stream ends, the connection goes on — and
+    /// a connection error with GOAWAY, after which this handler closes the connection. Both are
+    /// counted.
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         // A write that met the connection already closing is the close, not an error of its own.
         if error is NIOHTTP2Errors.IOOnClosedConnection || error is ChannelError { return context.close(promise: nil) }
@@ -212,35 +213,11 @@ final class HTTP2Connection: ChannelDuplexHandler, TimedConnection {
             streams[streamError.streamID]?.streamClosed()
             return
         }
-        if Self.isStreamError(error) {
-            countStreamError()
-            loop.runtime.logger.debug("HTTP/2 stream error", metadata: ["listener": "\(listener)", "error": "\(error)"])
-            return
-        }
         let reason = Self.reason(of: error)
         loop.runtime.metrics.countEvent("gateway_http2_connection_errors_total", [("listener", listener), ("reason", reason)])
         loop.runtime.logger.debug("HTTP/2 connection error", metadata: [
             "listener": "\(listener)", "reason": "\(reason)", "error": "\(error)"])
         context.close(promise: nil)
-    }
-
-    /// The errors NIOHTTP2 raises for one stream only (RFC 9113 §8.1.1: a malformed request is
-    /// a stream error): its header block or content-length, or a frame for a stream that ended.
-    static func isStreamError(_ error: Error) -> Bool {
-        switch error {
-        case is NIOHTTP2Errors.MissingPseudoHeader, is NIOHTTP2Errors.DuplicatePseudoHeader,
-             is NIOHTTP2Errors.PseudoHeaderAfterRegularHeader, is NIOHTTP2Errors.UnknownPseudoHeader,
-             is NIOHTTP2Errors.UnsupportedPseudoHeader, is NIOHTTP2Errors.InvalidPseudoHeaders,
-             is NIOHTTP2Errors.MissingHostHeader, is NIOHTTP2Errors.DuplicateHostHeader, is NIOHTTP2Errors.EmptyPathHeader,
-             is NIOHTTP2Errors.InvalidHTTP2HeaderFieldName, is NIOHTTP2Errors.InvalidHTTP2HeaderFieldValue,
-             is NIOHTTP2Errors.ForbiddenHeaderField, is NIOHTTP2Errors.InvalidPseudoHeaderValue,
-             is NIOHTTP2Errors.TrailersWithoutEndStream, is NIOHTTP2Errors.StreamClosed, is NIOHTTP2Errors.NoSuchStream,
-             is NIOHTTP2Errors.ContentLengthViolated, is NIOHTTP2Errors.ContentLengthHeadersMismatch,
-             is NIOHTTP2Errors.ContentLengthHeaderNegative, is NIOHTTP2Errors.ContentLengthHeaderMalformedValue:
-            true
-        default:
-            false
-        }
     }
 
     /// Shutdown: GOAWAY naming the last stream that will be served; the connection closes when

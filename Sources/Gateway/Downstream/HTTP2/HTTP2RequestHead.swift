@@ -40,15 +40,13 @@ enum HTTP2RequestHead {
         var path: String?
         var authority: String?
         var hasLength = false
-        var regularFields = 0
-        var index = 0
+        var sawRegularField = false
         for (name, value, _) in headers {
-            defer { index += 1 }
             guard name.utf8.first == UInt8(ascii: ":") else {
-                if regularFields == 0 { regularFields = index + 1 }
+                sawRegularField = true
                 continue
             }
-            if regularFields > 0 { throw Malformed(description: "pseudo-header \(name) after a regular field") }
+            if sawRegularField { throw Malformed(description: "pseudo-header \(name) after a regular field") }
             try checkPseudoValue(value, of: name)
             switch name {
             case ":method": try set(&method, value, name)
@@ -81,7 +79,7 @@ enum HTTP2RequestHead {
         }
         // RFC 9113 §8.2.3: a client may split cookies into several fields; HTTP/1.1 wants one.
         var cookies: [String] = []
-        if regularFields > 0 {
+        if sawRegularField {
             for (name, value, _) in headers where name.utf8.first != UInt8(ascii: ":") {
                 try checkRegular(name, value)
                 if name == "host", authority != nil { continue }

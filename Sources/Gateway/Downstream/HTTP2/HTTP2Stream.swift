@@ -18,17 +18,13 @@ import NIOHTTP2
 /// holds for the client's window (or the socket) make the stream unwritable past a watermark,
 /// and the exchange stops reading its upstream. Neither stalls the connection's other streams.
 final class HTTP2Stream: ExchangeDownstream {
-    enum DeadlineKind {
-        case none, clientBody, acquire, response, send, tunnel
-    }
-
     let id: HTTP2StreamID
     private unowned let connection: HTTP2Connection
     private let loop: LoopContext
     private var runtime: GatewayRuntime
     private(set) var exchange: Exchange?
     private(set) var deadline = NIODeadline.distantFuture
-    private var deadlineKind = DeadlineKind.none
+    private var deadlineKind = ClientDeadline.none
 
     // Request
     private var head: HTTPHead?
@@ -91,19 +87,12 @@ final class HTTP2Stream: ExchangeDownstream {
                           head: nil, start: start)
         }
         self.head = head
+        if let refusal = RequestAdmission.refusal(of: head, maxBodyBytes: connection.maxBodyBytes) {
+            return refuse(refusal, head: head, start: start)
+        }
         var hasBody = !endStream
-        if case .length(let length) = head.framing {
-            if length > connection.maxBodyBytes {
-                return refuse(413, "request body larger than \(connection.maxBodyBytes) bytes", errorKind: "body_too_large", head: head, start: start)
-            }
-            hasBody = hasBody && length > 0
-        }
-        if head.method == .connect {
-            return refuse(405, "CONNECT is not supported", errorKind: "bad_request", head: head, start: start)
-        }
-        // A small body is read whole first, as for HTTP/1.1.
-        let bufferingBytes = connection.requestBufferingBytes
-        if hasBody, bufferingBytes > 0, !head.expectsContinue, (head.contentLength ?? 0) <= bufferingBytes {
+        if case .length(let length) = head.framing { hasBody = hasBody && length > 0 }
+        if RequestAdmission.buffersBody(head, hasBody: hasBody, requestBufferingBytes: connection.requestBufferingBytes) {
             buffering = BufferedRequestBody()
             arm(.clientBody, runtime.timeouts.clientBody)
             return
@@ -125,12 +114,12 @@ final class HTTP2Stream: ExchangeDownstream {
         let count = bytes.readableBytes
         bodyBytes += count
         if bodyBytes > connection.maxBodyBytes {
-            let message = "request body larger than \(connection.maxBodyBytes) bytes"
+            let refusal = RequestAdmission.bodyTooLarge(connection.maxBodyBytes)
             if let exchange {
-                exchange.requestBodyFailed(status: 413, message: message, errorKind: "body_too_large")
+                exchange.requestBodyFailed(refusal)
             } else if buffering != nil {
                 buffering = nil
-                refuse(413, message, errorKind: "body_too_large", head: head, start: .now())
+                refuse(refusal, head: head, start: .now())
             }
             return
         }
@@ -204,6 +193,10 @@ final class HTTP2Stream: ExchangeDownstream {
     }
 
     // MARK: Refusals (requests that never become exchanges)
+
+    private func refuse(_ refusal: RequestAdmission.Refusal, head: HTTPHead?, start: NIODeadline) {
+        refuse(refusal.status, refusal.message, errorKind: refusal.errorKind, head: head, start: start)
+    }
 
     /// Answers with an error; the rest of the request (if any) is not read.
     private func refuse(_ status: Int, _ message: String, errorKind: String, head: HTTPHead?, start: NIODeadline) {
@@ -336,12 +329,7 @@ final class HTTP2Stream: ExchangeDownstream {
     }
 
     func arm(_ wait: ExchangeStateMachine.Wait, timeout: TimeAmount, now: NIODeadline) {
-        switch wait {
-        case .upstreamConnection: arm(.acquire, timeout, now: now)
-        case .requestBody: arm(.clientBody, timeout, now: now)
-        case .upstreamResponse: arm(.response, timeout, now: now)
-        case .tunnel: arm(.tunnel, timeout, now: now)
-        }
+        arm(ClientDeadline(wait), timeout, now: now)
     }
 
     func requestBodyWanted(now: NIODeadline, restartTimeout: Bool) {
@@ -397,7 +385,7 @@ final class HTTP2Stream: ExchangeDownstream {
 
     // MARK: The deadline
 
-    private func arm(_ kind: DeadlineKind, _ timeout: TimeAmount, now: NIODeadline = .now()) {
+    private func arm(_ kind: ClientDeadline, _ timeout: TimeAmount, now: NIODeadline = .now()) {
         deadlineKind = kind
         deadline = now + timeout
     }
@@ -406,25 +394,18 @@ final class HTTP2Stream: ExchangeDownstream {
         let kind = deadlineKind
         deadline = .distantFuture
         deadlineKind = .none
+        if let wait = kind.exchangeWait, let exchange { return exchange.deadlineExpired(wait) }
         switch kind {
-        case .none:
-            return
         case .clientBody:
-            if let exchange {
-                exchange.deadlineExpired(.requestBody)
-            } else if buffering != nil {
+            if buffering != nil {
                 buffering = nil
                 refuse(408, "timed out reading the request body", errorKind: "client_timeout", head: head, start: now)
             }
-        case .acquire:
-            exchange?.deadlineExpired(.upstreamConnection)
-        case .response:
-            exchange?.deadlineExpired(.upstreamResponse)
-        case .tunnel:
-            exchange?.deadlineExpired(.tunnel)
         case .send:
             if let exchange { exchange.abandon(status: exchange.machine.status, errorKind: "client_send_timeout") }
             reset(.cancel)
+        default:
+            return
         }
     }
 }
