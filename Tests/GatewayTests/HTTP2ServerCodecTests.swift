@@ -10,26 +10,44 @@ import Testing
 /// streams see, and the bytes the gateway sends back, frame by frame.
 struct HTTP2ServerCodecTests {
     /// Records what the codec hands the streams' side.
-    final class Recorder: ChannelInboundHandler {
-        typealias InboundIn = HTTP2Frame
-        var frames: [HTTP2Frame] = []
-        var events: [Any] = []
-        var errors: [Error] = []
+    final class Recorder: HTTP2FrameReceiver {
+        enum Received: Equatable {
+            case headers(Int32, path: String?, endStream: Bool)
+            case data(Int32, String, endStream: Bool)
+            case reset(Int32, HTTP2ErrorCode)
+        }
+        var received: [Received] = []
+        var closedStreams: [Int32] = []
+        var windows: [(Int32, Int)] = []
+        var streamErrors: [NIOHTTP2Errors.StreamError] = []
+        var connectionErrors: [Error] = []
 
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            frames.append(unwrapInboundIn(data))
+        func receiveHeaders(_ id: HTTP2StreamID, _ headers: HPACKHeaders, endStream: Bool) {
+            received.append(.headers(Int32(id), path: headers.first(name: ":path"), endStream: endStream))
         }
 
-        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-            events.append(event)
+        func receiveData(_ id: HTTP2StreamID, _ bytes: ByteBuffer, endStream: Bool) {
+            received.append(.data(Int32(id), String(buffer: bytes), endStream: endStream))
         }
 
-        func errorCaught(context: ChannelHandlerContext, error: Error) {
-            errors.append(error)
+        func receiveReset(_ id: HTTP2StreamID, _ code: HTTP2ErrorCode) {
+            received.append(.reset(Int32(id), code))
         }
 
-        var closedStreams: [Int32] {
-            events.compactMap { ($0 as? StreamClosedEvent).map { Int32($0.streamID) } }
+        func streamClosed(_ id: HTTP2StreamID) {
+            closedStreams.append(Int32(id))
+        }
+
+        func inboundWindowChanged(_ id: HTTP2StreamID, to size: Int) {
+            windows.append((Int32(id), size))
+        }
+
+        func streamError(_ error: NIOHTTP2Errors.StreamError) {
+            streamErrors.append(error)
+        }
+
+        func connectionError(_ error: Error) {
+            connectionErrors.append(error)
         }
     }
 
@@ -45,13 +63,15 @@ struct HTTP2ServerCodecTests {
         maxResets: 5, resetInterval: .seconds(30), maxControlFrames: 10, controlFrameInterval: .seconds(30))
 
     let channel: EmbeddedChannel
+    let codec: HTTP2ServerCodec
     let recorder = Recorder()
     var encoder = HPACKEncoder(allocator: ByteBufferAllocator())
 
     init(limits: HTTP2ServerCodec.Limits = Self.limits) throws {
         channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(HTTP2ServerCodec(limits: limits))
-        try channel.pipeline.syncOperations.addHandler(recorder)
+        codec = HTTP2ServerCodec(limits: limits)
+        codec.receiver = recorder
+        try channel.pipeline.syncOperations.addHandler(codec)
     }
 
     static func frame(_ type: UInt8, _ flags: UInt8, _ stream: UInt32, _ payload: [UInt8] = []) -> [UInt8] {
@@ -98,15 +118,15 @@ struct HTTP2ServerCodecTests {
 
     func respond(_ stream: Int32, body: [[UInt8]], promises: Bool = false) -> [EventLoopFuture<Void>] {
         let id = HTTP2StreamID(stream)
-        channel.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: [":status": "200"]))), promise: nil)
+        codec.send(HTTP2Frame(streamID: id, payload: .headers(.init(headers: [":status": "200"]))), promise: nil)
         var futures: [EventLoopFuture<Void>] = []
         for (index, part) in body.enumerated() {
             let promise = channel.eventLoop.makePromise(of: Void.self)
             futures.append(promise.futureResult)
             let last = index == body.count - 1
-            channel.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(ByteBuffer(bytes: part)), endStream: last))), promise: promise)
+            codec.send(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(ByteBuffer(bytes: part)), endStream: last))), promise: promise)
         }
-        channel.flush()
+        codec.flush()
         return futures
     }
 
@@ -119,11 +139,7 @@ struct HTTP2ServerCodecTests {
         #expect(greeting.map(\.type) == [4, 4], "the gateway's SETTINGS, then the ACK of the client's")
         #expect(greeting[0].payload == [0, 3] + Self.u32(4) + [0, 4] + Self.u32(65_536) + [0, 6] + Self.u32(8192))
         try test.request(1)
-        guard case .headers(let headers) = test.recorder.frames.first?.payload else {
-            Issue.record("no HEADERS: \(test.recorder.frames)")
-            return
-        }
-        #expect(headers.headers.first(name: ":path") == "/" && headers.endStream)
+        #expect(test.recorder.received == [.headers(1, path: "/", endStream: true)])
         _ = test.respond(1, body: [Array("hello".utf8)])
         let response = try test.written()
         #expect(response.map(\.type) == [1, 0])
@@ -164,15 +180,15 @@ struct HTTP2ServerCodecTests {
         try test.start()
         _ = try test.written()
         try test.request(1)
-        let channel = test.channel
-        channel.write(HTTP2Frame(streamID: 1, payload: .headers(.init(headers: [":status": "200"]))), promise: nil)
-        let first = channel.eventLoop.makePromise(of: Void.self)
+        let codec = test.codec
+        codec.send(HTTP2Frame(streamID: 1, payload: .headers(.init(headers: [":status": "200"]))), promise: nil)
+        let first = test.channel.eventLoop.makePromise(of: Void.self)
         first.futureResult.whenSuccess {
-            channel.write(HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(ByteBuffer(string: "second")), endStream: true))), promise: nil)
-            channel.flush()
+            codec.send(HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(ByteBuffer(string: "second")), endStream: true))), promise: nil)
+            codec.flush()
         }
-        channel.write(HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(ByteBuffer(string: "first"))))), promise: first)
-        channel.flush()
+        codec.send(HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(ByteBuffer(string: "first"))))), promise: first)
+        codec.flush()
         let data = try test.written().filter { $0.type == 0 }.map { String(decoding: $0.payload, as: UTF8.self) }
         #expect(data == ["first", "second"])
     }

@@ -2,17 +2,16 @@ import NIOCore
 import NIOHPACK
 import NIOHTTP2
 
-/// An HTTP/2 client connection, right after NIOHTTP2's handler (which parses and writes frames,
-/// keeps the protocol's state, HPACK and outbound flow control, and enforces the protections).
-/// It hands each stream's frames to its `HTTP2Stream` and keeps what belongs to the connection
-/// as a whole: the receive window (WINDOW_UPDATEs as streams take their DATA), GOAWAY on drain
-/// and when idle, and the count of what NIOHTTP2's protections refused (rapid reset,
-/// CONTINUATION and control-frame floods, header blocks over the limit), which end the
-/// connection with GOAWAY.
-final class HTTP2Connection: ChannelDuplexHandler, TimedConnection {
-    typealias InboundIn = HTTP2Frame
-    typealias OutboundIn = HTTP2Frame
-    typealias OutboundOut = HTTP2Frame
+/// An HTTP/2 client connection, right after `HTTP2ServerCodec` (which parses and writes frames,
+/// keeps the protocol's state, HPACK and flow control, and enforces the protections). The codec
+/// hands it each stream's frames, which go to the stream's `HTTP2Stream`, and the streams write
+/// through it. It keeps what belongs to the connection as a whole: the receive window
+/// (WINDOW_UPDATEs as streams take their DATA), GOAWAY on drain and when idle, and the count of
+/// what the protections refused (rapid reset, CONTINUATION and control-frame floods, header
+/// blocks over the limit), which end the connection with GOAWAY. As a channel handler it only
+/// follows the connection's life (inactive, half-closed, writability, errors from below).
+final class HTTP2Connection: ChannelInboundHandler, TimedConnection, HTTP2FrameReceiver {
+    typealias InboundIn = Never
 
     let loop: LoopContext
     let listener: String
@@ -24,6 +23,7 @@ final class HTTP2Connection: ChannelDuplexHandler, TimedConnection {
     private let streamWindow: Int
     private let idleTimeout: TimeAmount
     private var context: ChannelHandlerContext?
+    private let codec: HTTP2ServerCodec
     private(set) var streams: [HTTP2StreamID: HTTP2Stream] = [:]
     private var connectionWindow: HTTP2InboundWindow
     private var lastStreamID = HTTP2StreamID.rootStream
@@ -34,8 +34,9 @@ final class HTTP2Connection: ChannelDuplexHandler, TimedConnection {
     private var idleDeadline = NIODeadline.distantFuture
     private var flushPending = false
 
-    init(loop: LoopContext, listener: ListenerRuntime, peer: ClientPeer, idleTimeout: TimeAmount) {
+    init(loop: LoopContext, listener: ListenerRuntime, peer: ClientPeer, idleTimeout: TimeAmount, codec: HTTP2ServerCodec) {
         self.loop = loop
+        self.codec = codec
         self.listener = listener.name
         var peer = peer
         peer.http2 = true
@@ -83,45 +84,41 @@ final class HTTP2Connection: ChannelDuplexHandler, TimedConnection {
     /// open end as 499s. Waiting for them would keep a stalled stream's connection until the
     /// send timeout, and the idle timeout would keep the rest.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        switch event {
-        case let event as NIOHTTP2WindowUpdatedEvent:
-            guard let size = event.inboundWindowSize else { return }
-            if event.streamID == .rootStream {
-                if let increment = connectionWindow.windowChanged(to: size) { windowUpdate(.rootStream, increment) }
-            } else {
-                streams[event.streamID]?.inboundWindowChanged(to: size)
-            }
-        case let event as StreamClosedEvent:
-            streams[event.streamID]?.streamClosed()
-        case let event as ChannelEvent where event == .inputClosed:
+        if let event = event as? ChannelEvent, event == .inputClosed {
             context.close(promise: nil)
-        case is NIOHTTP2StreamCreatedEvent, is NIOHTTP2BulkStreamWindowChangeEvent:
-            break
-        default:
+        } else {
             context.fireUserInboundEventTriggered(event)
         }
     }
 
-    // MARK: Frames in
+    // MARK: Frames in (from the codec)
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
-        switch frame.payload {
-        case .headers(let headers):
-            if let stream = streams[frame.streamID] {
-                stream.receiveTrailers()
-            } else {
-                openStream(frame.streamID, headers.headers, endStream: headers.endStream)
-            }
-        case .data(let data):
-            guard case .byteBuffer(let bytes) = data.data else { return }
-            streams[frame.streamID]?.receiveData(bytes, endStream: data.endStream)
-        case .rstStream(let code):
-            loop.runtime.metrics.countEvent("gateway_http2_streams_reset_total", [("listener", listener), ("code", Self.name(of: code))])
-            streams[frame.streamID]?.streamClosed()
-        default:
-            // SETTINGS, PING, WINDOW_UPDATE, PRIORITY, GOAWAY: NIOHTTP2 answers them.
-            break
+    func receiveHeaders(_ id: HTTP2StreamID, _ headers: HPACKHeaders, endStream: Bool) {
+        if let stream = streams[id] {
+            stream.receiveTrailers()
+        } else {
+            openStream(id, headers, endStream: endStream)
+        }
+    }
+
+    func receiveData(_ id: HTTP2StreamID, _ bytes: ByteBuffer, endStream: Bool) {
+        streams[id]?.receiveData(bytes, endStream: endStream)
+    }
+
+    func receiveReset(_ id: HTTP2StreamID, _ code: HTTP2ErrorCode) {
+        loop.runtime.metrics.countEvent("gateway_http2_streams_reset_total", [("listener", listener), ("code", Self.name(of: code))])
+        streams[id]?.streamClosed()
+    }
+
+    func streamClosed(_ id: HTTP2StreamID) {
+        streams[id]?.streamClosed()
+    }
+
+    func inboundWindowChanged(_ id: HTTP2StreamID, to size: Int) {
+        if id == .rootStream {
+            if let increment = connectionWindow.windowChanged(to: size) { windowUpdate(.rootStream, increment) }
+        } else {
+            streams[id]?.inboundWindowChanged(to: size)
         }
     }
 
@@ -149,11 +146,7 @@ final class HTTP2Connection: ChannelDuplexHandler, TimedConnection {
     // MARK: Frames out (for the streams)
 
     func write(_ frame: HTTP2Frame, promise: EventLoopPromise<Void>? = nil) {
-        guard let context else {
-            promise?.fail(ChannelError.ioOnClosedChannel)
-            return
-        }
-        context.write(wrapOutboundOut(frame), promise: promise)
+        codec.send(frame, promise: promise)
     }
 
     /// Every stream flushes its own response, and each flush would be a pass over NIOHTTP2's
@@ -164,11 +157,11 @@ final class HTTP2Connection: ChannelDuplexHandler, TimedConnection {
     /// costs a task per response, 3% of the CPU of one-stream connections).
     func flush() {
         guard !flushPending, let context else { return }
-        if streams.count <= 1 { return context.flush() }
+        if streams.count <= 1 { return codec.flush() }
         flushPending = true
         context.eventLoop.execute {
             self.flushPending = false
-            self.context?.flush()
+            self.codec.flush()
         }
     }
 
@@ -197,26 +190,30 @@ final class HTTP2Connection: ChannelDuplexHandler, TimedConnection {
         for stream in Array(streams.values) { stream.streamClosed() }
     }
 
-    /// NIOHTTP2 reports both kinds of error here, after it has answered them: a stream error
-    /// (wrapped in `StreamError`) with RST_STREAM — that stream ends, the connection goes on — and
-    /// a connection error with GOAWAY, after which this handler closes the connection. Both are
-    /// counted.
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        // A write that met the connection already closing is the close, not an error of its own.
-        if error is NIOHTTP2Errors.IOOnClosedConnection || error is ChannelError { return context.close(promise: nil) }
-        if let streamError = error as? NIOHTTP2Errors.StreamError {
-            // A frame for a stream that ended (a write racing the client's reset, or a late
-            // frame of the client's) is no malformed request.
-            let base = streamError.baseError
-            if !(base is NIOHTTP2Errors.StreamClosed || base is NIOHTTP2Errors.NoSuchStream) { countStreamError() }
-            loop.runtime.logger.debug("HTTP/2 stream error", metadata: ["listener": "\(listener)", "error": "\(base)"])
-            streams[streamError.streamID]?.streamClosed()
-            return
-        }
+    /// A stream the codec reset (RST_STREAM sent): it ends, the connection goes on. Counted
+    /// unless the frame only came late for a stream that had ended.
+    func streamError(_ error: NIOHTTP2Errors.StreamError) {
+        let base = error.baseError
+        if !(base is NIOHTTP2Errors.StreamClosed || base is NIOHTTP2Errors.NoSuchStream) { countStreamError() }
+        loop.runtime.logger.debug("HTTP/2 stream error", metadata: ["listener": "\(listener)", "error": "\(base)"])
+        streams[error.streamID]?.streamClosed()
+    }
+
+    /// A connection error the codec answered with GOAWAY: counted, and the connection closes.
+    func connectionError(_ error: Error) {
         let reason = Self.reason(of: error)
         loop.runtime.metrics.countEvent("gateway_http2_connection_errors_total", [("listener", listener), ("reason", reason)])
         loop.runtime.logger.debug("HTTP/2 connection error", metadata: [
             "listener": "\(listener)", "reason": "\(reason)", "error": "\(error)"])
+        context?.close(promise: nil)
+    }
+
+    /// An error from below the codec (TLS, the socket): the connection ends.
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if !(error is ChannelError) {
+            loop.runtime.metrics.countEvent("gateway_http2_connection_errors_total", [("listener", listener), ("reason", "io")])
+            loop.runtime.logger.debug("HTTP/2 connection error", metadata: ["listener": "\(listener)", "error": "\(error)"])
+        }
         context.close(promise: nil)
     }
 
@@ -258,7 +255,8 @@ final class HTTP2Connection: ChannelDuplexHandler, TimedConnection {
     private func closeAfterWrites() {
         guard let context, context.channel.isActive else { return }
         let promise = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(wrapOutboundOut(goAwayFrame), promise: promise)
+        codec.send(goAwayFrame, promise: promise)
+        codec.flush()
         promise.futureResult.whenComplete { _ in context.close(promise: nil) }
     }
 
@@ -271,7 +269,9 @@ final class HTTP2Connection: ChannelDuplexHandler, TimedConnection {
         goingAway = true
         idleDeadline = .distantFuture
         loop.runtime.metrics.countEvent("gateway_http2_goaway_sent_total", [("listener", listener), ("reason", reason)])
-        context.writeAndFlush(wrapOutboundOut(goAwayFrame), promise: nil)
+        _ = context
+        codec.send(goAwayFrame, promise: nil)
+        codec.flush()
     }
 
     /// The metric label of an error NIOHTTP2 raised on the connection.

@@ -23,7 +23,10 @@ enum HTTP2Pipeline {
             maxControlFrames: config.maxControlFrames,
             controlFrameInterval: config.controlFrameInterval.timeAmount)
         let idle = config.idleTimeout?.timeAmount ?? runtime.timeouts.keepalive
-        try pipeline.addHandler(HTTP2ServerCodec(limits: limits))
-        try pipeline.addHandler(HTTP2Connection(loop: loop, listener: listener, peer: peer, idleTimeout: idle))
+        let codec = HTTP2ServerCodec(limits: limits)
+        let connection = HTTP2Connection(loop: loop, listener: listener, peer: peer, idleTimeout: idle, codec: codec)
+        codec.receiver = connection
+        try pipeline.addHandler(codec)
+        try pipeline.addHandler(connection)
     }
 }
