@@ -118,7 +118,9 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
     private var input: ByteBuffer?
     private var reading = false
     private var decoder: HPACKDecoder
-    private var encoder: HPACKEncoder
+    /// The client changed SETTINGS_HEADER_TABLE_SIZE: the next header block says the gateway's
+    /// table is empty (it never uses one).
+    private var tableSizeUpdateDue = false
     private var headerBlock: HeaderBlock?
 
     private var streams: [UInt32: Stream] = [:]
@@ -158,9 +160,6 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
         // Until the client acknowledges the SETTINGS, the protocol's defaults bind it (§6.5.3).
         decoder = HPACKDecoder(allocator: ByteBufferAllocator(), maxDynamicTableSize: HPACKDecoder.maxDynamicTableSize,
                                maxHeaderListSize: HPACKDecoder.defaultMaxHeaderListSize)
-        // No Huffman coding of the gateway's own fields: it costs CPU per response to save a
-        // few bytes of a header block that is mostly indexed after the first response.
-        encoder = HPACKEncoder(allocator: ByteBufferAllocator(), useHuffmanEncoding: false)
     }
 
     private var settings: [(UInt16, UInt32)] {
@@ -508,8 +507,8 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
     private func apply(_ settings: [HTTP2WireFrame.Setting]) throws {
         for setting in settings {
             switch setting.identifier {
-            case 1:  // HEADER_TABLE_SIZE: the most the gateway's encoder may use
-                try encoder.setDynamicTableSize(min(Int(setting.value), HPACKEncoder.defaultDynamicTableSize))
+            case 1:  // HEADER_TABLE_SIZE: the most the gateway's encoder may use (it uses none)
+                tableSizeUpdateDue = true
             case 2:  // ENABLE_PUSH
                 guard setting.value <= 1 else { throw ConnectionFailure(.protocolError, NIOHTTP2Errors.invalidSetting(setting: .init(parameter: .enablePush, value: Int(setting.value)))) }
             case 4:  // INITIAL_WINDOW_SIZE: changes every stream's send window by the difference (§6.9.2)
@@ -654,8 +653,11 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
     /// frame size.
     private func writeHeaders(_ id: UInt32, _ headers: HPACKHeaders, endStream: Bool) {
         let start = output.beginHTTP2Frame(type: 1, flags: 0x4 | (endStream ? 0x1 : 0), stream: id)
-        // Encoding into a buffer cannot fail but for an encoder left mid-block, which this never does.
-        try? encoder.encode(headers: headers, to: &output)
+        if tableSizeUpdateDue {
+            tableSizeUpdateDue = false
+            output.writeInteger(HPACKResponseEncoder.emptyTableUpdate)
+        }
+        HPACKResponseEncoder.encode(headers, into: &output)
         let length = output.writerIndex - start - HTTP2FrameParser.headerLength
         guard length > peerMaxFrameSize else { return output.endHTTP2Frame(at: start) }
         var block = output.getSlice(at: start + HTTP2FrameParser.headerLength, length: length)!
