@@ -192,4 +192,196 @@ struct HTTP2ServerCodecTests {
         let data = try test.written().filter { $0.type == 0 }.map { String(decoding: $0.payload, as: UTF8.self) }
         #expect(data == ["first", "second"])
     }
+
+    // MARK: What clients get wrong
+
+    /// The error code of the GOAWAY the gateway sent, if it sent one.
+    func goAway() throws -> UInt32? {
+        try written().last { $0.type == 7 }.map { UInt32($0.payload[4]) << 24 | UInt32($0.payload[5]) << 16 | UInt32($0.payload[6]) << 8 | UInt32($0.payload[7]) }
+    }
+
+    static func code(of frame: Frame) -> UInt32 {
+        UInt32(frame.payload[0]) << 24 | UInt32(frame.payload[1]) << 16 | UInt32(frame.payload[2]) << 8 | UInt32(frame.payload[3])
+    }
+
+    /// After the client's SETTINGS: `bytes`, then the GOAWAY's code and the error handed on.
+    static func connectionError(after bytes: [UInt8], limits: HTTP2ServerCodec.Limits = limits, start: Bool = true) throws -> (UInt32?, Error?) {
+        let test = try Self(limits: limits)
+        if start { try test.start() } else { try test.send(HTTP2Pipeline.preface) }
+        _ = try test.written()
+        try test.send(bytes)
+        return (try test.goAway(), test.recorder.connectionErrors.first)
+    }
+
+    @Test func framingErrorsEndTheConnectionWithTheirCodes() throws {
+        // Not the preface: no GOAWAY (the client does not speak HTTP/2), the error is handed on.
+        let notH2 = try Self()
+        try notH2.send(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        #expect(notH2.recorder.connectionErrors.first is NIOHTTP2Errors.BadClientMagic)
+        // The first frame must be SETTINGS.
+        var (code, error) = try Self.connectionError(after: Self.frame(6, 0, 0, [UInt8](repeating: 0, count: 8)), start: false)
+        #expect(code == 1 && error is NIOHTTP2Errors.MissingPreface)
+        // Larger than SETTINGS_MAX_FRAME_SIZE: FRAME_SIZE_ERROR before the payload is read.
+        (code, _) = try Self.connectionError(after: [0x00, 0x40, 0x01, 0, 0, 0, 0, 0, 1])
+        #expect(code == 6)
+        // DATA on a stream never opened; an even (server) stream id; PUSH_PROMISE from a client.
+        (code, _) = try Self.connectionError(after: Self.frame(0, 0, 3, [1, 2]))
+        #expect(code == 1)
+        (code, error) = try Self.connectionError(after: Self.frame(1, 5, 2, [0x82]))
+        #expect(code == 1 && error is NIOHTTP2Errors.InvalidStreamIDForPeer)
+        (code, _) = try Self.connectionError(after: Self.frame(5, 4, 1, [0, 0, 0, 2, 0x82]))
+        #expect(code == 1)
+        // Padding as long as the frame (3 bytes of it in a frame of 3).
+        (code, _) = try Self.connectionError(after: Self.frame(1, 0x0d, 1, [3, 0x82, 0]))
+        #expect(code == 1)
+        // A frame inside a header block.
+        (code, _) = try Self.connectionError(after: Self.frame(1, 0, 1, [0x82]) + Self.frame(6, 0, 0, [UInt8](repeating: 0, count: 8)))
+        #expect(code == 1)
+        // Bad SETTINGS values.
+        (code, _) = try Self.connectionError(after: Self.frame(4, 0, 0, [0, 2] + Self.u32(2)))
+        #expect(code == 1)
+        (code, _) = try Self.connectionError(after: Self.frame(4, 0, 0, [0, 4] + Self.u32(1 << 31)))
+        #expect(code == 3)
+        (code, _) = try Self.connectionError(after: Self.frame(4, 0, 0, [0, 5] + Self.u32(100)))
+        #expect(code == 1)
+        // A zero or overflowing connection window increment.
+        (code, _) = try Self.connectionError(after: Self.frame(8, 0, 0, Self.u32(0)))
+        #expect(code == 1)
+        (code, error) = try Self.connectionError(after: Self.frame(8, 0, 0, Self.u32(0x7fff_ffff)))
+        #expect(code == 3 && error is NIOHTTP2Errors.FlowControlViolation)
+        // A header block that does not decode.
+        (code, _) = try Self.connectionError(after: Self.frame(1, 5, 1, [0xff, 0xff, 0xff, 0xff, 0x7f]))
+        #expect(code == 9)
+    }
+
+    @Test func floodsEndTheConnection() throws {
+        var limits = Self.limits
+        // CONTINUATION frames past the bound (CVE-2024-27316).
+        var continuation = Self.frame(1, 0, 1, [0x82])
+        for _ in 0..<4 { continuation += Self.frame(9, 0, 1, [0x84]) }
+        var (code, error) = try Self.connectionError(after: continuation)
+        #expect(code == 11 && error is NIOHTTP2Errors.ExcessiveContinuationFrames)
+        // A header block larger than the header list may be, before it ends.
+        (code, error) = try Self.connectionError(after: Self.frame(1, 0, 1, [UInt8](repeating: 0x82, count: 16_000))
+                                                 + Self.frame(9, 0, 1, [UInt8](repeating: 0x82, count: 1000)))
+        #expect(code == 1 && error is NIOHTTP2Errors.ExcessivelyLargeHeaderBlock)
+        // PINGs past max_control_frames (the client's SETTINGS counted too); each answered until then.
+        let pings = try Self()
+        try pings.start()
+        _ = try pings.written()
+        try pings.send(Self.frame(6, 0, 0, [1, 2, 3, 4, 5, 6, 7, 8]))
+        #expect(try pings.written() == [Frame(type: 6, flags: 1, stream: 0, payload: [1, 2, 3, 4, 5, 6, 7, 8])])
+        for _ in 0..<9 { try pings.send(Self.frame(6, 0, 0, [UInt8](repeating: 0, count: 8))) }
+        #expect(try pings.goAway() == 11 && pings.recorder.connectionErrors.first is NIOHTTP2Errors.ExcessiveControlFrames)
+        // Empty DATA frames in a row.
+        limits.maxEmptyDataFrames = 3
+        var test = try Self(limits: limits)
+        try test.start()
+        try test.request(1, endStream: false)
+        for _ in 0..<4 { try test.send(Self.frame(0, 0, 1)) }
+        #expect(try test.goAway() == 11 && test.recorder.connectionErrors.first is NIOHTTP2Errors.ExcessiveEmptyDataFrames)
+        // Rapid reset (CVE-2023-44487): more resets than max_resets in the interval.
+        test = try Self()
+        try test.start()
+        for stream in stride(from: UInt32(1), through: 11, by: 2) {
+            try test.request(stream)
+            try test.send(Self.frame(3, 0, stream, Self.u32(8)))
+        }
+        #expect(try test.goAway() == 11 && test.recorder.connectionErrors.first is NIOHTTP2Errors.ExcessiveRSTFrames)
+        #expect(test.recorder.received.filter { if case .reset = $0 { true } else { false } }.count == 5)
+    }
+
+    /// Over the stream limit: refused (REFUSED_STREAM) while the client may not know it yet,
+    /// a connection error once it acknowledged the SETTINGS.
+    @Test func streamsOverTheLimit() throws {
+        var test = try Self()
+        try test.start(ack: false)
+        for stream in [1, 3, 5, 7, 9] as [UInt32] { try test.request(stream, endStream: false) }
+        let refused = try test.written().filter { $0.type == 3 }
+        #expect(refused.map(\.stream) == [9] && refused.map(Self.code) == [7])
+        try test.send(Self.frame(4, 1, 0))
+        try test.request(11, endStream: false)
+        #expect(try test.goAway() == 1 && test.recorder.connectionErrors.first is NIOHTTP2Errors.MaxStreamsViolation)
+    }
+
+    @Test func streamErrorsResetOnlyTheirStream() throws {
+        var test = try Self()
+        try test.start()
+        _ = try test.written()
+        // Trailers without END_STREAM.
+        try test.request(1, endStream: false)
+        var block = ByteBuffer()
+        try test.encoder.encode(headers: ["x-trailer": "1"], to: &block)
+        try test.send(Self.frame(1, 4, 1, Array(block.readableBytesView)))
+        var frames = try test.written()
+        #expect(frames.map(\.type) == [3] && frames.map(Self.code) == [1])
+        #expect(test.recorder.streamErrors.first?.baseError is NIOHTTP2Errors.TrailersWithoutEndStream)
+        #expect(test.recorder.closedStreams == [1])
+        // DATA past the stream's window (the connection's is larger): FLOW_CONTROL_ERROR for it.
+        test.codec.send(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: 1 << 20)), promise: nil)
+        try test.request(3, endStream: false)
+        for _ in 0..<4 { try test.send(Self.frame(0, 0, 3, [UInt8](repeating: 0, count: 16_384))) }
+        try test.send(Self.frame(0, 0, 3, [1]))
+        frames = try test.written().filter { $0.type == 3 }
+        #expect(frames.map(\.stream) == [3] && frames.map(Self.code) == [3])
+        // A zero window increment for a stream.
+        try test.request(5, endStream: false)
+        try test.send(Self.frame(8, 0, 5, Self.u32(0)))
+        frames = try test.written().filter { $0.type == 3 }
+        #expect(frames.map(\.stream) == [5] && frames.map(Self.code) == [1])
+        // The connection goes on.
+        try test.request(7)
+        #expect(test.recorder.received.last == .headers(7, path: "/", endStream: true))
+        #expect(try test.goAway() == nil && test.recorder.connectionErrors.isEmpty)
+    }
+
+    /// After the gateway reset a stream, what the client had already sent for it is ignored
+    /// (no RST in reply, nothing counted), and still counts against the connection's window.
+    @Test func framesForAStreamTheGatewayResetAreIgnored() throws {
+        var test = try Self()
+        try test.start()
+        try test.request(1, endStream: false)
+        test.codec.send(HTTP2Frame(streamID: 1, payload: .rstStream(.noError)), promise: nil)
+        test.codec.flush()
+        _ = try test.written()
+        test.recorder.windows.removeAll()
+        try test.send(Self.frame(0, 0, 1, [1, 2, 3]) + Self.frame(0, 1, 1, [4]))
+        #expect(try test.written().isEmpty)
+        #expect(test.recorder.streamErrors.isEmpty && test.recorder.received.count == 1)
+        #expect(test.recorder.windows.map(\.0) == [0, 0] && test.recorder.windows.last?.1 == 65_535 - 4)
+    }
+
+    @Test func theClientsSettingsShapeWhatIsSent() throws {
+        var test = try Self()
+        // A smaller header table: the next block starts with a table size update to 0.
+        try test.start(settings: [(1, 0)])
+        _ = try test.written()
+        try test.request(1)
+        // A body past the frame size goes in frames of that size; a header block past it in CONTINUATION frames.
+        test.codec.send(HTTP2Frame(streamID: 1, payload: .headers(.init(headers: [":status": "200", "x-big": String(repeating: "b", count: 20_000)]))), promise: nil)
+        test.codec.send(HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(ByteBuffer(repeating: 7, count: 20_000)), endStream: true))), promise: nil)
+        test.codec.flush()
+        let frames = try test.written()
+        #expect(frames.map(\.type) == [1, 9, 0, 0])
+        #expect(frames[0].payload.first == 0x20 && frames[0].flags == 0 && frames[1].flags == 4)
+        #expect(frames[2].payload.count == 16_384 && frames[3].payload.count == 3616 && frames[3].flags == 1)
+        // The block reads back whole.
+        var block = ByteBuffer(bytes: frames[0].payload + frames[1].payload)
+        var decoder = HPACKDecoder(allocator: ByteBufferAllocator(), maxDynamicTableSize: 0, maxHeaderListSize: 1 << 20)
+        #expect(try decoder.decodeHeaders(from: &block).first(name: "x-big")?.count == 20_000)
+    }
+
+    /// A larger SETTINGS_INITIAL_WINDOW_SIZE lets out DATA that waited.
+    @Test func aLargerInitialWindowLetsWaitingDataGo() throws {
+        var test = try Self()
+        try test.start(settings: [(4, 3)])
+        _ = try test.written()
+        try test.request(1)
+        _ = test.respond(1, body: [Array("abcdef".utf8)])
+        #expect(try test.written().filter { $0.type == 0 }.map(\.payload) == [Array("abc".utf8)])
+        try test.send(Self.frame(4, 0, 0, [0, 4] + Self.u32(100)))
+        let frames = try test.written()
+        #expect(frames.filter { $0.type == 0 }.map(\.payload) == [Array("def".utf8)])
+        #expect(test.recorder.closedStreams == [1])
+    }
 }

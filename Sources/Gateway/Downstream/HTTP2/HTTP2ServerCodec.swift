@@ -140,6 +140,7 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
     private var streamErrors = RateWindow()
     private var emptyDataFrames = 0
     private var writable = true
+    private var readHeldBack = false
     private var controlFramesWhileBlocked = 0
 
     /// Frames written since the last flush, and their promises.
@@ -195,8 +196,24 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         writable = context.channel.isWritable
-        if writable { controlFramesWhileBlocked = 0 }
+        if writable {
+            controlFramesWhileBlocked = 0
+            if readHeldBack {
+                readHeldBack = false
+                context.read()
+            }
+        }
         context.fireChannelWritabilityChanged()
+    }
+
+    /// No reading while the client does not read what was sent: new requests would only make
+    /// responses pile up in memory (as HTTP/1.1 connections hold their reads).
+    func read(context: ChannelHandlerContext) {
+        if writable {
+            context.read()
+        } else {
+            readHeldBack = true
+        }
     }
 
     private func failAll(_ error: Error) {
@@ -415,11 +432,9 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
             return
         }
         guard id % 2 == 1 else { throw ConnectionFailure(.protocolError, NIOHTTP2Errors.invalidStreamIDForPeer()) }
-        guard id > lastClientStream else {
-            // A stream that ended (often one the gateway reset while the client was still sending).
-            return streamError(id, .streamClosed, NIOHTTP2Errors.streamClosed(streamID: streamID(id), errorCode: .streamClosed),
-                               context: context)
-        }
+        // A stream that ended: frames the client sent before it learned so (after a reset by
+        // the gateway, say) are ignored (§5.1).
+        guard id > lastClientStream else { return }
         lastClientStream = id
         // After GOAWAY newer streams are ignored (§6.8): the client retries them elsewhere.
         guard !goAwaySent else { return }
@@ -455,7 +470,9 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
         if flowControlled > 0 {
             pendingEvents.append(.window(0, connectionRecvWindow))
         }
-        guard var stream = streams[id], stream.remoteOpen else {
+        // A stream that ended: ignored, as above (its bytes still counted for the connection).
+        guard var stream = streams[id] else { return }
+        guard stream.remoteOpen else {
             return streamError(id, .streamClosed, NIOHTTP2Errors.streamClosed(streamID: streamID(id), errorCode: .streamClosed),
                                context: context)
         }
