@@ -385,6 +385,35 @@ import TestSupport
         }
     }
 
+    /// DATA that does not add up to the request's content-length is malformed (RFC 9113
+    /// §8.1.1): the stream is reset and the bytes past the length never reach the upstream as a
+    /// request of their own.
+    @Test func aBodyThatBreaksItsContentLengthResetsItsStream() async throws {
+        try await Self.withGateway(Self.h2c()) { gateway, upstream in
+            let result = try Self.python(Self.h2Prelude + """
+                def post(length, body, end_headers_only=False):
+                    stream = conn.get_next_available_stream_id()
+                    conn.send_headers(stream, [(":method", "POST"), (":path", "/echo"), (":scheme", "http"), (":authority", "gw"),
+                                               ("content-length", str(length))], end_stream=end_headers_only)
+                    if not end_headers_only:
+                        conn.send_data(stream, body, end_stream=True)
+                    sock.sendall(conn.data_to_send())
+                    return stream
+                longer = post(5, b"12345GET /smuggled HTTP/1.1\\r\\nHost: gw\\r\\n\\r\\n")
+                shorter = post(10, b"12345")
+                headersOnly = post(7, b"", end_headers_only=True)
+                pump(lambda: all(s in resets or s in status for s in (longer, shorter, headersOnly)), 5)
+                good = request("/echo")
+                pump(lambda: good in status, 5)
+                print("resets", [resets.get(s) for s in (longer, shorter, headersOnly)], "next", status.get(good))
+                """, port: gateway.proxyPort)
+            #expect(result.output.contains("resets [1, 1, 1] next 200"), "\(result.output)")
+            #expect(upstream.stats.requestsByPath["/smuggled"] == nil, "\(upstream.stats.requestsByPath)")
+            let metrics = try await gateway.admin("/metrics").text
+            #expect(metrics.contains("gateway_http2_stream_errors_total{listener=\"127.0.0.1:0\",reason=\"malformed_request\"} 3"), "\(metrics)")
+        }
+    }
+
     /// The limit is announced in SETTINGS, and clients keep to it (python3-h2 refuses to open a
     /// third stream). A client that opens one anyway is treated as NIOHTTP2 treats it: a
     /// connection error, GOAWAY with PROTOCOL_ERROR, counted as `too_many_streams`.

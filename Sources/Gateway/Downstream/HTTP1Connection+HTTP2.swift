@@ -2,7 +2,7 @@ import NIOCore
 
 /// How a client connection becomes an HTTP/2 one: ALPN chose `h2` on a TLS listener, or a
 /// cleartext `h2c` listener received the HTTP/2 preface (prior knowledge). Either way this
-/// handler leaves the pipeline to NIOHTTP2 and `HTTP2Connection`.
+/// handler leaves the pipeline to `HTTP2ServerCodec` and `HTTP2Connection`.
 extension HTTP1Connection {
     /// Called while the first bytes of an `h2c` listener's connection arrive. Returns whether
     /// they were taken (the preface, whole or in part); anything else is HTTP/1.1.
@@ -36,7 +36,7 @@ extension HTTP1Connection {
             return
         }
         if let received { context.fireChannelRead(NIOAny(received)) }
-        // A read this handler held back (backpressure) is NIOHTTP2's to have now.
+        // A read this handler held back (backpressure) is the codec's to have now.
         if pendingRead {
             pendingRead = false
             context.read()

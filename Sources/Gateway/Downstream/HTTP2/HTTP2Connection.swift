@@ -123,7 +123,7 @@ final class HTTP2Connection: ChannelInboundHandler, TimedConnection, HTTP2FrameR
     }
 
     private func openStream(_ id: HTTP2StreamID, _ headers: HPACKHeaders, endStream: Bool) {
-        // After GOAWAY NIOHTTP2 refuses newer streams itself.
+        // After GOAWAY the codec ignores newer streams itself.
         if id > lastStreamID { lastStreamID = id }
         let stream = HTTP2Stream(id: id, connection: self, windowTarget: streamWindow)
         streams[id] = stream
@@ -149,8 +149,8 @@ final class HTTP2Connection: ChannelInboundHandler, TimedConnection, HTTP2FrameR
         codec.send(frame, promise: promise)
     }
 
-    /// Every stream flushes its own response, and each flush would be a pass over NIOHTTP2's
-    /// outbound buffer, a TLS record and a write(2); with many streams finishing together that
+    /// Every stream flushes its own response, and each flush would be a TLS record and a
+    /// write(2); with many streams finishing together that
     /// was most of the connection's CPU. So the flush waits for the end of the event loop
     /// iteration (`execute` runs after its I/O) and everything written in it goes out at once.
     /// A connection with one stream has nothing to wait for: it flushes now (the deferral
@@ -174,12 +174,12 @@ final class HTTP2Connection: ChannelInboundHandler, TimedConnection, HTTP2FrameR
         loop.runtime.metrics.countEvent("gateway_http2_stream_errors_total", [("listener", listener), ("reason", "malformed_request")])
     }
 
-    /// A stream ended (NIOHTTP2 closed it, or it was reset).
+    /// A stream ended (the codec closed it, or it was reset).
     func streamGone(_ stream: HTTP2Stream) {
         guard streams.removeValue(forKey: stream.id) != nil else { return }
         guard streams.isEmpty else { return }
         if goingAway {
-            // Called while NIOHTTP2 hands the stream's last frames over: the close waits for them.
+            // Called while the stream's last frames are being written: the close waits for them.
             loop.eventLoop.execute { self.closeAfterWrites() }
         } else {
             idleDeadline = .now() + idleTimeout
@@ -274,7 +274,7 @@ final class HTTP2Connection: ChannelInboundHandler, TimedConnection, HTTP2FrameR
         codec.flush()
     }
 
-    /// The metric label of an error NIOHTTP2 raised on the connection.
+    /// The metric label of a connection error (the codec names them with NIOHTTP2's types).
     static func reason(of error: Error) -> String {
         switch error {
         case is NIOHTTP2Errors.ExcessiveRSTFrames: "rapid_reset"

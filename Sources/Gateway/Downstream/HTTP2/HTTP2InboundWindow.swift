@@ -1,11 +1,11 @@
 /// When to open a flow-control window the client sends into again (a stream's, or the
-/// connection's), as NIOHTTP2's stream channels do (its `InboundWindowManager`): bytes still
+/// connection's), as NIOHTTP2's stream channels did (its `InboundWindowManager`): bytes still
 /// waiting to be taken count as not yet received, and a WINDOW_UPDATE goes out once the window
 /// has fallen to half its target, topping it up to the target. So a stream whose upstream does
 /// not take its body stops its client after one window, and the connection goes on.
 struct HTTP2InboundWindow {
     private var target: Int
-    /// The window NIOHTTP2 last reported (it shrinks with each DATA frame received).
+    /// The window the codec last reported (it shrinks with each DATA frame received).
     private var lastWindow: Int?
     /// Bytes received and not yet taken (they are still the client's to answer for).
     private(set) var waiting = 0
@@ -16,7 +16,7 @@ struct HTTP2InboundWindow {
         self.target = target
     }
 
-    /// NIOHTTP2 reports the window now; returns the increment to send, if one is due.
+    /// The codec reports the window now; returns the increment to send, if one is due.
     mutating func windowChanged(to size: Int) -> Int? {
         lastWindow = size
         return increment()

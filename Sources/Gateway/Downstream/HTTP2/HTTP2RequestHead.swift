@@ -5,9 +5,8 @@ import NIOHPACK
 /// so an HTTP/2 request goes through the same parser limits, refusals, filters, routing, cache
 /// and retries as an HTTP/1.1 one, with nothing to keep in step.
 ///
-/// It is also where the header block is validated (RFC 9113 §8.1.1, §8.2, §8.3): NIOHTTP2's own
-/// validation is off, because it checked the block a second time and every response the
-/// gateway composes too. The rules are NIOHTTP2's: names are lower-case tokens; pseudo-headers
+/// It is also where the header block is validated (RFC 9113 §8.1.1, §8.2, §8.3), once (the
+/// codec only decodes it). The rules are NIOHTTP2's: names are lower-case tokens; pseudo-headers
 /// come first, once each, only the request's (`:method`, `:scheme`, `:authority`, `:path`; for
 /// CONNECT `:method` and `:authority`), with no SP, CTL or DEL in their values; no
 /// connection-specific field, `te` only as `trailers`; no NUL, CR or LF in any value. A block

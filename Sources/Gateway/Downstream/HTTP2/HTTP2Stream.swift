@@ -9,12 +9,12 @@ import NIOHTTP2
 /// `HTTP1Connection` is for HTTP/1.1, and keeps the stream's one deadline (checked by its
 /// connection, which the loop's sweeper checks).
 ///
-/// No channel of its own: frames come from and go to the connection's `HTTP2Connection`, which
-/// sits right after NIOHTTP2's handler. A child channel per stream (NIOHTTP2's multiplexer)
-/// costs a pipeline, futures and promises per request, which was most of HTTP/2's CPU.
+/// No channel of its own: frames come from and go to the connection's `HTTP2Connection` and its
+/// `HTTP2ServerCodec`. (A child channel per stream, as NIOHTTP2's multiplexer makes, cost a
+/// pipeline, futures and promises per request, which was most of HTTP/2's CPU.)
 ///
 /// Backpressure both ways: DATA the upstream cannot take yet waits here and is not acknowledged
-/// (no WINDOW_UPDATE), so the client stops after one stream window; response bytes NIOHTTP2
+/// (no WINDOW_UPDATE), so the client stops after one stream window; response bytes the codec
 /// holds for the client's window (or the socket) make the stream unwritable past a watermark,
 /// and the exchange stops reading its upstream. Neither stalls the connection's other streams.
 final class HTTP2Stream: ExchangeDownstream {
@@ -36,11 +36,14 @@ final class HTTP2Stream: ExchangeDownstream {
     private var waitingBody = CircularBuffer<ByteBuffer>()
     private var inboundWindow: HTTP2InboundWindow
     private var bodyBytes = 0
+    /// The request's `content-length`: its DATA must add up to exactly this (RFC 9113 §8.1.1),
+    /// or the upstream would read a different body than the one the head announced.
+    private var declaredLength: Int?
 
     // Response
     private var frames = HTTP2ResponseFrames()
     private var isHeadRequest = false
-    /// Response bytes written to NIOHTTP2 and not yet on the socket.
+    /// Response bytes handed to the codec and not yet on the socket.
     private var unsentBytes = 0
     private var blocked = false
     /// The stream is gone (closed, reset, or its connection closed).
@@ -78,8 +81,8 @@ final class HTTP2Stream: ExchangeDownstream {
         isHeadRequest = written.isHead
         let head: HTTPHead
         do throws(HTTPParseError) {
-            // max_header_list_size bounds the head as written too: NIOHTTP2's own bound starts
-            // only once the client acknowledged the SETTINGS.
+            // max_header_list_size bounds the head as written too: the codec's HPACK bound
+            // starts only once the client acknowledged the SETTINGS.
             guard raw.readableBytes <= connection.headerListBytes else { throw HTTPParseError.headTooLarge }
             head = try HTTPHeadParser.parse(raw, kind: .request, maxHeaderCount: limits.maxHeaders)
         } catch {
@@ -87,6 +90,10 @@ final class HTTP2Stream: ExchangeDownstream {
                           head: nil, start: start)
         }
         self.head = head
+        if case .length(let length) = head.framing {
+            guard !endStream || length == 0 else { return malformed("content-length \(length) on a request without DATA") }
+            declaredLength = length
+        }
         if let refusal = RequestAdmission.refusal(of: head, maxBodyBytes: connection.maxBodyBytes) {
             return refuse(refusal, head: head, start: start)
         }
@@ -113,6 +120,9 @@ final class HTTP2Stream: ExchangeDownstream {
         if endStream { requestEnded = true }
         let count = bytes.readableBytes
         bodyBytes += count
+        if let declared = declaredLength, bodyBytes > declared || (endStream && bodyBytes < declared) {
+            return malformed("DATA of \(bodyBytes) bytes for a content-length of \(declared)")
+        }
         if bodyBytes > connection.maxBodyBytes {
             let refusal = RequestAdmission.bodyTooLarge(connection.maxBodyBytes)
             if let exchange {
@@ -182,7 +192,7 @@ final class HTTP2Stream: ExchangeDownstream {
         if let increment = inboundWindow.taken(bytes) { connection.windowUpdate(id, increment) }
     }
 
-    /// NIOHTTP2 reports the stream's receive window (after DATA, or a SETTINGS change).
+    /// The codec reports the stream's receive window (after DATA, or a WINDOW_UPDATE sent).
     func inboundWindowChanged(to size: Int) {
         if let increment = inboundWindow.windowChanged(to: size) { connection.windowUpdate(id, increment) }
     }
@@ -284,8 +294,8 @@ final class HTTP2Stream: ExchangeDownstream {
             frames.end(emit)
             return connection.flush()
         }
-        // The reset waits for the response: NIOHTTP2 would drop DATA still held for the
-        // client's window when the stream is reset.
+        // The reset waits for the response: the codec drops DATA still held for the client's
+        // window when the stream is reset.
         let sent = loop.eventLoop.makePromise(of: Void.self)
         frames.end { connection.write(HTTP2Frame(streamID: id, payload: $0), promise: sent) }
         sent.futureResult.whenSuccess {
@@ -349,7 +359,8 @@ final class HTTP2Stream: ExchangeDownstream {
         flush()
     }
 
-    /// HTTP/2 has no 101: NIOHTTP2 refuses the fields an upgrade needs, so no tunnel starts here.
+    /// HTTP/2 has no 101: `HTTP2RequestHead` refuses the fields an upgrade needs, so no tunnel
+    /// starts here.
     func beginTunnel() -> ByteBuffer {
         ByteBuffer()
     }
@@ -357,6 +368,15 @@ final class HTTP2Stream: ExchangeDownstream {
     // MARK: The end of the stream
 
     /// Ends the stream with RST_STREAM (its exchange, if any, was told or ends now).
+    /// A malformed request: a stream error of type PROTOCOL_ERROR (RFC 9113 §8.1.1); an exchange
+    /// already started is cut (its upstream connection is not reused).
+    private func malformed(_ reason: String) {
+        connection.countStreamError()
+        runtime.logger.debug("malformed HTTP/2 request", metadata: ["stream": "\(id)", "reason": "\(reason)"])
+        exchange?.abandon(status: 400, errorKind: "bad_request")
+        reset(.protocolError)
+    }
+
     private func reset(_ code: HTTP2ErrorCode) {
         guard !closed else { return }
         connection.write(HTTP2Frame(streamID: id, payload: .rstStream(code)))
@@ -364,7 +384,7 @@ final class HTTP2Stream: ExchangeDownstream {
         streamClosed()
     }
 
-    /// NIOHTTP2 closed the stream (both ends done, or a reset either way), or its connection
+    /// The codec closed the stream (both ends done, or a reset either way), or its connection
     /// went: an exchange still running lost its client (nginx's 499).
     func streamClosed() {
         guard !closed else { return }
