@@ -86,11 +86,11 @@ struct HTTP2TranslationTests {
     /// The frames of a response: its head, then `body` parts (a flush after each unless
     /// `flushes` is false), then the end unless `ends` is false.
     static func frames(_ head: String, interim: [String] = [], body: [String] = [], flushes: Bool = true,
-                       ends: Bool = true) throws -> [HTTP2Frame.FramePayload] {
+                       ends: Bool = true) throws -> [HTTP2ResponseFrames.Frame] {
         var translator = HTTP2ResponseFrames()
-        var frames: [HTTP2Frame.FramePayload] = []
+        var frames: [HTTP2ResponseFrames.Frame] = []
         for text in interim { translator.interim(try response(text)) { frames.append($0) } }
-        translator.head(HTTP2ResponseFrames.headers(of: try response(head)))
+        translator.head(try response(head))
         for part in body {
             translator.body(ByteBuffer(string: part)) { frames.append($0) }
             if flushes { translator.flush { frames.append($0) } }
@@ -99,16 +99,20 @@ struct HTTP2TranslationTests {
         return frames
     }
 
-    static func describe(_ frames: [HTTP2Frame.FramePayload]) -> [String] {
+    /// A header block read back by NIOHPACK's decoder.
+    static func decode(_ block: ByteBuffer) -> HPACKHeaders {
+        var decoder = HPACKDecoder(allocator: ByteBufferAllocator())
+        var block = block
+        return (try? decoder.decodeHeaders(from: &block)) ?? ["undecodable": "block"]
+    }
+
+    static func describe(_ frames: [HTTP2ResponseFrames.Frame]) -> [String] {
         frames.map { frame in
             switch frame {
-            case .headers(let h):
-                return "HEADERS " + h.headers.map { "\($0.name)=\($0.value)" }.joined(separator: ",") + (h.endStream ? " END" : "")
-            case .data(let d):
-                guard case .byteBuffer(let bytes) = d.data else { return "DATA ?" }
-                return "DATA \(String(buffer: bytes))" + (d.endStream ? " END" : "")
-            default:
-                return "\(frame)"
+            case .headers(let block, let endStream):
+                return "HEADERS " + decode(block).map { "\($0.name)=\($0.value)" }.joined(separator: ",") + (endStream ? " END" : "")
+            case .data(let bytes, let endStream):
+                return "DATA \(String(buffer: bytes))" + (endStream ? " END" : "")
             }
         }
     }
@@ -120,15 +124,26 @@ struct HTTP2TranslationTests {
         #expect(Self.describe(frames) == ["HEADERS :status=200,content-length=5,x-thing=B", "DATA hello END"])
     }
 
-    /// Cookies are never indexed (RFC 7541 §7.1.3); per-response values stay out of the table.
+    /// Cookies are never indexed (RFC 7541 §7.1.3), not even by a proxy further on; nothing
+    /// else enters a table either (the gateway uses the static table only).
     @Test func cookiesAreNeverIndexed() throws {
         let frames = try Self.frames("HTTP/1.1 200 OK\r\nSet-Cookie: s=secret\r\nX-Request-Id: abc\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n\r\n")
-        guard case .headers(let headers) = frames.first else {
+        guard case .headers(let block, _) = frames.first else {
             Issue.record("\(frames)")
             return
         }
-        let indexing = Dictionary(uniqueKeysWithValues: headers.headers.map { ($0.name, $0.indexable) })
-        #expect(indexing["set-cookie"] == .neverIndexed && indexing["x-request-id"] == .nonIndexable && indexing["content-type"] == .indexable)
+        let indexing = Dictionary(uniqueKeysWithValues: Self.decode(block).map { ($0.name, $0.indexable) })
+        #expect(indexing["set-cookie"] == .neverIndexed && indexing["x-request-id"] == .nonIndexable && indexing["content-type"] == .nonIndexable)
+    }
+
+    /// Names are sent in lower case, by their static-table index where they have one; other
+    /// statuses as literals.
+    @Test func namesAndStatusesAsHTTP2HasThem() throws {
+        let frames = try Self.frames("HTTP/1.1 429 Too Many Requests\r\nContent-Type: a/b\r\nX-Mixed-Case: V\r\nServer: s\r\nLast-Modified: x\r\n\r\n")
+        #expect(Self.describe(frames) == ["HEADERS :status=429,content-type=a/b,x-mixed-case=V,server=s,last-modified=x END"])
+        guard case .headers(let block, _) = frames.first else { return }
+        // 429 is no static entry: literal with name index 8; content-type is index 31, past the 4-bit prefix.
+        #expect(Array(block.readableBytesView.prefix(7)) == [0x08, 3, 0x34, 0x32, 0x39, 0x0f, 0x10])
     }
 
     /// Parts flushed as they come go at once; the end then needs an empty DATA frame. Fields
@@ -154,8 +169,8 @@ struct HTTP2TranslationTests {
     /// flushed went, what was held is not marked as the end.
     @Test func anUnfinishedResponseIsNeverMarkedEnded() throws {
         var translator = HTTP2ResponseFrames()
-        var frames: [HTTP2Frame.FramePayload] = []
-        translator.head(HTTP2ResponseFrames.headers(of: try Self.response("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")))
+        var frames: [HTTP2ResponseFrames.Frame] = []
+        translator.head(try Self.response("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"))
         translator.body(ByteBuffer(string: "abc")) { frames.append($0) }
         translator.flush { frames.append($0) }
         #expect(Self.describe(frames) == ["HEADERS :status=200,content-length=10", "DATA abc"] && !translator.ended)

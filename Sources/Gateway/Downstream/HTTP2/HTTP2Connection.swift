@@ -23,7 +23,7 @@ final class HTTP2Connection: ChannelInboundHandler, TimedConnection, HTTP2FrameR
     private let streamWindow: Int
     private let idleTimeout: TimeAmount
     private var context: ChannelHandlerContext?
-    private let codec: HTTP2ServerCodec
+    let codec: HTTP2ServerCodec
     private(set) var streams: [HTTP2StreamID: HTTP2Stream] = [:]
     private var connectionWindow: HTTP2InboundWindow
     private var lastStreamID = HTTP2StreamID.rootStream

@@ -570,26 +570,12 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
         }
         switch frame.payload {
         case .headers(let headers):
-            guard let stream = streams[id], stream.localOpen else { return failClosed(promise, id) }
-            writeHeaders(id, headers.headers, endStream: headers.endStream)
-            outputPromises.appendIfPresent(promise)
-            if headers.endStream { localEnded(id) }
+            var block = ByteBuffer()
+            HPACKResponseEncoder.encode(headers.headers, into: &block)
+            return sendHeaderBlock(frame.streamID, block, endStream: headers.endStream, promise: promise)
         case .data(let data):
-            guard var stream = streams[id], stream.localOpen, case .byteBuffer(var bytes) = data.data else { return failClosed(promise, id) }
-            if data.endStream { stream.localOpen = false }
-            if stream.queued == nil, writeData(id, &stream, &bytes, endStream: data.endStream) {
-                streams[id] = stream
-                outputPromises.appendIfPresent(promise)
-                if data.endStream { closeIfDone(id) }
-            } else {
-                // The rest waits for the client's window, after what waits already.
-                if stream.queued == nil {
-                    stream.queued = CircularBuffer()
-                    waitingStreams.append(id)
-                }
-                stream.queued!.append(QueuedData(bytes: bytes, endStream: data.endStream, promise: promise))
-                streams[id] = stream
-            }
+            guard case .byteBuffer(let bytes) = data.data else { return failClosed(promise, id) }
+            return sendData(frame.streamID, bytes, endStream: data.endStream, promise: promise)
         case .rstStream(let code):
             guard streams[id] != nil else {
                 promise?.succeed()
@@ -619,6 +605,38 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
         default:
             // The gateway sends no other frame (no push, no PING of its own).
             promise?.fail(NIOHTTP2Errors.unsupported(info: "frame type"))
+        }
+        deliverEvents()
+    }
+
+    /// A stream's header block (`HPACKResponseEncoder`), as HEADERS and CONTINUATION frames.
+    func sendHeaderBlock(_ streamID: HTTP2StreamID, _ block: ByteBuffer, endStream: Bool, promise: EventLoopPromise<Void>?) {
+        let id = UInt32(Int32(streamID))
+        guard phase != .failed, let stream = streams[id], stream.localOpen else { return failClosed(promise, id) }
+        writeHeaders(id, block, endStream: endStream)
+        outputPromises.appendIfPresent(promise)
+        if endStream { localEnded(id) }
+        deliverEvents()
+    }
+
+    /// A stream's DATA: what the client's windows let out now, the rest when they open.
+    func sendData(_ streamID: HTTP2StreamID, _ bytes: ByteBuffer, endStream: Bool, promise: EventLoopPromise<Void>?) {
+        let id = UInt32(Int32(streamID))
+        guard phase != .failed, var stream = streams[id], stream.localOpen else { return failClosed(promise, id) }
+        var bytes = bytes
+        if endStream { stream.localOpen = false }
+        if stream.queued == nil, writeData(id, &stream, &bytes, endStream: endStream) {
+            streams[id] = stream
+            outputPromises.appendIfPresent(promise)
+            if endStream { closeIfDone(id) }
+        } else {
+            // The rest waits for the client's window, after what waits already.
+            if stream.queued == nil {
+                stream.queued = CircularBuffer()
+                waitingStreams.append(id)
+            }
+            stream.queued!.append(QueuedData(bytes: bytes, endStream: endStream, promise: promise))
+            streams[id] = stream
         }
         deliverEvents()
     }
@@ -663,26 +681,28 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
     }
 
     private func failClosed(_ promise: EventLoopPromise<Void>?, _ id: UInt32) {
-        promise?.fail(NIOHTTP2Errors.noSuchStream(streamID: streamID(id)))
+        promise?.fail(phase == .failed ? NIOHTTP2Errors.ioOnClosedConnection() : NIOHTTP2Errors.noSuchStream(streamID: streamID(id)))
     }
 
     /// A header block as HEADERS, and CONTINUATION frames when it is larger than the client's
     /// frame size.
-    private func writeHeaders(_ id: UInt32, _ headers: HPACKHeaders, endStream: Bool) {
+    private func writeHeaders(_ id: UInt32, _ block: ByteBuffer, endStream: Bool) {
+        var block = block
         let start = output.beginHTTP2Frame(type: 1, flags: 0x4 | (endStream ? 0x1 : 0), stream: id)
         if tableSizeUpdateDue {
             tableSizeUpdateDue = false
             output.writeInteger(HPACKResponseEncoder.emptyTableUpdate)
         }
-        HPACKResponseEncoder.encode(headers, into: &output)
+        output.writeBuffer(&block)
         let length = output.writerIndex - start - HTTP2FrameParser.headerLength
         guard length > peerMaxFrameSize else { return output.endHTTP2Frame(at: start) }
-        var block = output.getSlice(at: start + HTTP2FrameParser.headerLength, length: length)!
+        // Too large for one frame: cut the written block into frames of the client's size.
+        var whole = output.getSlice(at: start + HTTP2FrameParser.headerLength, length: length)!
         output.moveWriterIndex(to: start)
         var first = true
-        while block.readableBytes > 0 {
-            var part = block.readSlice(length: min(block.readableBytes, peerMaxFrameSize))!
-            let last = block.readableBytes == 0
+        while whole.readableBytes > 0 {
+            var part = whole.readSlice(length: min(whole.readableBytes, peerMaxFrameSize))!
+            let last = whole.readableBytes == 0
             let flags: UInt8 = (last ? 0x4 : 0) | (first && endStream ? 0x1 : 0)
             output.writeHTTP2Frame(type: first ? 1 : 9, flags: flags, stream: id) { $0.writeBuffer(&part) }
             first = false

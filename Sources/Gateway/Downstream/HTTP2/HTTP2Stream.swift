@@ -239,7 +239,7 @@ final class HTTP2Stream: ExchangeDownstream {
             // The composer writes only what the parser reads; a head it cannot read is a bug.
             return reset(.internalError)
         }
-        frames.head(HTTP2ResponseFrames.headers(of: head))
+        frames.head(head)
         switch response {
         case .upstream:
             break
@@ -297,7 +297,7 @@ final class HTTP2Stream: ExchangeDownstream {
         // The reset waits for the response: the codec drops DATA still held for the client's
         // window when the stream is reset.
         let sent = loop.eventLoop.makePromise(of: Void.self)
-        frames.end { connection.write(HTTP2Frame(streamID: id, payload: $0), promise: sent) }
+        frames.end { send($0, promise: sent) }
         sent.futureResult.whenSuccess {
             guard !self.closed else { return }
             self.reset(.noError)
@@ -305,18 +305,25 @@ final class HTTP2Stream: ExchangeDownstream {
         connection.flush()
     }
 
-    private func emit(_ payload: HTTP2Frame.FramePayload) {
+    private func emit(_ frame: HTTP2ResponseFrames.Frame) {
         // Only body parts that may pile up are counted (with a promise each): what ends the
         // stream, and heads, need no backpressure.
-        guard case .data(let data) = payload, !data.endStream, case .byteBuffer(let bytes) = data.data else {
-            return connection.write(HTTP2Frame(streamID: id, payload: payload))
-        }
+        guard case .data(let bytes, endStream: false) = frame else { return send(frame, promise: nil) }
         let size = bytes.readableBytes
         unsentBytes += size
         if unsentBytes >= Self.highWatermark { blocked = true }
         let promise = connection.loop.eventLoop.makePromise(of: Void.self)
         promise.futureResult.whenComplete { _ in self.sent(size) }
-        connection.write(HTTP2Frame(streamID: id, payload: payload), promise: promise)
+        send(frame, promise: promise)
+    }
+
+    private func send(_ frame: HTTP2ResponseFrames.Frame, promise: EventLoopPromise<Void>?) {
+        switch frame {
+        case .headers(let block, let endStream):
+            connection.codec.sendHeaderBlock(id, block, endStream: endStream, promise: promise)
+        case .data(let bytes, let endStream):
+            connection.codec.sendData(id, bytes, endStream: endStream, promise: promise)
+        }
     }
 
     private func sent(_ size: Int) {
