@@ -11,12 +11,12 @@ import NIOCore
 /// DATA part are held until the next part, the end, or a flush shows whether more follows.
 struct HTTP2ResponseFrames {
     enum Frame {
-        /// An encoded header block.
-        case headers(ByteBuffer, endStream: Bool)
+        /// A head, encoded by the codec straight into what it sends (`HPACKResponseEncoder`).
+        case headers(HTTPHead, endStream: Bool)
         case data(ByteBuffer, endStream: Bool)
     }
 
-    private var heldHead: ByteBuffer?
+    private var heldHead: HTTPHead?
     private var heldData: ByteBuffer?
     /// The final head went out (or is held).
     private(set) var started = false
@@ -26,14 +26,14 @@ struct HTTP2ResponseFrames {
     /// A 1xx response: HEADERS of its own, at once.
     mutating func interim(_ head: HTTPHead, emit: (Frame) -> Void) {
         guard !started else { return }
-        emit(.headers(Self.block(of: head), endStream: false))
+        emit(.headers(head, endStream: false))
     }
 
     /// The final head (held: the end may come with it).
     mutating func head(_ head: HTTPHead) {
         guard !started else { return }
         started = true
-        heldHead = Self.block(of: head)
+        heldHead = head
     }
 
     /// A part of the body (held: it may be the last).
@@ -70,13 +70,5 @@ struct HTTP2ResponseFrames {
             heldData = nil
             emit(.data(data, endStream: false))
         }
-    }
-
-    /// The head's header block (about as long as the head as text: a field's lengths in HPACK
-    /// take about the bytes of its ": " and CRLF).
-    static func block(of head: HTTPHead) -> ByteBuffer {
-        var block = ByteBufferAllocator().buffer(capacity: head.raw.readableBytes + 8)
-        HPACKResponseEncoder.encode(head, into: &block)
-        return block
     }
 }

@@ -1,3 +1,4 @@
+import HTTPWire
 import NIOCore
 import NIOHPACK
 import NIOHTTP2
@@ -570,9 +571,10 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
         }
         switch frame.payload {
         case .headers(let headers):
-            var block = ByteBuffer()
-            HPACKResponseEncoder.encode(headers.headers, into: &block)
-            return sendHeaderBlock(frame.streamID, block, endStream: headers.endStream, promise: promise)
+            guard let stream = streams[id], stream.localOpen else { return failClosed(promise, id) }
+            writeHeaders(id, endStream: headers.endStream) { HPACKResponseEncoder.encode(headers.headers, into: &$0) }
+            outputPromises.appendIfPresent(promise)
+            if headers.endStream { localEnded(id) }
         case .data(let data):
             guard case .byteBuffer(let bytes) = data.data else { return failClosed(promise, id) }
             return sendData(frame.streamID, bytes, endStream: data.endStream, promise: promise)
@@ -609,11 +611,12 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
         deliverEvents()
     }
 
-    /// A stream's header block (`HPACKResponseEncoder`), as HEADERS and CONTINUATION frames.
-    func sendHeaderBlock(_ streamID: HTTP2StreamID, _ block: ByteBuffer, endStream: Bool, promise: EventLoopPromise<Void>?) {
+    /// A stream's response head, encoded (`HPACKResponseEncoder`) into HEADERS and CONTINUATION
+    /// frames.
+    func sendHead(_ streamID: HTTP2StreamID, _ head: HTTPHead, endStream: Bool, promise: EventLoopPromise<Void>?) {
         let id = UInt32(Int32(streamID))
         guard phase != .failed, let stream = streams[id], stream.localOpen else { return failClosed(promise, id) }
-        writeHeaders(id, block, endStream: endStream)
+        writeHeaders(id, endStream: endStream) { HPACKResponseEncoder.encode(head, into: &$0) }
         outputPromises.appendIfPresent(promise)
         if endStream { localEnded(id) }
         deliverEvents()
@@ -686,14 +689,13 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
 
     /// A header block as HEADERS, and CONTINUATION frames when it is larger than the client's
     /// frame size.
-    private func writeHeaders(_ id: UInt32, _ block: ByteBuffer, endStream: Bool) {
-        var block = block
+    private func writeHeaders(_ id: UInt32, endStream: Bool, _ encode: (inout ByteBuffer) -> Void) {
         let start = output.beginHTTP2Frame(type: 1, flags: 0x4 | (endStream ? 0x1 : 0), stream: id)
         if tableSizeUpdateDue {
             tableSizeUpdateDue = false
             output.writeInteger(HPACKResponseEncoder.emptyTableUpdate)
         }
-        output.writeBuffer(&block)
+        encode(&output)
         let length = output.writerIndex - start - HTTP2FrameParser.headerLength
         guard length > peerMaxFrameSize else { return output.endHTTP2Frame(at: start) }
         // Too large for one frame: cut the written block into frames of the client's size.

@@ -319,8 +319,8 @@ final class HTTP2Stream: ExchangeDownstream {
 
     private func send(_ frame: HTTP2ResponseFrames.Frame, promise: EventLoopPromise<Void>?) {
         switch frame {
-        case .headers(let block, let endStream):
-            connection.codec.sendHeaderBlock(id, block, endStream: endStream, promise: promise)
+        case .headers(let head, let endStream):
+            connection.codec.sendHead(id, head, endStream: endStream, promise: promise)
         case .data(let bytes, let endStream):
             connection.codec.sendData(id, bytes, endStream: endStream, promise: promise)
         }
