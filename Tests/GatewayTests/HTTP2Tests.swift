@@ -101,6 +101,27 @@ import TestSupport
         }
     }
 
+    /// A browser (Debian's headless Chromium) negotiates h2 over TLS and sends what browsers
+    /// send (its own SETTINGS and windows, header table size, priorities); a page's parallel
+    /// fetches of different sizes, chunked and sized, and an upload, all over HTTP/2.
+    @Test func aBrowsersParallelFetchesOverHTTP2() async throws {
+        try await Self.withGateway(Self.tls()) { gateway, upstream in
+            let browser = try HeadlessBrowser(acceptAnyCertificate: true)
+            defer { browser.close() }
+            #expect(try browser.send("open https://127.0.0.1:\(gateway.proxyPort)/echo") as? Int == 200)
+            let result = try browser.text(of: """
+                Promise.all([...Array(20).keys()].map(i => fetch(i % 2 ? '/bytes/' + (i * 50000) : '/chunked/' + (i * 3001))
+                    .then(r => r.arrayBuffer().then(b => r.status + ':' + b.byteLength)))
+                  .concat([fetch('/echo', {method: 'POST', body: 'x'.repeat(300000)}).then(r => r.status + ':post')]))
+                .then(all => all.join(',') + ' ' + [...new Set(performance.getEntriesByType('resource').map(e => e.nextHopProtocol))].join(','))
+                """)
+            let expected = (0..<20).map { "200:\($0 % 2 == 1 ? $0 * 50000 : $0 * 3001)" }.joined(separator: ",") + ",200:post h2"
+            #expect(result == expected, "\(result)")
+            #expect(gateway.accessLog.entries.filter { $0.metadata["proto"] == "h2" && $0.metadata["status"] == "200" }.count >= 22)
+            #expect(upstream.stats.requestsByPath["/echo"] ?? 0 >= 2)
+        }
+    }
+
     @Test func manyConcurrentStreamsOnOneConnectionReachTheUpstream() async throws {
         try await Self.withGateway(Self.tls("{ max_concurrent_streams: 64 }")) { gateway, upstream in
             let port = gateway.proxyPort

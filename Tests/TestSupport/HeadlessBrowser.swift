@@ -13,10 +13,11 @@ public final class HeadlessBrowser: @unchecked Sendable {
         public var description: String
     }
 
-    public init() throws {
+    /// `acceptAnyCertificate`: for HTTPS pages signed by a test's own certificate authority.
+    public init(acceptAnyCertificate: Bool = false) throws {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("chromium_cdp.py").path
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = [script]
+        process.arguments = [script] + (acceptAnyCertificate ? ["--insecure"] : [])
         process.standardInput = input
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice

@@ -25,10 +25,12 @@ import websockets
 
 def launch():
     profile = tempfile.mkdtemp(prefix="chromium-cdp-")
+    # --insecure: the test's own certificate authority is not one the browser knows.
+    insecure = ["--ignore-certificate-errors"] if "--insecure" in sys.argv[1:] else []
     proc = subprocess.Popen(
         ["chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
          "--disable-extensions", "--remote-debugging-port=0", f"--user-data-dir={profile}", "--window-size=1400,1100",
-         "about:blank"],
+         *insecure, "about:blank"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     active = os.path.join(profile, "DevToolsActivePort")
     deadline = time.time() + 30
