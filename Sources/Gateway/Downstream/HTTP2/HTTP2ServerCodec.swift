@@ -151,6 +151,7 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
     private var outputPromises: [EventLoopPromise<Void>] = []
     /// Events for `HTTP2Connection`, delivered after the frame or write that caused them.
     private var pendingEvents: [Event] = []
+    private var delivering = false
 
     private enum Event {
         case closed(UInt32)
@@ -781,15 +782,21 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
     }
 
     private func deliverEvents() {
-        guard !pendingEvents.isEmpty, let receiver else { return }
-        let events = pendingEvents
-        pendingEvents.removeAll(keepingCapacity: true)
-        for event in events {
+        // Delivered in place (a copy of the array would allocate on every call); an event
+        // that causes more, or a delivery started meanwhile, is taken by this loop.
+        guard !pendingEvents.isEmpty, !delivering, let receiver else { return }
+        delivering = true
+        defer { delivering = false }
+        var index = 0
+        while index < pendingEvents.count {
+            let event = pendingEvents[index]
+            index += 1
             switch event {
             case .closed(let id): receiver.streamClosed(streamID(id))
             case .window(let id, let size): receiver.inboundWindowChanged(streamID(id), to: size)
             }
         }
+        pendingEvents.removeAll(keepingCapacity: true)
     }
 
     // MARK: Errors
