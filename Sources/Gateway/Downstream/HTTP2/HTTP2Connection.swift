@@ -150,8 +150,8 @@ final class HTTP2Connection: ChannelInboundHandler, TimedConnection, HTTP2FrameR
     }
 
     /// Every stream flushes its own response, and each flush would be a TLS record and a
-    /// write(2); with many streams finishing together that
-    /// was most of the connection's CPU. So the flush waits for the end of the event loop
+    /// write(2); with many streams finishing together that was most of the connection's CPU.
+    /// So the flush waits for the end of the event loop
     /// iteration (`execute` runs after its I/O) and everything written in it goes out at once.
     /// A connection with one stream has nothing to wait for: it flushes now (the deferral
     /// costs a task per response, 3% of the CPU of one-stream connections).
@@ -265,11 +265,11 @@ final class HTTP2Connection: ChannelInboundHandler, TimedConnection, HTTP2FrameR
     }
 
     private func goAway(reason: String) {
-        guard !goingAway, let context else { return }
+        // Only while the connection is in its pipeline.
+        guard !goingAway, context != nil else { return }
         goingAway = true
         idleDeadline = .distantFuture
         loop.runtime.metrics.countEvent("gateway_http2_goaway_sent_total", [("listener", listener), ("reason", reason)])
-        _ = context
         codec.send(goAwayFrame, promise: nil)
         codec.flush()
     }

@@ -380,20 +380,22 @@ final class HTTP2Stream: ExchangeDownstream {
     private func malformed(_ reason: String) {
         connection.countStreamError()
         runtime.logger.debug("malformed HTTP/2 request", metadata: ["stream": "\(id)", "reason": "\(reason)"])
-        exchange?.abandon(status: 400, errorKind: "bad_request")
-        reset(.protocolError)
+        reset(.protocolError, status: 400, errorKind: "bad_request")
     }
 
-    private func reset(_ code: HTTP2ErrorCode) {
+    /// `status` and `errorKind`: what an exchange still running is logged with. The stream
+    /// closes before the RST_STREAM goes: the codec reports the closing it causes, and that
+    /// report must find the stream closed already.
+    private func reset(_ code: HTTP2ErrorCode, status: Int = 499, errorKind: String = "client_closed") {
         guard !closed else { return }
+        streamClosed(status: status, errorKind: errorKind)
         connection.write(HTTP2Frame(streamID: id, payload: .rstStream(code)))
         connection.flush()
-        streamClosed()
     }
 
     /// The codec closed the stream (both ends done, or a reset either way), or its connection
     /// went: an exchange still running lost its client (nginx's 499).
-    func streamClosed() {
+    func streamClosed(status: Int = 499, errorKind: String = "client_closed") {
         guard !closed else { return }
         closed = true
         inboundWindow.closed = true
@@ -401,7 +403,7 @@ final class HTTP2Stream: ExchangeDownstream {
         buffering = nil
         deadline = .distantFuture
         connection.streamGone(self)
-        exchange?.abandon(status: 499, errorKind: "client_closed")
+        exchange?.abandon(status: status, errorKind: errorKind)
     }
 
     /// Shutdown: a stream still running is cut.
