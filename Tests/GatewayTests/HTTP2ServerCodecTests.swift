@@ -67,9 +67,17 @@ struct HTTP2ServerCodecTests {
     let recorder = Recorder()
     var encoder = HPACKEncoder(allocator: ByteBufferAllocator())
 
+    /// What the codec's rate windows read as the time.
+    final class Clock: @unchecked Sendable {
+        var now = NIODeadline.uptimeNanoseconds(1_000_000_000)
+    }
+
+    let clock = Clock()
+
     init(limits: HTTP2ServerCodec.Limits = Self.limits) throws {
         channel = EmbeddedChannel()
-        codec = HTTP2ServerCodec(limits: limits)
+        let clock = clock
+        codec = HTTP2ServerCodec(limits: limits, clock: { clock.now })
         codec.receiver = recorder
         try channel.pipeline.syncOperations.addHandler(codec)
     }
@@ -383,5 +391,29 @@ struct HTTP2ServerCodecTests {
         let frames = try test.written()
         #expect(frames.filter { $0.type == 0 }.map(\.payload) == [Array("def".utf8)])
         #expect(test.recorder.closedStreams == [1])
+    }
+
+    /// The rate limits count within their interval: resets spread over time are a client
+    /// cancelling requests, not a flood.
+    @Test func resetsSpreadOverTheIntervalAreNotAFlood() throws {
+        var test = try Self()
+        try test.start()
+        var stream: UInt32 = 1
+        for _ in 0..<3 {
+            for _ in 0..<5 {  // max_resets in each interval
+                try test.request(stream)
+                try test.send(Self.frame(3, 0, stream, Self.u32(8)))
+                stream += 2
+            }
+            test.clock.now = test.clock.now + .seconds(31)  // reset_interval is 30 s
+        }
+        #expect(try test.goAway() == nil && test.recorder.connectionErrors.isEmpty)
+        // Six within one interval is one too many.
+        for _ in 0..<6 {
+            try test.request(stream)
+            try test.send(Self.frame(3, 0, stream, Self.u32(8)))
+            stream += 2
+        }
+        #expect(try test.goAway() == 11 && test.recorder.connectionErrors.first is NIOHTTP2Errors.ExcessiveRSTFrames)
     }
 }

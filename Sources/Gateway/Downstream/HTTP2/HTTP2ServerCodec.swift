@@ -158,8 +158,12 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
         case window(UInt32, Int)
     }
 
-    init(limits: Limits) {
+    /// The time the rate windows count in (injected by tests).
+    private let clock: () -> NIODeadline
+
+    init(limits: Limits, clock: @escaping () -> NIODeadline = NIODeadline.now) {
         self.limits = limits
+        self.clock = clock
         // Until the client acknowledges the SETTINGS, the protocol's defaults bind it (§6.5.3).
         decoder = HPACKDecoder(allocator: ByteBufferAllocator(), maxDynamicTableSize: HPACKDecoder.maxDynamicTableSize,
                                maxHeaderListSize: HPACKDecoder.defaultMaxHeaderListSize)
@@ -384,7 +388,7 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
     }
 
     private func countControlFrame() throws {
-        if controlFrames.exceeds(limits.maxControlFrames, within: limits.controlFrameInterval, now: .now()) {
+        if controlFrames.exceeds(limits.maxControlFrames, within: limits.controlFrameInterval, now: clock()) {
             throw ConnectionFailure(.enhanceYourCalm, NIOHTTP2Errors.excessiveControlFrames())
         }
     }
@@ -494,7 +498,7 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
     private func receiveReset(_ id: UInt32, code: UInt32, context: ChannelHandlerContext) throws {
         if isIdle(id) { throw ConnectionFailure(.protocolError, NIOHTTP2Errors.noSuchStream(streamID: streamID(id))) }
         // Rapid reset (CVE-2023-44487): each reset costs the server a started request.
-        if resets.exceeds(limits.maxResets, within: limits.resetInterval, now: .now()) {
+        if resets.exceeds(limits.maxResets, within: limits.resetInterval, now: clock()) {
             throw ConnectionFailure(.enhanceYourCalm, NIOHTTP2Errors.excessiveRSTFrames())
         }
         guard streams[id] != nil else { return }
@@ -803,7 +807,7 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
 
     /// RST_STREAM for one stream; the connection goes on, unless the client causes too many.
     private func streamError(_ id: UInt32, _ code: HTTP2ErrorCode, _ error: Error, context: ChannelHandlerContext) {
-        if streamErrors.exceeds(limits.maxStreamErrors, within: limits.resetInterval, now: .now()) {
+        if streamErrors.exceeds(limits.maxStreamErrors, within: limits.resetInterval, now: clock()) {
             return connectionError(.enhanceYourCalm, NIOHTTP2Errors.excessiveStreamErrors(), context: context)
         }
         output.writeHTTP2Frame(type: 3, stream: id) { $0.writeInteger(UInt32(code.networkCode)) }
