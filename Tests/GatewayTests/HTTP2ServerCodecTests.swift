@@ -1,3 +1,4 @@
+import HTTPWire
 import NIOCore
 import NIOEmbedded
 import NIOHPACK
@@ -124,15 +125,20 @@ struct HTTP2ServerCodecTests {
         return frames
     }
 
-    func respond(_ stream: Int32, body: [[UInt8]], promises: Bool = false) -> [EventLoopFuture<Void>] {
+    /// A response head as `ResponseComposer` writes it, parsed as `HTTP2Stream` parses it.
+    static func head(_ text: String = "HTTP/1.1 200 OK\r\n\r\n") throws -> HTTPHead {
+        try HTTPHeadParser.parse(ByteBuffer(string: text), kind: .response, maxHeaderCount: 100)
+    }
+
+    func respond(_ stream: Int32, body: [[UInt8]]) throws -> [EventLoopFuture<Void>] {
         let id = HTTP2StreamID(stream)
-        codec.send(HTTP2Frame(streamID: id, payload: .headers(.init(headers: [":status": "200"]))), promise: nil)
+        codec.sendHead(id, try Self.head(), endStream: false, promise: nil)
         var futures: [EventLoopFuture<Void>] = []
         for (index, part) in body.enumerated() {
             let promise = channel.eventLoop.makePromise(of: Void.self)
             futures.append(promise.futureResult)
             let last = index == body.count - 1
-            codec.send(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(ByteBuffer(bytes: part)), endStream: last))), promise: promise)
+            codec.sendData(id, ByteBuffer(bytes: part), endStream: last, promise: promise)
         }
         codec.flush()
         return futures
@@ -148,7 +154,7 @@ struct HTTP2ServerCodecTests {
         #expect(greeting[0].payload == [0, 3] + Self.u32(4) + [0, 4] + Self.u32(65_536) + [0, 6] + Self.u32(8192))
         try test.request(1)
         #expect(test.recorder.received == [.headers(1, path: "/", endStream: true)])
-        _ = test.respond(1, body: [Array("hello".utf8)])
+        _ = try test.respond(1, body: [Array("hello".utf8)])
         let response = try test.written()
         #expect(response.map(\.type) == [1, 0])
         #expect(response[1] == Frame(type: 0, flags: 1, stream: 1, payload: Array("hello".utf8)))
@@ -162,7 +168,7 @@ struct HTTP2ServerCodecTests {
         try test.start(settings: [(4, 10)])  // INITIAL_WINDOW_SIZE 10
         _ = try test.written()
         try test.request(1)
-        let futures = test.respond(1, body: [Array("abcdefg".utf8), Array("hijklmn".utf8), Array("opq".utf8)])
+        let futures = try test.respond(1, body: [Array("abcdefg".utf8), Array("hijklmn".utf8), Array("opq".utf8)])
         var frames = try test.written().filter { $0.type == 0 }
         #expect(frames.map { String(decoding: $0.payload, as: UTF8.self) } == ["abcdefg", "hij"])
         var done: [Bool] = futures.map { _ in false }
@@ -189,13 +195,13 @@ struct HTTP2ServerCodecTests {
         _ = try test.written()
         try test.request(1)
         let codec = test.codec
-        codec.send(HTTP2Frame(streamID: 1, payload: .headers(.init(headers: [":status": "200"]))), promise: nil)
+        codec.sendHead(1, try Self.head(), endStream: false, promise: nil)
         let first = test.channel.eventLoop.makePromise(of: Void.self)
         first.futureResult.whenSuccess {
-            codec.send(HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(ByteBuffer(string: "second")), endStream: true))), promise: nil)
+            codec.sendData(1, ByteBuffer(string: "second"), endStream: true, promise: nil)
             codec.flush()
         }
-        codec.send(HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(ByteBuffer(string: "first"))))), promise: first)
+        codec.sendData(1, ByteBuffer(string: "first"), endStream: false, promise: first)
         codec.flush()
         let data = try test.written().filter { $0.type == 0 }.map { String(decoding: $0.payload, as: UTF8.self) }
         #expect(data == ["first", "second"])
@@ -366,8 +372,8 @@ struct HTTP2ServerCodecTests {
         _ = try test.written()
         try test.request(1)
         // A body past the frame size goes in frames of that size; a header block past it in CONTINUATION frames.
-        test.codec.send(HTTP2Frame(streamID: 1, payload: .headers(.init(headers: [":status": "200", "x-big": String(repeating: "b", count: 20_000)]))), promise: nil)
-        test.codec.send(HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(ByteBuffer(repeating: 7, count: 20_000)), endStream: true))), promise: nil)
+        test.codec.sendHead(1, try Self.head("HTTP/1.1 200 OK\r\nX-Big: \(String(repeating: "b", count: 20_000))\r\n\r\n"), endStream: false, promise: nil)
+        test.codec.sendData(1, ByteBuffer(repeating: 7, count: 20_000), endStream: true, promise: nil)
         test.codec.flush()
         let frames = try test.written()
         #expect(frames.map(\.type) == [1, 9, 0, 0])
@@ -385,7 +391,7 @@ struct HTTP2ServerCodecTests {
         try test.start(settings: [(4, 3)])
         _ = try test.written()
         try test.request(1)
-        _ = test.respond(1, body: [Array("abcdef".utf8)])
+        _ = try test.respond(1, body: [Array("abcdef".utf8)])
         #expect(try test.written().filter { $0.type == 0 }.map(\.payload) == [Array("abc".utf8)])
         try test.send(Self.frame(4, 0, 0, [0, 4] + Self.u32(100)))
         let frames = try test.written()

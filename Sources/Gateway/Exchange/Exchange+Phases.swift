@@ -176,11 +176,12 @@ extension Exchange {
         finish(.abandoned)
     }
 
-    /// The client failed in the middle of its request body (too large, malformed, gone, slow).
+    /// The client's body broke a limit (`RequestAdmission`).
     func requestBodyFailed(_ refusal: RequestAdmission.Refusal) {
         requestBodyFailed(status: refusal.status, message: refusal.message, errorKind: refusal.errorKind)
     }
 
+    /// The client failed in the middle of its request body (too large, malformed, gone, slow).
     func requestBodyFailed(status: Int, message: String, errorKind: String) {
         guard !ended else { return }
         releaseUpstream()

@@ -1,6 +1,5 @@
 import HTTPWire
 import NIOCore
-import NIOHPACK
 
 /// HPACK (RFC 7541) for the gateway's response header blocks, with the static table only and
 /// no Huffman coding, as nginx encodes its responses: `:status` and field names by their
@@ -86,24 +85,6 @@ enum HPACKResponseEncoder {
         }
     }
 
-    static func encode(_ headers: HPACKHeaders, into buffer: inout ByteBuffer) {
-        for (name, value, indexing) in headers {
-            if name == ":status", let index = statusIndex(value) {
-                buffer.writeInteger(0x80 | index)  // indexed field (§6.1)
-                continue
-            }
-            // §6.2.2 literal without indexing (0000), §6.2.3 never indexed (0001): 4-bit name index.
-            let flags: UInt8 = indexing == .neverIndexed ? 0x10 : 0x00
-            if let index = nameIndex[name] {
-                writeInteger(index, prefix: 4, flags: flags, into: &buffer)
-            } else {
-                buffer.writeInteger(flags)
-                writeString(name, into: &buffer)
-            }
-            writeString(value, into: &buffer)
-        }
-    }
-
     /// The static entries that carry a `:status` value (Appendix A, 8–14).
     private static func statusIndex(_ status: Int) -> UInt8? {
         switch status {
@@ -114,19 +95,6 @@ enum HPACKResponseEncoder {
         case 400: 12
         case 404: 13
         case 500: 14
-        default: nil
-        }
-    }
-
-    private static func statusIndex(_ value: String) -> UInt8? {
-        switch value {
-        case "200": 8
-        case "204": 9
-        case "206": 10
-        case "304": 11
-        case "400": 12
-        case "404": 13
-        case "500": 14
         default: nil
         }
     }
@@ -148,26 +116,4 @@ enum HPACKResponseEncoder {
     }
 
     /// §5.2: a string literal, not Huffman-coded (H = 0).
-    private static func writeString(_ string: String, into buffer: inout ByteBuffer) {
-        writeInteger(string.utf8.count, prefix: 7, flags: 0, into: &buffer)
-        buffer.writeString(string)
-    }
-
-    /// The first static-table index of each field name (Appendix A), :status aside.
-    static let nameIndex: [String: Int] = {
-        let names = [
-            ":authority", ":method", ":method", ":path", ":path", ":scheme", ":scheme", ":status", ":status", ":status",
-            ":status", ":status", ":status", ":status", "accept-charset", "accept-encoding", "accept-language",
-            "accept-ranges", "accept", "access-control-allow-origin", "age", "allow", "authorization", "cache-control",
-            "content-disposition", "content-encoding", "content-language", "content-length", "content-location",
-            "content-range", "content-type", "cookie", "date", "etag", "expect", "expires", "from", "host", "if-match",
-            "if-modified-since", "if-none-match", "if-range", "if-unmodified-since", "last-modified", "link", "location",
-            "max-forwards", "proxy-authenticate", "proxy-authorization", "range", "referer", "refresh", "retry-after",
-            "server", "set-cookie", "strict-transport-security", "transfer-encoding", "user-agent", "vary", "via",
-            "www-authenticate",
-        ]
-        var index: [String: Int] = [:]
-        for (offset, name) in names.enumerated() where index[name] == nil { index[name] = offset + 1 }
-        return index
-    }()
 }

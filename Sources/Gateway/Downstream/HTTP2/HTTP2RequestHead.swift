@@ -1,3 +1,4 @@
+import HTTPWire
 import NIOCore
 import NIOHPACK
 
@@ -142,9 +143,6 @@ enum HTTP2RequestHead {
 
     /// RFC 9110 §5.6.2 tchar, without upper-case letters (RFC 9113 §8.2.1).
     private static func isLowerCaseTokenByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case 0x21, 0x23...0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x30...0x39, 0x5E...0x7A, 0x7C, 0x7E: true
-        default: false
-        }
+        ASCII.isTokenChar(byte) && !(0x41...0x5A).contains(byte)
     }
 }

@@ -253,23 +253,23 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
             do {
                 guard try readPreface() else { return }
             } catch {
-                return connectionError(.protocolError, NIOHTTP2Errors.badClientMagic(), context: context)
+                return connectionError(.protocolError, NIOHTTP2Errors.badClientMagic())
             }
             phase = .firstSettings
         }
         while phase != .failed {
             do {
                 guard let frame = try parser.next(from: &input!) else { break }
-                try receive(frame, context: context)
+                try receive(frame)
             } catch let error as HTTP2WireError where error.stream != 0 {
                 // A stream error in a frame's layout: the frame was consumed, the rest can be read.
-                streamError(error.stream, error.code, NIOHTTP2Errors.unableToParseFrame(), context: context)
+                streamError(error.stream, error.code, NIOHTTP2Errors.unableToParseFrame())
             } catch let error as HTTP2WireError {
-                connectionError(error.code, NIOHTTP2Errors.unableToParseFrame(), context: context)
+                connectionError(error.code, NIOHTTP2Errors.unableToParseFrame())
             } catch let failure as ConnectionFailure {
-                connectionError(failure.code, failure.error, context: context)
+                connectionError(failure.code, failure.error)
             } catch {
-                connectionError(.internalError, error, context: context)
+                connectionError(.internalError, error)
             }
             deliverEvents()
         }
@@ -308,7 +308,7 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
         }
     }
 
-    private func receive(_ frame: HTTP2WireFrame, context: ChannelHandlerContext) throws {
+    private func receive(_ frame: HTTP2WireFrame) throws {
         if let block = headerBlock {
             // Nothing may come between a header block's frames (§6.10).
             guard case .continuation(let stream, _, _) = frame, stream == block.stream else {
@@ -323,11 +323,11 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
         }
         switch frame {
         case .data(let stream, let bytes, let endStream, let flowControlled):
-            try receiveData(stream, bytes, endStream: endStream, flowControlled: flowControlled, context: context)
+            try receiveData(stream, bytes, endStream: endStream, flowControlled: flowControlled)
         case .headers(let stream, let block, let endStream, let endHeaders, let dependsOn):
             let selfDependent = dependsOn == stream
             if endHeaders {
-                try receiveHeaders(stream, block, endStream: endStream, selfDependent: selfDependent, context: context)
+                try receiveHeaders(stream, block, endStream: endStream, selfDependent: selfDependent)
             } else {
                 headerBlock = HeaderBlock(stream: stream, block: block, endStream: endStream, selfDependent: selfDependent)
                 try checkHeaderBlockSize(block.readableBytes)
@@ -344,24 +344,24 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
             block.block.writeBuffer(&part)
             if endHeaders {
                 headerBlock = nil
-                try receiveHeaders(stream, block.block, endStream: block.endStream, selfDependent: block.selfDependent, context: context)
+                try receiveHeaders(stream, block.block, endStream: block.endStream, selfDependent: block.selfDependent)
             } else {
                 headerBlock = block
             }
         case .priority(let stream, let dependsOn):
             try countControlFrame()
             if dependsOn == stream {
-                streamError(stream, .protocolError, NIOHTTP2Errors.priorityCycle(streamID: HTTP2StreamID(Int32(stream))), context: context)
+                streamError(stream, .protocolError, NIOHTTP2Errors.priorityCycle(streamID: HTTP2StreamID(Int32(stream))))
             }
         case .rstStream(let stream, let code):
-            try receiveReset(stream, code: code, context: context)
+            try receiveReset(stream, code: code)
         case .settings(let settings):
             try countControlFrame()
             try apply(settings)
             output.writeHTTP2Frame(type: 4, flags: 0x1) { _ in }
             try countControlAnswer()
         case .settingsAck:
-            localSettingsAcked(context: context)
+            receiveSettingsAck()
         case .ping(let opaque, let ack):
             try countControlFrame()
             if !ack {
@@ -372,7 +372,7 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
             // The client opens no more streams; those open finish, then the idle timeout ends it.
             break
         case .windowUpdate(let stream, let increment):
-            try receiveWindowUpdate(stream, increment: Int(increment), context: context)
+            try receiveWindowUpdate(stream, increment: Int(increment))
         case .pushPromise:
             throw ConnectionFailure(.protocolError, NIOHTTP2Errors.pushInViolationOfSetting())
         case .unknown:
@@ -412,8 +412,7 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
         stream > lastClientStream || stream % 2 == 0
     }
 
-    private func receiveHeaders(_ id: UInt32, _ block: ByteBuffer, endStream: Bool, selfDependent: Bool,
-                                context: ChannelHandlerContext) throws {
+    private func receiveHeaders(_ id: UInt32, _ block: ByteBuffer, endStream: Bool, selfDependent: Bool) throws {
         var block = block
         let headers: HPACKHeaders
         do {
@@ -424,12 +423,11 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
         }
         if var stream = streams[id] {
             guard stream.remoteOpen else {
-                return streamError(id, .streamClosed, NIOHTTP2Errors.streamClosed(streamID: streamID(id), errorCode: .streamClosed),
-                                   context: context)
+                return streamError(id, .streamClosed, NIOHTTP2Errors.streamClosed(streamID: streamID(id), errorCode: .streamClosed))
             }
             // Trailers end the request (§8.1).
             guard endStream else {
-                return streamError(id, .protocolError, NIOHTTP2Errors.trailersWithoutEndStream(streamID: streamID(id)), context: context)
+                return streamError(id, .protocolError, NIOHTTP2Errors.trailersWithoutEndStream(streamID: streamID(id)))
             }
             stream.remoteOpen = false
             streams[id] = stream
@@ -445,13 +443,12 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
         // After GOAWAY newer streams are ignored (§6.8): the client retries them elsewhere.
         guard !goAwaySent else { return }
         if selfDependent {
-            return streamError(id, .protocolError, NIOHTTP2Errors.priorityCycle(streamID: streamID(id)), context: context)
+            return streamError(id, .protocolError, NIOHTTP2Errors.priorityCycle(streamID: streamID(id)))
         }
         if streams.count >= limits.maxConcurrentStreams {
             // Before its SETTINGS arrived the client could not know the limit (§5.1.2).
             guard localSettingsAcked else {
-                return streamError(id, .refusedStream, NIOHTTP2Errors.streamClosed(streamID: streamID(id), errorCode: .refusedStream),
-                                   context: context)
+                return streamError(id, .refusedStream, NIOHTTP2Errors.streamClosed(streamID: streamID(id), errorCode: .refusedStream))
             }
             throw ConnectionFailure(.protocolError, NIOHTTP2Errors.maxStreamsViolation())
         }
@@ -460,7 +457,7 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
         receiver?.receiveHeaders(streamID(id), headers, endStream: endStream)
     }
 
-    private func receiveData(_ id: UInt32, _ bytes: ByteBuffer, endStream: Bool, flowControlled: Int, context: ChannelHandlerContext) throws {
+    private func receiveData(_ id: UInt32, _ bytes: ByteBuffer, endStream: Bool, flowControlled: Int) throws {
         if isIdle(id) { throw ConnectionFailure(.protocolError, NIOHTTP2Errors.noSuchStream(streamID: streamID(id))) }
         // The connection's window counts every DATA frame, whatever its stream's state (§6.9).
         guard flowControlled <= connectionRecvWindow else { throw ConnectionFailure(.flowControlError, NIOHTTP2Errors.flowControlViolation()) }
@@ -479,11 +476,10 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
         // A stream that ended: ignored, as above (its bytes still counted for the connection).
         guard var stream = streams[id] else { return }
         guard stream.remoteOpen else {
-            return streamError(id, .streamClosed, NIOHTTP2Errors.streamClosed(streamID: streamID(id), errorCode: .streamClosed),
-                               context: context)
+            return streamError(id, .streamClosed, NIOHTTP2Errors.streamClosed(streamID: streamID(id), errorCode: .streamClosed))
         }
         guard flowControlled <= stream.recvWindow else {
-            return streamError(id, .flowControlError, NIOHTTP2Errors.flowControlViolation(), context: context)
+            return streamError(id, .flowControlError, NIOHTTP2Errors.flowControlViolation())
         }
         stream.recvWindow -= flowControlled
         if endStream { stream.remoteOpen = false }
@@ -495,7 +491,7 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
         if endStream { closeIfDone(id) }
     }
 
-    private func receiveReset(_ id: UInt32, code: UInt32, context: ChannelHandlerContext) throws {
+    private func receiveReset(_ id: UInt32, code: UInt32) throws {
         if isIdle(id) { throw ConnectionFailure(.protocolError, NIOHTTP2Errors.noSuchStream(streamID: streamID(id))) }
         // Rapid reset (CVE-2023-44487): each reset costs the server a started request.
         if resets.exceeds(limits.maxResets, within: limits.resetInterval, now: clock()) {
@@ -507,7 +503,7 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
         close(id, reason: errorCode, error: NIOHTTP2Errors.streamClosed(streamID: streamID(id), errorCode: errorCode))
     }
 
-    private func receiveWindowUpdate(_ id: UInt32, increment: Int, context: ChannelHandlerContext) throws {
+    private func receiveWindowUpdate(_ id: UInt32, increment: Int) throws {
         if id == 0 {
             guard increment > 0 else { throw ConnectionFailure(.protocolError, NIOHTTP2Errors.invalidWindowIncrementSize()) }
             connectionSendWindow += increment
@@ -517,11 +513,11 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
         if isIdle(id) { throw ConnectionFailure(.protocolError, NIOHTTP2Errors.noSuchStream(streamID: streamID(id))) }
         guard var stream = streams[id] else { return }
         guard increment > 0 else {
-            return streamError(id, .protocolError, NIOHTTP2Errors.invalidWindowIncrementSize(), context: context)
+            return streamError(id, .protocolError, NIOHTTP2Errors.invalidWindowIncrementSize())
         }
         stream.sendWindow += increment
         guard stream.sendWindow <= Self.maxWindow else {
-            return streamError(id, .flowControlError, NIOHTTP2Errors.flowControlViolation(), context: context)
+            return streamError(id, .flowControlError, NIOHTTP2Errors.flowControlViolation())
         }
         streams[id] = stream
         sendQueued()
@@ -556,7 +552,7 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
     }
 
     /// The client now holds to the gateway's SETTINGS: its header list bound and stream window.
-    private func localSettingsAcked(context: ChannelHandlerContext) {
+    private func receiveSettingsAck() {
         guard !localSettingsAcked else { return }
         localSettingsAcked = true
         decoder.maxHeaderListSize = limits.headerListBytes
@@ -566,8 +562,8 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
 
     // MARK: Writing
 
-    /// A frame from a stream (or the connection), written on the next flush: HEADERS, DATA
-    /// (waiting for the client's window if it must), RST_STREAM, WINDOW_UPDATE, GOAWAY.
+    /// A control frame from a stream or the connection, written on the next flush: RST_STREAM,
+    /// WINDOW_UPDATE, GOAWAY. (Heads and DATA go through `sendHead` and `sendData`.)
     func send(_ frame: HTTP2Frame, promise: EventLoopPromise<Void>?) {
         let id = UInt32(Int32(frame.streamID))
         guard phase != .failed, context != nil else {
@@ -575,14 +571,6 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
             return
         }
         switch frame.payload {
-        case .headers(let headers):
-            guard let stream = streams[id], stream.localOpen else { return failClosed(promise, id) }
-            writeHeaders(id, endStream: headers.endStream) { HPACKResponseEncoder.encode(headers.headers, into: &$0) }
-            outputPromises.appendIfPresent(promise)
-            if headers.endStream { localEnded(id) }
-        case .data(let data):
-            guard case .byteBuffer(let bytes) = data.data else { return failClosed(promise, id) }
-            return sendData(frame.streamID, bytes, endStream: data.endStream, promise: promise)
         case .rstStream(let code):
             guard streams[id] != nil else {
                 promise?.succeed()
@@ -610,7 +598,7 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
             }
             outputPromises.appendIfPresent(promise)
         default:
-            // The gateway sends no other frame (no push, no PING of its own).
+            // Heads and DATA have their own calls; the gateway sends no push and no PING of its own.
             promise?.fail(NIOHTTP2Errors.unsupported(info: "frame type"))
         }
         deliverEvents()
@@ -806,9 +794,9 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
     // MARK: Errors
 
     /// RST_STREAM for one stream; the connection goes on, unless the client causes too many.
-    private func streamError(_ id: UInt32, _ code: HTTP2ErrorCode, _ error: Error, context: ChannelHandlerContext) {
+    private func streamError(_ id: UInt32, _ code: HTTP2ErrorCode, _ error: Error) {
         if streamErrors.exceeds(limits.maxStreamErrors, within: limits.resetInterval, now: clock()) {
-            return connectionError(.enhanceYourCalm, NIOHTTP2Errors.excessiveStreamErrors(), context: context)
+            return connectionError(.enhanceYourCalm, NIOHTTP2Errors.excessiveStreamErrors())
         }
         output.writeHTTP2Frame(type: 3, stream: id) { $0.writeInteger(UInt32(code.networkCode)) }
         close(id, reason: code, error: error)
@@ -816,7 +804,7 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
     }
 
     /// GOAWAY with the error, then `HTTP2Connection` learns of it and closes the connection.
-    private func connectionError(_ code: HTTP2ErrorCode, _ error: Error, context: ChannelHandlerContext) {
+    private func connectionError(_ code: HTTP2ErrorCode, _ error: Error) {
         guard phase != .failed else { return }
         phase = .failed
         input = nil
@@ -826,7 +814,7 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
                 $0.writeInteger(UInt32(code.networkCode))
             }
         }
-        flush(context: context)
+        flush()
         receiver?.connectionError(error)
     }
 }
