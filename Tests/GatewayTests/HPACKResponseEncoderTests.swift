@@ -16,7 +16,7 @@ struct HPACKResponseEncoderTests {
 
     static func encode(_ head: String) throws -> ByteBuffer {
         var block = ByteBuffer()
-        HPACKResponseEncoder.encode(try HTTPHeadParser.parse(ByteBuffer(string: head), kind: .response, maxHeaderCount: 100), into: &block)
+        #expect(HPACKResponseEncoder.encode(ByteBuffer(string: head), into: &block))
         return block
     }
 
@@ -30,6 +30,24 @@ struct HPACKResponseEncoderTests {
         #expect(decoded.map { "\($0.name)=\($0.value)" }
                 == [":status=200", "content-type=application/json", "x-request-id=abc", "set-cookie=s=secret", "x-long=\(long)"])
         #expect(decoded.map(\.indexable) == [.indexable, .nonIndexable, .nonIndexable, .neverIndexed, .nonIndexable])
+    }
+
+    /// The head is read as HTTP/1.1 text: the fields only one HTTP/1.1 connection means
+    /// anything by (and those its Connection names) stay out (RFC 9113 §8.2.2), values lose the
+    /// whitespace around them.
+    @Test func connectionSpecificFieldsStayOut() throws {
+        let block = try Self.encode("HTTP/1.1 103 Early Hints\r\nX-Hop: 1\r\nConnection: X-Hop , close\r\nKeep-Alive: timeout=5\r\n"
+                                    + "TE: trailers\r\nTrailer: x-sum\r\nUpgrade: h2c\r\nProxy-Connection: keep-alive\r\n"
+                                    + "Transfer-Encoding: chunked\r\nLink:  </app.css>; rel=preload \t\r\nEmpty:\r\n\r\n")
+        #expect(try Self.decode(block).map { "\($0.name)=\($0.value)" } == [":status=103", "link=</app.css>; rel=preload", "empty="])
+    }
+
+    /// A text without a status line is no head: nothing is written.
+    @Test func aTextThatIsNoHeadIsRefused() {
+        for text in ["", "HTTP/1.1\r\n\r\n", "HTTP/1.1 2x0 OK\r\n\r\n", "hello world, not a head\r\n\r\n"] {
+            var block = ByteBuffer()
+            #expect(!HPACKResponseEncoder.encode(ByteBuffer(string: text), into: &block) && block.readableBytes == 0, "\(text)")
+        }
     }
 
     @Test func otherStatusesAreLiterals() throws {

@@ -125,9 +125,9 @@ struct HTTP2ServerCodecTests {
         return frames
     }
 
-    /// A response head as `ResponseComposer` writes it, parsed as `HTTP2Stream` parses it.
-    static func head(_ text: String = "HTTP/1.1 200 OK\r\n\r\n") throws -> HTTPHead {
-        try HTTPHeadParser.parse(ByteBuffer(string: text), kind: .response, maxHeaderCount: 100)
+    /// A response head as `ResponseComposer` writes it.
+    static func head(_ text: String = "HTTP/1.1 200 OK\r\n\r\n") throws -> ByteBuffer {
+        ByteBuffer(string: text)
     }
 
     func respond(_ stream: Int32, body: [[UInt8]]) throws -> [EventLoopFuture<Void>] {
@@ -363,6 +363,24 @@ struct HTTP2ServerCodecTests {
         #expect(try test.written().isEmpty)
         #expect(test.recorder.streamErrors.isEmpty && test.recorder.received.count == 1)
         #expect(test.recorder.windows.map(\.0) == [0, 0] && test.recorder.windows.last?.1 == 65_535 - 4)
+    }
+
+    /// A head the encoder cannot read (never composed; a bug if it were) resets its stream
+    /// instead of sending something else; the connection goes on.
+    @Test func aHeadThatIsNoHeadResetsItsStream() throws {
+        var test = try Self()
+        try test.start()
+        _ = try test.written()
+        try test.request(1)
+        let promise = test.channel.eventLoop.makePromise(of: Void.self)
+        test.codec.sendHead(1, ByteBuffer(string: "not a status line\r\n\r\n"), endStream: false, promise: promise)
+        test.codec.flush()
+        #expect(try test.written() == [Frame(type: 3, flags: 0, stream: 1, payload: Self.u32(2))], "RST_STREAM(INTERNAL_ERROR), no HEADERS")
+        #expect(throws: (any Error).self) { try promise.futureResult.wait() }
+        #expect(test.recorder.closedStreams == [1] && test.recorder.connectionErrors.isEmpty)
+        try test.request(3)
+        _ = try test.respond(3, body: [Array("ok".utf8)])
+        #expect(try test.written().map(\.type) == [1, 0])
     }
 
     @Test func theClientsSettingsShapeWhatIsSent() throws {

@@ -4,19 +4,20 @@ import NIOCore
 /// A stream's response as HTTP/2 frames: the head becomes a HEADERS block (`:status`,
 /// lower-case names, no hop-by-hop fields; `HPACKResponseEncoder`), body parts DATA frames,
 /// interim responses HEADERS without END_STREAM. Every kind of response (upstream, cached, local
-/// answers, errors) is composed by the one `ResponseComposer` and comes here as an `HTTPHead`,
-/// so all of them are translated the same way.
+/// answers, errors) is composed by the one `ResponseComposer` and comes here as that HTTP/1.1
+/// text, so all of them are translated the same way.
 ///
 /// END_STREAM rides on the last frame instead of an empty one: the final HEADERS and the last
 /// DATA part are held until the next part, the end, or a flush shows whether more follows.
 struct HTTP2ResponseFrames {
     enum Frame {
-        /// A head, encoded by the codec straight into what it sends (`HPACKResponseEncoder`).
-        case headers(HTTPHead, endStream: Bool)
+        /// A head as HTTP/1.1 text, encoded by the codec straight into what it sends
+        /// (`HPACKResponseEncoder`).
+        case headers(ByteBuffer, endStream: Bool)
         case data(ByteBuffer, endStream: Bool)
     }
 
-    private var heldHead: HTTPHead?
+    private var heldHead: ByteBuffer?
     private var heldData: ByteBuffer?
     /// The final head went out (or is held).
     private(set) var started = false
@@ -24,13 +25,13 @@ struct HTTP2ResponseFrames {
     private(set) var ended = false
 
     /// A 1xx response: HEADERS of its own, at once.
-    mutating func interim(_ head: HTTPHead, emit: (Frame) -> Void) {
+    mutating func interim(_ head: ByteBuffer, emit: (Frame) -> Void) {
         guard !started else { return }
         emit(.headers(head, endStream: false))
     }
 
     /// The final head (held: the end may come with it).
-    mutating func head(_ head: HTTPHead) {
+    mutating func head(_ head: ByteBuffer) {
         guard !started else { return }
         started = true
         heldHead = head

@@ -606,10 +606,18 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
 
     /// A stream's response head, encoded (`HPACKResponseEncoder`) into HEADERS and CONTINUATION
     /// frames.
-    func sendHead(_ streamID: HTTP2StreamID, _ head: HTTPHead, endStream: Bool, promise: EventLoopPromise<Void>?) {
+    func sendHead(_ streamID: HTTP2StreamID, _ head: ByteBuffer, endStream: Bool, promise: EventLoopPromise<Void>?) {
         let id = UInt32(Int32(streamID))
         guard phase != .failed, let stream = streams[id], stream.localOpen else { return failClosed(promise, id) }
-        writeHeaders(id, endStream: endStream) { HPACKResponseEncoder.encode(head, into: &$0) }
+        guard writeHeaders(id, endStream: endStream, { HPACKResponseEncoder.encode(head, into: &$0) }) else {
+            // Not a head (a bug: the composer writes only status lines it can read): the stream
+            // is reset rather than sent something else.
+            output.writeHTTP2Frame(type: 3, stream: id) { $0.writeInteger(UInt32(HTTP2ErrorCode.internalError.networkCode)) }
+            let error = NIOHTTP2Errors.streamClosed(streamID: streamID, errorCode: .internalError)
+            promise?.fail(error)
+            close(id, reason: .internalError, error: error)
+            return deliverEvents()
+        }
         outputPromises.appendIfPresent(promise)
         if endStream { localEnded(id) }
         deliverEvents()
@@ -682,15 +690,22 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
 
     /// A header block as HEADERS, and CONTINUATION frames when it is larger than the client's
     /// frame size.
-    private func writeHeaders(_ id: UInt32, endStream: Bool, _ encode: (inout ByteBuffer) -> Void) {
+    /// False, with nothing written, when `encode` found no head to encode.
+    private func writeHeaders(_ id: UInt32, endStream: Bool, _ encode: (inout ByteBuffer) -> Bool) -> Bool {
         let start = output.beginHTTP2Frame(type: 1, flags: 0x4 | (endStream ? 0x1 : 0), stream: id)
         if tableSizeUpdateDue {
-            tableSizeUpdateDue = false
             output.writeInteger(HPACKResponseEncoder.emptyTableUpdate)
         }
-        encode(&output)
+        guard encode(&output) else {
+            output.moveWriterIndex(to: start)
+            return false
+        }
+        tableSizeUpdateDue = false
         let length = output.writerIndex - start - HTTP2FrameParser.headerLength
-        guard length > peerMaxFrameSize else { return output.endHTTP2Frame(at: start) }
+        guard length > peerMaxFrameSize else {
+            output.endHTTP2Frame(at: start)
+            return true
+        }
         // Too large for one frame: cut the written block into frames of the client's size.
         var whole = output.getSlice(at: start + HTTP2FrameParser.headerLength, length: length)!
         output.moveWriterIndex(to: start)
@@ -702,6 +717,7 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
             output.writeHTTP2Frame(type: first ? 1 : 9, flags: flags, stream: id) { $0.writeBuffer(&part) }
             first = false
         }
+        return true
     }
 
     /// DATA frames for as much of `bytes` as the windows and the frame size allow (what went is

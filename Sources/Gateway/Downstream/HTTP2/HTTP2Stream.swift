@@ -233,12 +233,8 @@ final class HTTP2Stream: ExchangeDownstream {
         let composing = ResponseComposer.Context(
             exchange: exchange, requestID: requestID, persistence: .implicit, date: loop.dateCache.current(),
             debugHeaders: runtime.config.debugHeaders)
-        var raw = connection.headBuffer()
-        ResponseComposer.write(response, framing: .asIs, composing, into: &raw)
-        guard let head = try? HTTPHeadParser.parse(raw, kind: .response, maxHeaderCount: .max) else {
-            // The composer writes only what the parser reads; a head it cannot read is a bug.
-            return reset(.internalError)
-        }
+        var head = connection.headBuffer()
+        ResponseComposer.write(response, framing: .asIs, composing, into: &head)
         frames.head(head)
         switch response {
         case .upstream:
@@ -252,7 +248,7 @@ final class HTTP2Stream: ExchangeDownstream {
 
     func sendInterim(_ head: HTTPHead) {
         guard !closed else { return }
-        frames.interim(head, emit: emit)
+        frames.interim(head.raw, emit: emit)
         connection.flush()
     }
 
