@@ -23,8 +23,8 @@ struct HTTP2ServerCodecTests {
         var streamErrors: [NIOHTTP2Errors.StreamError] = []
         var connectionErrors: [Error] = []
 
-        func receiveHeaders(_ id: HTTP2StreamID, _ headers: HPACKHeaders, endStream: Bool) {
-            received.append(.headers(Int32(id), path: headers.first(name: ":path"), endStream: endStream))
+        func receiveHeaders(_ id: HTTP2StreamID, _ headers: HTTP2HeaderFields, endStream: Bool) {
+            received.append(.headers(Int32(id), path: headers.first(":path"), endStream: endStream))
         }
 
         func receiveData(_ id: HTTP2StreamID, _ bytes: ByteBuffer, endStream: Bool) {

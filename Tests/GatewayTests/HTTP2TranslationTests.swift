@@ -12,7 +12,7 @@ import Testing
 struct HTTP2TranslationTests {
     static func head(_ headers: [(String, String)], endStream: Bool = true) throws(HTTP2RequestHead.Malformed) -> (String, HTTP2RequestHead.Written) {
         var out = ByteBuffer()
-        let written = try HTTP2RequestHead.write(HPACKHeaders(headers), endStream: endStream, into: &out)
+        let written = try HTTP2RequestHead.write(HTTP2HeaderFields(headers), endStream: endStream, into: &out)
         return (String(buffer: out), written)
     }
 

@@ -93,7 +93,7 @@ final class HTTP2Connection: ChannelInboundHandler, TimedConnection, HTTP2FrameR
 
     // MARK: Frames in (from the codec)
 
-    func receiveHeaders(_ id: HTTP2StreamID, _ headers: HPACKHeaders, endStream: Bool) {
+    func receiveHeaders(_ id: HTTP2StreamID, _ headers: HTTP2HeaderFields, endStream: Bool) {
         if let stream = streams[id] {
             stream.receiveTrailers()
         } else {
@@ -122,7 +122,7 @@ final class HTTP2Connection: ChannelInboundHandler, TimedConnection, HTTP2FrameR
         }
     }
 
-    private func openStream(_ id: HTTP2StreamID, _ headers: HPACKHeaders, endStream: Bool) {
+    private func openStream(_ id: HTTP2StreamID, _ headers: HTTP2HeaderFields, endStream: Bool) {
         // After GOAWAY the codec ignores newer streams itself.
         if id > lastStreamID { lastStreamID = id }
         let stream = HTTP2Stream(id: id, connection: self, windowTarget: streamWindow)

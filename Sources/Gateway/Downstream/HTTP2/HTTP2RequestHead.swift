@@ -1,6 +1,11 @@
 import HTTPWire
 import NIOCore
-import NIOHPACK
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A stream's request HEADERS written as the HTTP/1.1 request head that `HTTP2Stream` parses:
 /// so an HTTP/2 request goes through the same parser limits, refusals, filters, routing, cache
@@ -33,32 +38,55 @@ enum HTTP2RequestHead {
         var isHead: Bool
     }
 
-    /// Writes the head into `out`.
-    static func write(_ headers: HPACKHeaders, endStream: Bool, into out: inout ByteBuffer) throws(Malformed) -> Written {
-        var method: String?
-        var scheme: String?
-        var path: String?
-        var authority: String?
-        var hasLength = false
-        var sawRegularField = false
-        for (name, value, _) in headers {
-            guard name.utf8.first == UInt8(ascii: ":") else {
-                sawRegularField = true
-                continue
-            }
-            if sawRegularField { throw Malformed(description: "pseudo-header \(name) after a regular field") }
-            try checkPseudoValue(value, of: name)
-            switch name {
-            case ":method": try set(&method, value, name)
-            case ":scheme": try set(&scheme, value, name)
-            case ":path": try set(&path, value, name)
-            case ":authority": try set(&authority, value, name)
-            default: throw Malformed(description: "unknown pseudo-header \(name)")
+    /// Writes the head into `out`, straight from the decoded block's bytes.
+    static func write(_ headers: HTTP2HeaderFields, endStream: Bool, into out: inout ByteBuffer) throws(Malformed) -> Written {
+        let result: Result<Written, Malformed> = headers.bytes.withUnsafeBytes { bytes in
+            do throws(Malformed) {
+                return .success(try write(headers.fields, bytes, endStream: endStream, into: &out))
+            } catch {
+                return .failure(error)
             }
         }
+        return try result.get()
+    }
+
+    private static func write(_ fields: [HTTP2HeaderFields.Field], _ bytes: UnsafeRawBufferPointer, endStream: Bool,
+                              into out: inout ByteBuffer) throws(Malformed) -> Written {
+        func text(_ range: Range<Int>) -> String { String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self) }
+        func view(_ range: Range<Int>) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[range]) }
+        func isName(_ range: Range<Int>, _ literal: StaticString) -> Bool {
+            range.count == literal.utf8CodeUnitCount && memcmp(bytes.baseAddress! + range.lowerBound, literal.utf8Start, range.count) == 0
+        }
+        var method: Range<Int>?
+        var scheme: Range<Int>?
+        var path: Range<Int>?
+        var authority: Range<Int>?
+        var regularStart = fields.count
+        for (index, field) in fields.enumerated() {
+            guard field.name.first.map({ bytes[$0] }) == UInt8(ascii: ":") else {
+                regularStart = index
+                break
+            }
+            try checkPseudoValue(view(field.value), of: text(field.name))
+            if isName(field.name, ":method") {
+                try set(&method, field.value, ":method")
+            } else if isName(field.name, ":scheme") {
+                try set(&scheme, field.value, ":scheme")
+            } else if isName(field.name, ":path") {
+                try set(&path, field.value, ":path")
+            } else if isName(field.name, ":authority") {
+                try set(&authority, field.value, ":authority")
+            } else {
+                throw Malformed(description: "unknown pseudo-header \(text(field.name))")
+            }
+        }
+        for field in fields[regularStart...] where field.name.first.map({ bytes[$0] }) == UInt8(ascii: ":") {
+            throw Malformed(description: "pseudo-header \(text(field.name)) after a regular field")
+        }
         guard let method, !method.isEmpty else { throw Malformed(description: "no :method") }
-        let target: String
-        if method == "CONNECT" {
+        let target: Range<Int>
+        let isConnect = isName(method, "CONNECT")
+        if isConnect {
             // CONNECT names an authority instead of a path (`HTTP2Stream` refuses it, 405).
             guard let authority, scheme == nil, path == nil else { throw Malformed(description: "CONNECT needs :authority only") }
             target = authority
@@ -67,77 +95,86 @@ enum HTTP2RequestHead {
             target = path
         }
         guard !target.isEmpty else { throw Malformed(description: "empty :path") }
-        out.writeString(method)
-        out.writeStaticString(" ")
-        out.writeString(target)
-        out.writeStaticString(" HTTP/1.1\r\n")
-        // RFC 9113 §8.3.1: :authority stands for Host, and wins over a host field.
-        if let authority {
-            out.writeStaticString("host: ")
-            out.writeString(authority)
-            out.writeStaticString("\r\n")
-        }
-        // RFC 9113 §8.2.3: a client may split cookies into several fields; HTTP/1.1 wants one.
-        var cookies: [String] = []
-        if sawRegularField {
-            for (name, value, _) in headers where name.utf8.first != UInt8(ascii: ":") {
-                try checkRegular(name, value)
-                if name == "host", authority != nil { continue }
-                if name == "cookie" {
-                    cookies.append(value)
-                    continue
-                }
-                if name == "content-length" { hasLength = true }
-                out.writeString(name)
-                out.writeStaticString(": ")
-                out.writeString(value)
-                out.writeStaticString("\r\n")
-            }
-        }
-        if !cookies.isEmpty {
-            out.writeStaticString("cookie: ")
-            out.writeString(cookies.joined(separator: "; "))
-            out.writeStaticString("\r\n")
+        var hasLength = false
+        var cookies: [Range<Int>] = []
+        for field in fields[regularStart...] {
+            try checkRegular(view(field.name), view(field.value)) { text(field.name) }
+            if isName(field.name, "content-length") { hasLength = true }
+            if isName(field.name, "cookie") { cookies.append(field.value) }
         }
         let coding: BodyCoding = endStream ? .none : hasLength ? .length : .chunked
-        if coding == .chunked {
-            out.writeStaticString("transfer-encoding: chunked\r\n")
+        // Each field's line is its bytes and four more; the rest is bounded by the constants.
+        let bound = bytes.count + 4 * fields.count + 2 * cookies.count + 64
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { memory in
+            var w = RawHeadWriter(memory)
+            w.write(view(method))
+            w.write(" ")
+            w.write(view(target))
+            w.write(" HTTP/1.1\r\n")
+            // RFC 9113 §8.3.1: :authority stands for Host, and wins over a host field.
+            if let authority {
+                w.write("host: ")
+                w.write(view(authority))
+                w.write("\r\n")
+            }
+            for field in fields[regularStart...] {
+                if isName(field.name, "cookie") || (authority != nil && isName(field.name, "host")) { continue }
+                w.header(view(field.name), view(field.value))
+            }
+            // RFC 9113 §8.2.3: a client may split cookies into several fields; HTTP/1.1 wants one.
+            if let first = cookies.first {
+                w.write("cookie: ")
+                w.write(view(first))
+                for cookie in cookies.dropFirst() {
+                    w.write("; ")
+                    w.write(view(cookie))
+                }
+                w.write("\r\n")
+            }
+            if coding == .chunked {
+                w.write("transfer-encoding: chunked\r\n")
+            }
+            w.write("\r\n")
+            return w.count
         }
-        out.writeStaticString("\r\n")
-        return Written(coding: coding, isHead: method == "HEAD")
+        return Written(coding: coding, isHead: isName(method, "HEAD"))
     }
 
-    private static func set(_ slot: inout String?, _ value: String, _ name: String) throws(Malformed) {
+    private static func set(_ slot: inout Range<Int>?, _ value: Range<Int>, _ name: String) throws(Malformed) {
         guard slot == nil else { throw Malformed(description: "\(name) twice") }
         slot = value
     }
 
     /// No pseudo-header's grammar admits SP, a CTL or DEL; in `:path` or `:method` they would
     /// break the HTTP/1.1 request line (a smuggled request).
-    private static func checkPseudoValue(_ value: String, of name: String) throws(Malformed) {
-        for byte in value.utf8 where byte <= 0x20 || byte == 0x7F {
-            throw Malformed(description: "\(name) holds SP, a control character or DEL")
+    private static func checkPseudoValue(_ value: UnsafeRawBufferPointer, of name: @autoclosure () -> String) throws(Malformed) {
+        for byte in value where byte <= 0x20 || byte == 0x7F {
+            throw Malformed(description: "\(name()) holds SP, a control character or DEL")
         }
     }
 
     /// A lower-case token name, no connection-specific field, and a value without NUL, CR or
     /// LF (which would end the HTTP/1.1 line: a smuggled header).
-    private static func checkRegular(_ name: String, _ value: String) throws(Malformed) {
-        let utf8 = name.utf8
-        guard !utf8.isEmpty else { throw Malformed(description: "an empty field name") }
-        let valid = utf8.withContiguousStorageIfAvailable { $0.allSatisfy(isLowerCaseTokenByte) }
-            ?? utf8.allSatisfy(isLowerCaseTokenByte)
-        guard valid else { throw Malformed(description: "field name \(name) is not a lower-case token") }
-        switch name {
-        case "connection", "transfer-encoding", "proxy-connection", "keep-alive", "upgrade":
-            throw Malformed(description: "connection-specific field \(name)")
-        case "te" where value != "trailers":
-            throw Malformed(description: "te other than trailers")
+    private static func checkRegular(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer,
+                                     _ text: () -> String) throws(Malformed) {
+        guard !name.isEmpty else { throw Malformed(description: "an empty field name") }
+        guard name.allSatisfy(isLowerCaseTokenByte) else { throw Malformed(description: "field name \(text()) is not a lower-case token") }
+        @inline(__always) func eq(_ literal: StaticString) -> Bool {
+            name.count == literal.utf8CodeUnitCount && memcmp(name.baseAddress!, literal.utf8Start, name.count) == 0
+        }
+        switch name.count {
+        case 2 where eq("te"):
+            guard value.count == 8, memcmp(value.baseAddress!, ("trailers" as StaticString).utf8Start, 8) == 0 else {
+                throw Malformed(description: "te other than trailers")
+            }
+        case 7 where eq("upgrade"), 10 where eq("connection") || eq("keep-alive"),
+             16 where eq("proxy-connection"), 17 where eq("transfer-encoding"):
+            throw Malformed(description: "connection-specific field \(text())")
         default:
             break
         }
-        for byte in value.utf8 where byte == 0x0D || byte == 0x0A || byte == 0 {
-            throw Malformed(description: "a value of \(name) holds CR, LF or NUL")
+        for byte in value where byte == 0x0D || byte == 0x0A || byte == 0 {
+            throw Malformed(description: "a value of \(text()) holds CR, LF or NUL")
         }
     }
 

@@ -6,7 +6,7 @@ import NIOHTTP2
 /// What the framing layer hands on: a stream's frames and its end, the windows the client
 /// sends into, and errors (after the codec answered them). `HTTP2Connection` is the one.
 protocol HTTP2FrameReceiver: AnyObject {
-    func receiveHeaders(_ id: HTTP2StreamID, _ headers: HPACKHeaders, endStream: Bool)
+    func receiveHeaders(_ id: HTTP2StreamID, _ headers: HTTP2HeaderFields, endStream: Bool)
     func receiveData(_ id: HTTP2StreamID, _ bytes: ByteBuffer, endStream: Bool)
     /// The client reset the stream.
     func receiveReset(_ id: HTTP2StreamID, _ code: HTTP2ErrorCode)
@@ -118,7 +118,9 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
     private var parser = HTTP2FrameParser()
     private var input: ByteBuffer?
     private var reading = false
-    private var decoder: HPACKDecoder
+    private var decoder: HPACKRequestDecoder
+    /// The last header block, decoded (its storage reused block after block).
+    private var headers = HTTP2HeaderFields()
     /// The client changed SETTINGS_HEADER_TABLE_SIZE: the next header block says the gateway's
     /// table is empty (it never uses one).
     private var tableSizeUpdateDue = false
@@ -165,8 +167,7 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
         self.limits = limits
         self.clock = clock
         // Until the client acknowledges the SETTINGS, the protocol's defaults bind it (§6.5.3).
-        decoder = HPACKDecoder(allocator: ByteBufferAllocator(), maxDynamicTableSize: HPACKDecoder.maxDynamicTableSize,
-                               maxHeaderListSize: HPACKDecoder.defaultMaxHeaderListSize)
+        decoder = HPACKRequestDecoder(maxHeaderListSize: HPACKRequestDecoder.defaultMaxHeaderListSize)
     }
 
     private var settings: [(UInt16, UInt32)] {
@@ -413,11 +414,9 @@ final class HTTP2ServerCodec: ChannelDuplexHandler {
     }
 
     private func receiveHeaders(_ id: UInt32, _ block: ByteBuffer, endStream: Bool, selfDependent: Bool) throws {
-        var block = block
-        let headers: HPACKHeaders
         do {
             // Decoded whatever happens to the stream: the HPACK table is the connection's.
-            headers = try decoder.decodeHeaders(from: &block)
+            try decoder.decode(block, into: &headers)
         } catch {
             throw ConnectionFailure(.compressionError, error)
         }

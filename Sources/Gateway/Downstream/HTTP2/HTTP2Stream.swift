@@ -1,6 +1,5 @@
 import HTTPWire
 import NIOCore
-import NIOHPACK
 import NIOHTTP2
 
 /// One HTTP/2 stream: its request HEADERS become the `HTTPHead` of an `Exchange` (through the
@@ -65,7 +64,7 @@ final class HTTP2Stream: ExchangeDownstream {
     // MARK: Request
 
     /// The request HEADERS: refused here, buffered for its body, or an exchange now.
-    func receiveHead(_ headers: HPACKHeaders, endStream: Bool) {
+    func receiveHead(_ headers: HTTP2HeaderFields, endStream: Bool) {
         let start = NIODeadline.now()
         let limits = runtime.config.limits
         requestEnded = endStream
