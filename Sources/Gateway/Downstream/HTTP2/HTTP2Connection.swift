@@ -57,6 +57,21 @@ final class HTTP2Connection: ChannelInboundHandler, TimedConnection, HTTP2FrameR
         allocator.buffer(capacity: 512)
     }
 
+    /// A response head's text lives only until the codec encoded it into HEADERS; then it
+    /// comes back here and serves the next one (two allocations per response otherwise).
+    private var spareResponseHead: ByteBuffer?
+
+    func responseHeadBuffer() -> ByteBuffer {
+        guard var buffer = spareResponseHead else { return headBuffer() }
+        spareResponseHead = nil
+        buffer.clear()
+        return buffer
+    }
+
+    func recycleResponseHead(_ buffer: ByteBuffer) {
+        spareResponseHead = buffer
+    }
+
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         isWritable = context.channel.isWritable

@@ -32,7 +32,9 @@ final class HTTP2Stream: ExchangeDownstream {
     /// A body being read whole before the exchange starts (`limits.request_buffering`).
     private var buffering: BufferedRequestBody?
     /// DATA the exchange cannot take yet (not acknowledged to the client until it is taken).
-    private var waitingBody = CircularBuffer<ByteBuffer>()
+    /// Made with the first DATA that waits: NIO's CircularBuffer allocates when it is made and
+    /// again on `removeAll()`, three allocations per request for a GET that never needs it.
+    private var waitingBody: CircularBuffer<ByteBuffer>?
     private var inboundWindow: HTTP2InboundWindow
     private var bodyBytes = 0
     /// The request's `content-length`: its DATA must add up to exactly this (RFC 9113 §8.1.1),
@@ -154,7 +156,8 @@ final class HTTP2Stream: ExchangeDownstream {
         }
         if count > 0 {
             inboundWindow.received(count)
-            waitingBody.append(bytes)
+            if waitingBody == nil { waitingBody = CircularBuffer(initialCapacity: 4) }
+            waitingBody!.append(bytes)
         }
         pumpRequestBody()
     }
@@ -167,14 +170,14 @@ final class HTTP2Stream: ExchangeDownstream {
     /// Gives the exchange what it can take of the body, and the end once all of it went.
     private func pumpRequestBody() {
         guard let exchange, exchange.sendsRequestBody else { return }
-        while let part = waitingBody.first {
+        while let part = waitingBody?.first {
             guard exchange.upstreamWritable else {
                 // The upstream holds us back, not the client: its timeout applies meanwhile.
                 if deadlineKind != .response { arm(.response, exchange.responseTimeout) }
                 exchange.flushUpstream()
                 return
             }
-            waitingBody.removeFirst()
+            waitingBody!.removeFirst()
             exchange.forwardRequestBody(part, allocator: connection.allocator)
             acknowledge(part.readableBytes)
             guard !closed, self.exchange === exchange, exchange.sendsRequestBody else { return }
@@ -232,7 +235,7 @@ final class HTTP2Stream: ExchangeDownstream {
         let composing = ResponseComposer.Context(
             exchange: exchange, requestID: requestID, persistence: .implicit, date: loop.dateCache.current(),
             debugHeaders: runtime.config.debugHeaders)
-        var head = connection.headBuffer()
+        var head = connection.responseHeadBuffer()
         ResponseComposer.write(response, framing: .asIs, composing, into: &head)
         frames.head(head)
         switch response {
@@ -247,7 +250,10 @@ final class HTTP2Stream: ExchangeDownstream {
 
     func sendInterim(_ head: HTTPHead) {
         guard !closed else { return }
-        frames.interim(head.raw, emit: emit)
+        // A copy: the upstream's bytes are not kept for the next head (see `send`).
+        var text = connection.responseHeadBuffer()
+        text.writeImmutableBuffer(head.raw)
+        frames.interim(text, emit: emit)
         connection.flush()
     }
 
@@ -284,7 +290,7 @@ final class HTTP2Stream: ExchangeDownstream {
     private func finishResponse() {
         guard !closed else { return }
         buffering = nil
-        waitingBody.removeAll()
+        waitingBody = nil
         guard !requestEnded else {
             frames.end(emit)
             return connection.flush()
@@ -316,6 +322,8 @@ final class HTTP2Stream: ExchangeDownstream {
         switch frame {
         case .headers(let head, let endStream):
             connection.codec.sendHead(id, head, endStream: endStream, promise: promise)
+            // Encoded: the text's buffer serves the connection's next head.
+            connection.recycleResponseHead(head)
         case .data(let bytes, let endStream):
             connection.codec.sendData(id, bytes, endStream: endStream, promise: promise)
         }
@@ -394,7 +402,7 @@ final class HTTP2Stream: ExchangeDownstream {
         guard !closed else { return }
         closed = true
         inboundWindow.closed = true
-        waitingBody.removeAll()
+        waitingBody = nil
         buffering = nil
         deadline = .distantFuture
         connection.streamGone(self)
