@@ -93,6 +93,41 @@ struct HPACKRequestDecoderTests {
         }
     }
 
+    /// Appendix B's code applied bit by bit, padded with ones (§5.2): what the decoder's
+    /// four-bit table must read back, for every symbol.
+    static func huffman(_ bytes: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        var bits: UInt64 = 0
+        var count = 0
+        for byte in bytes {
+            let (code, length) = HPACKHuffman.codes[Int(byte)]
+            bits = bits << UInt64(length) | UInt64(code)
+            count += length
+            while count >= 8 {
+                out.append(UInt8(truncatingIfNeeded: bits >> UInt64(count - 8)))
+                count -= 8
+            }
+        }
+        if count > 0 { out.append(UInt8(truncatingIfNeeded: bits << UInt64(8 - count)) | UInt8(0xff >> count)) }
+        return out
+    }
+
+    @Test func everySymbolDecodes() throws {
+        var random = SystemRandomNumberGenerator()
+        var inputs: [[UInt8]] = [Array(0...255), Array((0...255).reversed()), []]
+        for _ in 0..<200 { inputs.append((0..<Int.random(in: 1...40, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }) }
+        for input in inputs {
+            var output: [UInt8] = []
+            try Self.huffman(input).withUnsafeBytes { try HPACKHuffman.decode($0, into: &output) }
+            #expect(output == input)
+        }
+        // Eight 'a's fill five bytes; a sixth of ones is 8 bits of padding, one too many.
+        let exact = Self.huffman(Array("aaaaaaaa".utf8))
+        #expect(exact.count == 5)
+        var output: [UInt8] = []
+        #expect(throws: HPACKHuffman.Invalid.self) { try (exact + [0xff]).withUnsafeBytes { try HPACKHuffman.decode($0, into: &output) } }
+    }
+
     /// Each of these is a COMPRESSION_ERROR (the connection ends), under NIOHPACK's error types.
     @Test func malformedBlocksAreRefused() throws {
         let cases: [(String, String)] = [

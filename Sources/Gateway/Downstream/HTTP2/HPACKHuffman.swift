@@ -1,70 +1,102 @@
 /// HPACK's Huffman code (RFC 7541 §5.2, Appendix B), decoding only: the gateway reads
 /// Huffman-coded strings in requests and never writes any (`HPACKResponseEncoder`).
 ///
-/// A binary tree walked bit by bit, built once from the code table. Clients Huffman-code a
-/// literal the first time they send it; after that it is an index into the dynamic table, so
-/// this is off the hot path.
+/// Read four bits at a time through a table built once from the code (as nghttp2 and NIOHPACK
+/// do): a state is a node of the code's tree, and no code is shorter than five bits, so each
+/// step emits at most one symbol. Clients send `:path` this way on every request (nghttp2, for
+/// one, never indexes it), so it is on the hot path.
 enum HPACKHuffman {
     struct Invalid: Error {}
 
     /// Decodes `input`, appending the symbols to `output`. Invalid: the EOS symbol inside the
-    /// string, padding longer than 7 bits, or padding that is not the EOS code's leading ones
-    /// (§5.2).
+    /// string, or padding that is longer than 7 bits or not the EOS code's leading ones (§5.2).
     static func decode(_ input: UnsafeRawBufferPointer, into output: inout [UInt8]) throws(Invalid) {
-        let tree = Self.tree
-        var node = 0
-        var bitsSinceSymbol = 0
-        var onesOnly = true
-        for byte in input {
-            var mask: UInt8 = 0x80
-            while mask != 0 {
-                let bit = byte & mask != 0
-                mask >>= 1
-                let next = Int(bit ? tree[node].one : tree[node].zero)
-                node = next
-                bitsSinceSymbol += 1
-                onesOnly = onesOnly && bit
-                let symbol = tree[node].symbol
-                if symbol >= 0 {
-                    guard symbol < 256 else { throw Invalid() }
-                    output.append(UInt8(symbol))
-                    node = 0
-                    bitsSinceSymbol = 0
-                    onesOnly = true
-                } else if next == 0 {
+        try table.withUnsafeBufferPointer { (table) throws(Invalid) in
+            var state = 0
+            func take(_ nibble: UInt8) throws(Invalid) {
+                let step = table[state << 4 | Int(nibble)]
+                if step.symbol >= 0 {
+                    output.append(UInt8(step.symbol))
+                } else if step.symbol == Step.invalid {
                     throw Invalid()
                 }
+                state = Int(step.next)
             }
+            for byte in input {
+                try take(byte >> 4)
+                try take(byte & 0x0f)
+            }
+            guard table[state << 4].accepting else { throw Invalid() }
         }
-        guard bitsSinceSymbol < 8, onesOnly else { throw Invalid() }
+    }
+
+    private struct Step {
+        static let none: Int16 = -1
+        static let invalid: Int16 = -2
+        /// The state after these four bits.
+        var next: UInt8
+        /// The symbol they complete, `none`, or `invalid` (they complete EOS).
+        var symbol: Int16
+        /// Kept on each state's first step: whether input may end in this state (the bits since
+        /// the last symbol are all ones, fewer than eight).
+        var accepting: Bool
     }
 
     private struct Node {
-        var zero: Int16 = 0
-        var one: Int16 = 0
-        /// A leaf's symbol (256 is EOS); -1 for an inner node.
-        var symbol: Int16 = -1
+        var zero = -1
+        var one = -1
+        /// A leaf's symbol (256 is EOS).
+        var symbol = -1
     }
 
-    /// Node 0 is the root; a child index of 0 means no such code (it cannot occur: the code
-    /// is complete, every bit string is a prefix of some code).
-    private static let tree: [Node] = {
+    /// 256 states (the tree's inner nodes, the root first) × 16 nibbles.
+    private static let table: [Step] = {
         var nodes = [Node()]
         for (symbol, (code, length)) in codes.enumerated() {
             var node = 0
             for position in stride(from: length - 1, through: 0, by: -1) {
                 let bit = code >> UInt32(position) & 1 == 1
-                var next = Int(bit ? nodes[node].one : nodes[node].zero)
-                if next == 0 {
+                var next = bit ? nodes[node].one : nodes[node].zero
+                if next < 0 {
                     nodes.append(Node())
                     next = nodes.count - 1
-                    if bit { nodes[node].one = Int16(next) } else { nodes[node].zero = Int16(next) }
+                    if bit { nodes[node].one = next } else { nodes[node].zero = next }
                 }
                 node = next
             }
-            nodes[node].symbol = Int16(symbol)
+            nodes[node].symbol = symbol
         }
-        return nodes
+        // Inner nodes numbered as states, the root 0; those on the all-ones path within seven
+        // bits of the root accept the end of input.
+        var state = [Int](repeating: -1, count: nodes.count)
+        var inner: [Int] = []
+        for (index, node) in nodes.enumerated() where node.symbol < 0 {
+            state[index] = inner.count
+            inner.append(index)
+        }
+        var accepting = Set<Int>()
+        var node = 0
+        for _ in 0...7 {
+            accepting.insert(node)
+            node = nodes[node].one
+        }
+        var table: [Step] = []
+        table.reserveCapacity(inner.count * 16)
+        for start in inner {
+            for nibble in 0..<16 {
+                var node = start
+                var symbol = Step.none
+                for position in stride(from: 3, through: 0, by: -1) {
+                    node = nibble >> position & 1 == 1 ? nodes[node].one : nodes[node].zero
+                    if nodes[node].symbol >= 0 {
+                        symbol = nodes[node].symbol == 256 ? Step.invalid : Int16(nodes[node].symbol)
+                        node = 0
+                    }
+                }
+                table.append(Step(next: UInt8(state[node]), symbol: symbol, accepting: accepting.contains(start)))
+            }
+        }
+        return table
     }()
 
     /// Appendix B: each symbol's code (right-aligned) and its length in bits; 256 is EOS.
