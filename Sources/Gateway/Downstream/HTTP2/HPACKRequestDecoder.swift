@@ -134,25 +134,28 @@ struct HPACKRequestDecoder {
 
     /// The name (and value) of a static or dynamic table entry (§2.3.3).
     private func appendEntry(_ index: Int, nameOnly: Bool, to fields: inout HTTP2HeaderFields) throws {
-        if index < HPACKStaticTable.entries.count {
-            let entry = HPACKStaticTable.entries[index]
-            if nameOnly {
-                entry.name.withUnsafeBytes { fields.appendBytes($0) }
-            } else {
-                fields.append(name: entry.name, value: entry.value)
+        if index < HPACKStaticTable.count {
+            let entry = HPACKStaticTable.ranges[index]
+            HPACKStaticTable.bytes.withUnsafeBytes { all in
+                let nameStart = fields.end
+                fields.appendBytes(UnsafeRawBufferPointer(rebasing: all[entry.name]))
+                guard !nameOnly else { return }
+                let valueStart = fields.end
+                fields.appendBytes(UnsafeRawBufferPointer(rebasing: all[entry.value]))
+                fields.closeField(nameStart: nameStart, valueStart: valueStart)
             }
             return
         }
-        let position = entries.count - 1 - (index - HPACKStaticTable.entries.count)
+        let position = entries.count - 1 - (index - HPACKStaticTable.count)
         guard position >= 0 else { throw Failure(description: "header index \(index) past the table") }
-        let entry = entries[offset: position]
-        entry.bytes.withUnsafeBytes { all in
+        entries[offset: position].bytes.withUnsafeBytes { all in
+            let nameCount = entries[offset: position].nameCount
             if nameOnly {
-                fields.appendBytes(UnsafeRawBufferPointer(rebasing: all[..<entry.nameCount]))
+                fields.appendBytes(UnsafeRawBufferPointer(rebasing: all[..<nameCount]))
             } else {
                 let nameStart = fields.end
                 fields.appendBytes(all)
-                fields.closeField(nameStart: nameStart, valueStart: nameStart + entry.nameCount)
+                fields.closeField(nameStart: nameStart, valueStart: nameStart + nameCount)
             }
         }
     }
@@ -177,14 +180,9 @@ struct HPACKRequestDecoder {
     }
 }
 
-/// RFC 7541 Appendix A, as bytes; index 0 is unused.
+/// RFC 7541 Appendix A, as bytes in one array; index 0 is unused.
 enum HPACKStaticTable {
-    struct Entry {
-        var name: [UInt8]
-        var value: [UInt8]
-    }
-
-    static let entries: [Entry] = [
+    private static let pairs: [(String, String)] = [
         ("", ""), (":authority", ""), (":method", "GET"), (":method", "POST"), (":path", "/"), (":path", "/index.html"),
         (":scheme", "http"), (":scheme", "https"), (":status", "200"), (":status", "204"), (":status", "206"),
         (":status", "304"), (":status", "400"), (":status", "404"), (":status", "500"), ("accept-charset", ""),
@@ -198,5 +196,16 @@ enum HPACKStaticTable {
         ("referer", ""), ("refresh", ""), ("retry-after", ""), ("server", ""), ("set-cookie", ""),
         ("strict-transport-security", ""), ("transfer-encoding", ""), ("user-agent", ""), ("vary", ""), ("via", ""),
         ("www-authenticate", ""),
-    ].map { Entry(name: Array($0.0.utf8), value: Array($0.1.utf8)) }
+    ]
+
+    static let count = pairs.count
+    static let bytes: [UInt8] = pairs.flatMap { Array($0.0.utf8) + Array($0.1.utf8) }
+    static let ranges: [(name: Range<Int>, value: Range<Int>)] = {
+        var offset = 0
+        return pairs.map { name, value in
+            let nameEnd = offset + name.utf8.count
+            defer { offset = nameEnd + value.utf8.count }
+            return (offset..<nameEnd, nameEnd..<nameEnd + value.utf8.count)
+        }
+    }()
 }
