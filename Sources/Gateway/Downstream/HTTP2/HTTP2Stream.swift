@@ -18,7 +18,10 @@ import NIOHTTP2
 /// and the exchange stops reading its upstream. Neither stalls the connection's other streams.
 final class HTTP2Stream: ExchangeDownstream {
     let id: HTTP2StreamID
-    private unowned let connection: HTTP2Connection
+    /// Strong: a cycle while the stream is in its connection's table, which every way a stream
+    /// ends leaves (`streamClosed` → `streamGone`; a closing connection closes its streams).
+    /// `unowned` cost an atomic check-and-retain on every use, several per request.
+    private let connection: HTTP2Connection
     private let loop: LoopContext
     private var runtime: GatewayRuntime
     private(set) var exchange: Exchange?
