@@ -35,6 +35,12 @@ public enum ASCII {
         byte > 0x20 && byte < 0x7F
     }
 
+    /// OWS of RFC 9110 §5.6.3: what surrounds a field value and a list's elements.
+    @inline(__always)
+    public static func isOWS(_ byte: UInt8) -> Bool {
+        byte == space || byte == tab
+    }
+
     @inline(__always)
     public static func lowercased(_ byte: UInt8) -> UInt8 {
         (byte &- 65) < 26 ? byte | 0x20 : byte

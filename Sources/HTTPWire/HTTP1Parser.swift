@@ -272,7 +272,7 @@ public struct HTTP1Parser {
             }
             guard i > 0 else { return .some(nil) }
             // Optional chunk extensions (ignored): BWS ";" ...
-            while i < lineEnd, bytes[i] == ASCII.space || bytes[i] == ASCII.tab { i += 1 }
+            while i < lineEnd, ASCII.isOWS(bytes[i]) { i += 1 }
             if i < lineEnd {
                 guard bytes[i] == ASCII.semicolon else { return .some(nil) }
                 for j in i..<lineEnd where !ASCII.isFieldValueChar(bytes[j]) { return .some(nil) }

@@ -148,9 +148,9 @@ public enum HTTPHeadParser {
         guard i > start, i < end, bytes[i] == ASCII.colon else { throw .malformedHeader }
         let nameEnd = i
         i += 1
-        while i < end, bytes[i] == ASCII.space || bytes[i] == ASCII.tab { i += 1 }
+        while i < end, ASCII.isOWS(bytes[i]) { i += 1 }
         var valueEnd = end
-        while valueEnd > i, bytes[valueEnd - 1] == ASCII.space || bytes[valueEnd - 1] == ASCII.tab { valueEnd -= 1 }
+        while valueEnd > i, ASCII.isOWS(bytes[valueEnd - 1]) { valueEnd -= 1 }
         for j in i..<valueEnd where !ASCII.isFieldValueChar(bytes[j]) { throw .malformedHeader }
         let kind = KnownHeader.classify(bytes, start, nameEnd - start)
         return HeaderField(
@@ -325,8 +325,8 @@ public enum HTTPHeadParser {
                 var s = position
                 var e = itemEnd
                 position = itemEnd + 1
-                while s < e, bytes[s] == ASCII.space || bytes[s] == ASCII.tab { s += 1 }
-                while e > s, bytes[e - 1] == ASCII.space || bytes[e - 1] == ASCII.tab { e -= 1 }
+                while s < e, ASCII.isOWS(bytes[s]) { s += 1 }
+                while e > s, ASCII.isOWS(bytes[e - 1]) { e -= 1 }
                 if e > s { return s..<e }
             }
             return nil

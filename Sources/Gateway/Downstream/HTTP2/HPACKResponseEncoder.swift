@@ -140,17 +140,12 @@ enum HPACKResponseEncoder {
             while colon < end, text[colon] != UInt8(ascii: ":") { colon += 1 }
             if colon > start, colon < end {
                 var valueStart = colon + 1, valueEnd = end
-                while valueStart < valueEnd, isOWS(text[valueStart]) { valueStart += 1 }
-                while valueEnd > valueStart, isOWS(text[valueEnd - 1]) { valueEnd -= 1 }
+                while valueStart < valueEnd, ASCII.isOWS(text[valueStart]) { valueStart += 1 }
+                while valueEnd > valueStart, ASCII.isOWS(text[valueEnd - 1]) { valueEnd -= 1 }
                 body(start..<colon, valueStart..<valueEnd)
             }
             start = lf + 1
         }
-    }
-
-    /// Optional whitespace (RFC 9110 §5.6.3).
-    private static func isOWS(_ byte: UInt8) -> Bool {
-        byte == ASCII.space || byte == ASCII.tab
     }
 
     /// The field names a `Connection` field lists (RFC 9110 §7.6.1); none without one, which is
@@ -164,8 +159,8 @@ enum HPACKResponseEncoder {
                 var end = i
                 while end < value.upperBound, text[end] != UInt8(ascii: ",") { end += 1 }
                 var a = i, b = end
-                while a < b, isOWS(text[a]) { a += 1 }
-                while b > a, isOWS(text[b - 1]) { b -= 1 }
+                while a < b, ASCII.isOWS(text[a]) { a += 1 }
+                while b > a, ASCII.isOWS(text[b - 1]) { b -= 1 }
                 if a < b { names.append(a..<b) }
                 i = end + 1
             }
