@@ -85,6 +85,14 @@ public final class HTTPHead {
     /// The path of the request target, without the query; for absolute-form targets the part
     /// after the authority.
     public var path: String {
+        if isOriginForm {
+            // The common case, without a view of the buffer (each one retains it).
+            return raw.withUnsafeReadableBytes { bytes in
+                let target = UnsafeRawBufferPointer(rebasing: bytes[part2])
+                let end = target.firstIndex(of: ASCII.question) ?? target.endIndex
+                return String(decoding: UnsafeRawBufferPointer(rebasing: target[..<end]), as: UTF8.self)
+            }
+        }
         let target = raw.readableBytesView[part2]
         var start = target.startIndex
         if target.first != ASCII.slash, let schemeEnd = Self.absoluteFormPathStart(target) {
@@ -114,8 +122,14 @@ public final class HTTPHead {
             ?? target.endIndex
     }
 
+    /// The target starts with `/` (origin-form, RFC 9112 §3.2.1), as nearly every request's does.
+    private var isOriginForm: Bool {
+        raw.getInteger(at: part2.lowerBound, as: UInt8.self) == ASCII.slash
+    }
+
     /// The authority of an absolute-form target, which replaces Host (RFC 9112 §3.2.2).
     public var absoluteFormAuthority: String? {
+        if isOriginForm { return nil }
         let target = raw.readableBytesView[part2]
         guard target.first != ASCII.slash, let pathStart = Self.absoluteFormPathStart(target) else { return nil }
         let schemeLength = ASCII.lowercased(target[target.startIndex + 4]) == UInt8(ascii: "s") ? 8 : 7
