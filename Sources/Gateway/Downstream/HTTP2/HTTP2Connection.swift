@@ -57,19 +57,35 @@ final class HTTP2Connection: ChannelInboundHandler, TimedConnection, HTTP2FrameR
         allocator.buffer(capacity: 512)
     }
 
-    /// A response head's text lives only until the codec encoded it into HEADERS; then it
-    /// comes back here and serves the next one (two allocations per response otherwise).
+    /// A response head's text lives only until the codec encoded it into HEADERS, a request
+    /// head's as long as its stream (and exchange): then each comes back here and serves the
+    /// next one (two allocations per head otherwise). A buffer something still holds (a cache
+    /// refresh keeps its request's head) is not written over: clearing a shared ByteBuffer
+    /// gives it new storage.
     private var spareResponseHead: ByteBuffer?
+    private var spareRequestHead: ByteBuffer?
 
     func responseHeadBuffer() -> ByteBuffer {
-        guard var buffer = spareResponseHead else { return headBuffer() }
-        spareResponseHead = nil
-        buffer.clear()
-        return buffer
+        Self.reuse(&spareResponseHead) ?? headBuffer()
     }
 
     func recycleResponseHead(_ buffer: ByteBuffer) {
         spareResponseHead = buffer
+    }
+
+    func requestHeadBuffer() -> ByteBuffer {
+        Self.reuse(&spareRequestHead) ?? headBuffer()
+    }
+
+    func recycleRequestHead(_ buffer: ByteBuffer) {
+        spareRequestHead = buffer
+    }
+
+    private static func reuse(_ spare: inout ByteBuffer?) -> ByteBuffer? {
+        guard var buffer = spare else { return nil }
+        spare = nil
+        buffer.clear()
+        return buffer
     }
 
     func handlerAdded(context: ChannelHandlerContext) {

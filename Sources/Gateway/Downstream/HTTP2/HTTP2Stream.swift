@@ -73,7 +73,7 @@ final class HTTP2Stream: ExchangeDownstream {
         let start = NIODeadline.now()
         let limits = runtime.config.limits
         requestEnded = endStream
-        var raw = connection.headBuffer()
+        var raw = connection.requestHeadBuffer()
         let written: HTTP2RequestHead.Written
         do {
             written = try HTTP2RequestHead.write(headers, endStream: endStream, into: &raw)
@@ -410,6 +410,10 @@ final class HTTP2Stream: ExchangeDownstream {
         deadline = .distantFuture
         connection.streamGone(self)
         exchange?.abandon(status: status, errorKind: errorKind)
+        if let head {
+            self.head = nil
+            connection.recycleRequestHead(head.raw)
+        }
     }
 
     /// Shutdown: a stream still running is cut.
