@@ -3,6 +3,10 @@ import Router
 import NIOEmbedded
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 @testable import Gateway
 
 /// The client connection, its exchanges and the upstream handler driven through embedded channels.
@@ -261,7 +265,14 @@ import Testing
 
 /// Pooled upstream connections are never reused past their idle limit.
 @Suite struct UpstreamKeepAliveTests {
-    @Test func aConnectionIdlePastIdleTimeoutIsNeverReusedEvenBeforeTheSweeperCloses() async throws {
+    /// Real time passes (the pool compares deadlines with the clock), on the thread that made
+    /// the embedded loop: an `await` could resume elsewhere, and an EmbeddedEventLoop used from
+    /// another thread is NIO API misuse (logged now, a crash in later SwiftNIO versions).
+    static func sleep(milliseconds: UInt32) {
+        usleep(milliseconds * 1000)
+    }
+
+    @Test func aConnectionIdlePastIdleTimeoutIsNeverReusedEvenBeforeTheSweeperCloses() throws {
         // No sweeper runs in memory: only the lease's own check can retire the connection.
         let gateway = try EmbeddedGateway("""
             access_log: false
@@ -272,16 +283,16 @@ import Testing
         let answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
         _ = try gateway.send("PUT /a HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", upstream: answer)
         // Well inside the idle limit, with room for a loaded machine (a 300 ms limit flaked).
-        try await Task.sleep(for: .milliseconds(100))
+        Self.sleep(milliseconds: 100)
         _ = try gateway.send("PUT /a HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", upstream: answer)
         #expect(gateway.connector.channels.count == 1)
-        try await Task.sleep(for: .milliseconds(1200))
+        Self.sleep(milliseconds: 1200)
         _ = try gateway.send("PUT /a HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", upstream: answer)
         #expect(gateway.connector.channels.count == 2)
         #expect(!gateway.connector.channels[0].isActive)
     }
 
-    @Test func anAdvertisedKeepAliveTimeoutRetiresTheConnectionEarly() async throws {
+    @Test func anAdvertisedKeepAliveTimeoutRetiresTheConnectionEarly() throws {
         let gateway = try EmbeddedGateway("""
             access_log: false
             upstream: { idle_timeout: 30s }
@@ -292,11 +303,11 @@ import Testing
         _ = try gateway.send("PUT /a HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", upstream: answer)
         #expect(gateway.connector.channels.count == 1)
         // Soon after: the same connection.
-        try await Task.sleep(for: .milliseconds(100))
+        Self.sleep(milliseconds: 100)
         _ = try gateway.send("PUT /a HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", upstream: answer)
         #expect(gateway.connector.channels.count == 1)
         // Past timeout − max(0.5 s, 20%) = 0.5 s: a new one, the old one closed.
-        try await Task.sleep(for: .milliseconds(600))
+        Self.sleep(milliseconds: 600)
         let (_, response) = try gateway.send("PUT /a HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", upstream: answer)
         #expect(response.status == 200)
         #expect(gateway.connector.channels.count == 2)
