@@ -28,7 +28,7 @@ import Testing
         let requestID = head.firstValue(.xRequestID).map(RequestID.init(client:)) ?? Self.requestID
         RequestHeadWriter.write(head, context: ForwardingContext(
             peerAddress: "192.0.2.9", peerIsTrusted: trusted, requestID: requestID,
-            extraHeaders: [("X-Gateway-Target", "replica")], dropConditionals: dropConditionals, path: NormalizedPath(head.path).path),
+            routingFields: Array("X-Gateway-Target: replica\r\n".utf8), dropConditionals: dropConditionals, path: NormalizedPath(head.path).path),
             chunkedBody: chunked, into: &out)
         return String(buffer: out)
     }

@@ -60,7 +60,7 @@ extension Exchange: UpstreamLeaseRequester, UpstreamConnectionOwner {
         let bodyFollows = machine.upstreamAttached()
         let forwarding = ForwardingContext(
             peerAddress: peer.text, peerIsTrusted: peer.trusted, secure: peer.tls != nil, requestID: requestID, trace: trace,
-            extraHeaders: runtime.routingHeaders[decision.region][decision.toWritePool ? 1 : 0],
+            routingFields: runtime.routingFields[decision.region][decision.toWritePool ? 1 : 0],
             claimHeaders: filters.auth?.claimHeaders ?? [], reservedNames: runtime.auth?.reservedHeaders ?? [],
             dropConditionals: dropsConditionals, path: path.path, conditionals: revalidationConditionals, upgrade: upgrade)
         // Chunked bodies are re-chunked, buffered or not.

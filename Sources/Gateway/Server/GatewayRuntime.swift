@@ -37,7 +37,8 @@ final class GatewayRuntime: Sendable {
     let router: Router
     /// Per region, the headers that tell the upstream where a request was routed:
     /// `[replica, primary]` variants of X-Gateway-Target and X-Gateway-Region.
-    let routingHeaders: [[[(String, String)]]]
+    /// Per region, for reads and for writes: the routing headers sent upstream, as header lines.
+    let routingFields: [[[UInt8]]]
     let trustedProxies: CIDRSet
     let timeouts: ClientTimeouts
     let consistency: ConsistencyRuntime
@@ -118,9 +119,8 @@ final class GatewayRuntime: Sendable {
             })
         }
         self.router = try RouterCompiler.compile(config, pools: pools)
-        self.routingHeaders = router.regions.names.map { region in
-            [[("X-Gateway-Target", "replica"), ("X-Gateway-Region", region)],
-             [("X-Gateway-Target", "primary"), ("X-Gateway-Region", region)]]
+        self.routingFields = router.regions.names.map { region in
+            ["replica", "primary"].map { Array("X-Gateway-Target: \($0)\r\nX-Gateway-Region: \(region)\r\n".utf8) }
         }
         self.trustedProxies = CIDRSet(config.trustedProxies)
         self.timeouts = ClientTimeouts(config.timeouts)

@@ -14,8 +14,9 @@ struct ForwardingContext {
     /// The request's trace: the client's `traceparent` is replaced by one naming the gateway's
     /// span (and its `tracestate` dropped when the gateway started the trace). nil: both pass as is.
     var trace: TraceContext? = nil
-    /// Routing headers (X-Gateway-Target, X-Gateway-Region, ...).
-    var extraHeaders: [(String, String)] = []
+    /// The routing headers (X-Gateway-Target, X-Gateway-Region) as header lines, each ending
+    /// in CRLF: rendered once per configuration (`GatewayRuntime.routingFields`), copied whole.
+    var routingFields: [UInt8] = []
     /// The verified token's claims as headers (`claims_to_headers`).
     var claimHeaders: [(String, String)] = []
     /// Lowercased names the client may not send (the claim headers): its copies are dropped.
@@ -63,7 +64,7 @@ enum RequestHeadWriter {
         var bound = head.raw.readableBytes * 2 + 192 + context.peerAddress.utf8.count + path.utf8.count
             + RawHeadWriter.length(of: context.requestID) + (forwardedHost?.utf8.count ?? 0)
             + (combinedForwardedFor?.utf8.count ?? 0) + (absoluteAuthority?.utf8.count ?? 0) * 2
-        for (name, value) in context.extraHeaders { bound += name.utf8.count + value.utf8.count + 4 }
+        bound += context.routingFields.count
         for (name, value) in context.claimHeaders { bound += name.utf8.count + value.utf8.count + 4 }
         for (name, value) in context.conditionals { bound += name.utf8.count + value.utf8.count + 4 }
         if let upgrade = context.upgrade { bound += upgrade.utf8.count + 40 }
@@ -147,9 +148,7 @@ enum RequestHeadWriter {
                     w.write(context.requestID)
                     w.write("\r\n")
                 }
-                for (name, value) in context.extraHeaders {
-                    w.header(name, value)
-                }
+                context.routingFields.withUnsafeBytes { w.write($0) }
                 for (name, value) in context.claimHeaders {
                     w.header(name, value)
                 }
