@@ -222,7 +222,12 @@ extension HTTP1Connection: TimedConnection {
             }
         case .send:
             if let exchange { exchange.abandon(status: exchange.machine.status, errorKind: "client_send_timeout") }
-            closeNow()
+            if state == .closed {
+                // Closing after its response, which the client did not read in time.
+                context?.close(promise: nil)
+            } else {
+                closeNow()
+            }
         }
     }
 }

@@ -474,8 +474,14 @@ final class HTTP1Connection: ChannelDuplexHandler, RemovableChannelHandler {
         guard state == .open, let context else { return }
         flushClient()
         guard linger, !inputClosed else {
+            // The close waits for the response's last bytes: a close drops the writes NIO still
+            // holds, and a slow reader's socket may not have taken them yet. A client that does
+            // not read them is cut at the send timeout.
             state = .closed
-            context.close(mode: .all, promise: nil)
+            let written = context.eventLoop.makePromise(of: Void.self)
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer()), promise: written)
+            written.futureResult.whenComplete { _ in context.close(mode: .all, promise: nil) }
+            arm(.send, runtime.timeouts.send)
             return
         }
         state = .lingering
