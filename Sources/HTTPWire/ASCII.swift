@@ -46,6 +46,19 @@ public enum ASCII {
         (byte &- 65) < 26 ? byte | 0x20 : byte
     }
 
+    /// Exact comparison of `count` bytes at `offset` with an ASCII literal.
+    @inline(__always)
+    public static func equals(
+        _ bytes: UnsafeRawBufferPointer, _ offset: Int, _ count: Int, _ literal: StaticString
+    ) -> Bool {
+        guard count == literal.utf8CodeUnitCount else { return false }
+        let lit = literal.utf8Start
+        for i in 0..<count where bytes[offset + i] != lit[i] {
+            return false
+        }
+        return true
+    }
+
     /// Case-insensitive comparison of `count` bytes at `offset` with a lowercase ASCII literal.
     @inline(__always)
     public static func equalsLowercase(

@@ -148,8 +148,9 @@ struct HPACKRequestDecoder {
         }
         let position = entries.count - 1 - (index - HPACKStaticTable.count)
         guard position >= 0 else { throw Failure(description: "header index \(index) past the table") }
-        entries[offset: position].bytes.withUnsafeBytes { all in
-            let nameCount = entries[offset: position].nameCount
+        let entry = entries[offset: position]
+        entry.bytes.withUnsafeBytes { all in
+            let nameCount = entry.nameCount
             if nameOnly {
                 fields.appendBytes(UnsafeRawBufferPointer(rebasing: all[..<nameCount]))
             } else {

@@ -55,12 +55,14 @@ enum HPACKResponseEncoder {
         }
         var sawConnection = false
         forEachField(text) { name, value in
-            let entry = staticEntry(text, name)
-            if entry == hopByHop {
-                if ASCII.equalsLowercase(text, name.lowerBound, name.count, "connection") { sawConnection = true }
+            // RFC 9113 §8.2.2: no connection-specific field (the parser's hop-by-hop names).
+            let kind = KnownHeader.classify(text, name.lowerBound, name.count)
+            if kind.isHopByHop {
+                if kind == .connection { sawConnection = true }
                 return
             }
             if !nominated.isEmpty, isNominated(text, name, nominated) { return }
+            let entry = staticIndex(kind, text, name)
             let flags: UInt8 = entry == setCookie ? 0x10 : 0x00
             if entry > 0 {
                 out.integer(entry, prefix: 4, flags: flags)
@@ -176,53 +178,44 @@ enum HPACKResponseEncoder {
 
     // MARK: Names
 
-    private static let hopByHop = -1
     private static let setCookie = 55
 
-    /// A name's static-table index (Appendix A), 0 for a literal name, `hopByHop` for the
-    /// connection-specific fields HTTP/2 forbids (RFC 9113 §8.2.2).
-    private static func staticEntry(_ text: UnsafeRawBufferPointer, _ name: Range<Int>) -> Int {
+    /// A field's static-table name index (Appendix A), or 0 for a literal name: by the parser's
+    /// classification, or by the name's bytes for those it does not classify.
+    private static func staticIndex(_ kind: KnownHeader, _ text: UnsafeRawBufferPointer, _ name: Range<Int>) -> Int {
+        switch kind {
+        case .contentLength: return 28
+        case .date: return 33
+        case .setCookie: return setCookie
+        case .cacheControl: return 24
+        case .etag: return 34
+        case .age: return 21
+        case .vary: return 59
+        case .other: break
+        default: return 0
+        }
         @inline(__always) func eq(_ literal: StaticString) -> Bool {
             ASCII.equalsLowercase(text, name.lowerBound, name.count, literal)
         }
         switch name.count {
-        case 2: return eq("te") ? hopByHop : 0
-        case 3: return eq("age") ? 21 : 0
-        case 4:
-            if eq("date") { return 33 }
-            if eq("etag") { return 34 }
-            if eq("vary") { return 59 }
-            if eq("link") { return 45 }
-            return 0
+        case 4: return eq("link") ? 45 : 0
         case 5: return eq("allow") ? 22 : 0
         case 6: return eq("server") ? 54 : 0
-        case 7:
-            if eq("expires") { return 36 }
-            if eq("refresh") { return 52 }
-            if eq("trailer") || eq("upgrade") { return hopByHop }
-            return 0
+        case 7: return eq("expires") ? 36 : eq("refresh") ? 52 : 0
         case 8: return eq("location") ? 46 : 0
-        case 10:
-            if eq("set-cookie") { return setCookie }
-            if eq("connection") || eq("keep-alive") { return hopByHop }
-            return 0
         case 11: return eq("retry-after") ? 53 : 0
         case 12: return eq("content-type") ? 31 : 0
         case 13:
-            if eq("cache-control") { return 24 }
             if eq("last-modified") { return 44 }
             if eq("accept-ranges") { return 18 }
             if eq("content-range") { return 30 }
             return 0
-        case 14: return eq("content-length") ? 28 : 0
         case 16:
             if eq("content-encoding") { return 26 }
             if eq("content-language") { return 27 }
             if eq("content-location") { return 29 }
             if eq("www-authenticate") { return 61 }
-            if eq("proxy-connection") { return hopByHop }
             return 0
-        case 17: return eq("transfer-encoding") ? hopByHop : 0
         case 19: return eq("content-disposition") ? 25 : 0
         case 25: return eq("strict-transport-security") ? 56 : 0
         case 27: return eq("access-control-allow-origin") ? 20 : 0

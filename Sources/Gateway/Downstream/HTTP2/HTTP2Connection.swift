@@ -52,8 +52,8 @@ final class HTTP2Connection: ChannelInboundHandler, TimedConnection, HTTP2FrameR
 
     var allocator: ByteBufferAllocator { context?.channel.allocator ?? ByteBufferAllocator() }
 
-    /// A buffer for one head written as HTTP/1.1 text (it stays the head's `raw`).
-    func headBuffer() -> ByteBuffer {
+    /// A buffer for one head written as HTTP/1.1 text (a request's stays its head's `raw`).
+    private func headBuffer() -> ByteBuffer {
         allocator.buffer(capacity: 512)
     }
 

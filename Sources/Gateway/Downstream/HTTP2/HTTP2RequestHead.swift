@@ -1,12 +1,6 @@
 import HTTPWire
 import NIOCore
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// A stream's request HEADERS written as the HTTP/1.1 request head that `HTTP2Stream` parses:
 /// so an HTTP/2 request goes through the same parser limits, refusals, filters, routing, cache
 /// and retries as an HTTP/1.1 one, with nothing to keep in step.
@@ -55,7 +49,7 @@ enum HTTP2RequestHead {
         func text(_ range: Range<Int>) -> String { String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self) }
         func view(_ range: Range<Int>) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[range]) }
         func isName(_ range: Range<Int>, _ literal: StaticString) -> Bool {
-            range.count == literal.utf8CodeUnitCount && memcmp(bytes.baseAddress! + range.lowerBound, literal.utf8Start, range.count) == 0
+            ASCII.equals(bytes, range.lowerBound, range.count, literal)
         }
         var method: Range<Int>?
         var scheme: Range<Int>?
@@ -85,8 +79,7 @@ enum HTTP2RequestHead {
         }
         guard let method, !method.isEmpty else { throw Malformed(description: "no :method") }
         let target: Range<Int>
-        let isConnect = isName(method, "CONNECT")
-        if isConnect {
+        if isName(method, "CONNECT") {
             // CONNECT names an authority instead of a path (`HTTP2Stream` refuses it, 405).
             guard let authority, scheme == nil, path == nil else { throw Malformed(description: "CONNECT needs :authority only") }
             target = authority
@@ -160,11 +153,11 @@ enum HTTP2RequestHead {
         guard !name.isEmpty else { throw Malformed(description: "an empty field name") }
         guard name.allSatisfy(isLowerCaseTokenByte) else { throw Malformed(description: "field name \(text()) is not a lower-case token") }
         @inline(__always) func eq(_ literal: StaticString) -> Bool {
-            name.count == literal.utf8CodeUnitCount && memcmp(name.baseAddress!, literal.utf8Start, name.count) == 0
+            ASCII.equals(name, 0, name.count, literal)
         }
         switch name.count {
         case 2 where eq("te"):
-            guard value.count == 8, memcmp(value.baseAddress!, ("trailers" as StaticString).utf8Start, 8) == 0 else {
+            guard ASCII.equals(value, 0, value.count, "trailers") else {
                 throw Malformed(description: "te other than trailers")
             }
         case 7 where eq("upgrade"), 10 where eq("connection") || eq("keep-alive"),
