@@ -137,7 +137,13 @@ public final class HTTPHead {
     }
 
     public func firstField(_ kind: KnownHeader) -> HeaderField? {
-        fields.first { $0.kind == kind }
+        // An index loop: `first(where:)` on the stored array retained and released it per call.
+        var index = 0
+        while index < fields.count {
+            if fields[index].kind == kind { return fields[index] }
+            index += 1
+        }
+        return nil
     }
 
     public func firstValue(_ kind: KnownHeader) -> String? {

@@ -9,11 +9,14 @@ import Darwin
 /// one capacity-checked `ByteBuffer` call per piece, halves the cost of forwarding a head.
 public struct RawHeadWriter {
     public let base: UnsafeMutableRawPointer
-    public private(set) var count = 0
+    /// Bytes written so far.
+    public var count: Int { written }
+    @usableFromInline var written = 0
     #if DEBUG
     public let capacity: Int
     #endif
 
+    @inlinable
     public init(_ buffer: UnsafeMutableRawBufferPointer) {
         base = buffer.baseAddress!
         #if DEBUG
@@ -21,42 +24,47 @@ public struct RawHeadWriter {
         #endif
     }
 
-    @inline(__always)
-    private mutating func copy(_ source: UnsafeRawPointer, _ length: Int) {
+    @inlinable @inline(__always)
+    mutating func copy(_ source: UnsafeRawPointer, _ length: Int) {
         #if DEBUG
         precondition(count + length <= capacity, "head larger than its reservation")
         #endif
         memcpy(base + count, source, length)
-        count += length
+        written += length
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func write(_ bytes: UnsafeRawBufferPointer) {
         if bytes.count > 0 { copy(bytes.baseAddress!, bytes.count) }
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func write(byte: UInt8) {
         #if DEBUG
         precondition(count < capacity, "head larger than its reservation")
         #endif
         base.storeBytes(of: byte, toByteOffset: count, as: UInt8.self)
-        count += 1
+        written += 1
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func write(_ literal: StaticString) {
         copy(literal.utf8Start, literal.utf8CodeUnitCount)
     }
 
-    @inline(__always)
+    /// Disfavoured so that a literal picks the `StaticString` copy (a literal typed as a String
+    /// went through here: a call, a copy and a reference count per literal).
+    @inlinable @inline(__always) @_disfavoredOverload
     public mutating func write(_ text: String) {
-        var text = text
-        text.withUTF8 { write(UnsafeRawBufferPointer($0)) }
+        let written = text.utf8.withContiguousStorageIfAvailable { write(UnsafeRawBufferPointer($0)) }
+        if written == nil {
+            var text = text
+            text.withUTF8 { write(UnsafeRawBufferPointer($0)) }
+        }
     }
 
     /// A header line: `name: value\r\n`.
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func header(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
         write(name)
         write(": ")
@@ -64,7 +72,7 @@ public struct RawHeadWriter {
         write("\r\n")
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func header(_ name: String, _ value: String) {
         write(name)
         write(": ")
@@ -73,12 +81,14 @@ public struct RawHeadWriter {
     }
 
     /// 128 bits as 32 lower-case hex digits (generated request IDs).
+    @inlinable
     public mutating func writeHex(high: UInt64, low: UInt64) {
         writeHex(high)
         writeHex(low)
     }
 
     /// 64 bits as 16 lower-case hex digits (half a request ID, a trace's span id).
+    @inlinable
     public mutating func writeHex(_ value: UInt64) {
         #if DEBUG
         precondition(count + 16 <= capacity, "head larger than its reservation")
@@ -86,10 +96,11 @@ public struct RawHeadWriter {
         let digits: StaticString = "0123456789abcdef"
         let out = (base + count).assumingMemoryBound(to: UInt8.self)
         for i in 0..<16 { out[i] = digits.utf8Start[Int((value >> (60 - 4 * UInt64(i))) & 0xF)] }
-        count += 16
+        written += 16
     }
 
     /// A byte as 2 lower-case hex digits.
+    @inlinable
     public mutating func writeHex(byte: UInt8) {
         let digits: StaticString = "0123456789abcdef"
         write(byte: digits.utf8Start[Int(byte >> 4)])
@@ -97,6 +108,7 @@ public struct RawHeadWriter {
     }
 
     /// A number in decimal, without making a String.
+    @inlinable
     public mutating func writeDecimal(_ value: UInt64) {
         // 20 digits hold any UInt64.
         var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
@@ -115,12 +127,12 @@ public struct RawHeadWriter {
 }
 
 extension HeaderField {
-    @inline(__always)
+    @inlinable @inline(__always)
     public func name(in raw: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(rebasing: raw[Int(nameStart)..<Int(nameStart + nameLength)])
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public func value(in raw: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(rebasing: raw[Int(valueStart)..<Int(valueStart + valueLength)])
     }

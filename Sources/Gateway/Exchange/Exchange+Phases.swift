@@ -66,6 +66,7 @@ extension Exchange {
     /// is still there, the filter's resumption decides what comes next.
     func suspend(_ wait: EventLoopFuture<FilterResumption>, then resume: @escaping (FilterVerdict) -> Void) {
         suspended = true
+        hasWaited = true
         downstream.exchangeSuspended()
         wait.assumeIsolated().whenComplete { result in
             self.suspended = false
@@ -109,7 +110,9 @@ extension Exchange {
             return fail(decision.noWritePool ? .noPrimary : .noServer)
         }
         target(pool: poolIndex, server: serverIndex)
-        let now = NIODeadline.now()
+        // Without a wait, the request phase took microseconds: its start is the time (a clock
+        // read less per request).
+        let now = hasWaited ? NIODeadline.now() : startedAt
         generation.retryBudget.recordRequest(now: Int64(now.uptimeNanoseconds))
         sendToUpstream(now: now)
     }
@@ -139,12 +142,12 @@ extension Exchange {
 
     /// The exchange is over: the filters' `end` hooks, the attempt's outcome, the one log line;
     /// then the downstream goes on (next request, close, linger).
-    func finish(_ end: ExchangeEnd, outcome: ExchangeOutcome = .neutral) {
+    func finish(_ end: ExchangeEnd, outcome: ExchangeOutcome = .neutral, now: NIODeadline = .now()) {
         guard !ended else { return }
         ended = true
         chain.end(self)
-        endAttempt(outcome)
-        ExchangeLog.record(self)
+        endAttempt(outcome, now: now)
+        ExchangeLog.record(self, now: now)
         downstream.exchangeEnded(self, end)
     }
 

@@ -307,13 +307,14 @@ extension Exchange: UpstreamLeaseRequester, UpstreamConnectionOwner {
 
     private func complete() {
         let reusable = machine.responseEnded()
+        let now = NIODeadline.now()
         if let connection = upstream {
             upstream = nil
-            connection.pool.release(connection, reusable: reusable)
+            connection.pool.release(connection, reusable: reusable, now: now)
         }
         upstreamResponseComplete = true
         status = machine.status
-        finish(.completed, outcome: status >= 500 ? .failure : .success)
+        finish(.completed, outcome: status >= 500 ? .failure : .success, now: now)
     }
 
     // MARK: Failures

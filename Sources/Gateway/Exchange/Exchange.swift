@@ -96,6 +96,8 @@ final class Exchange {
 
     /// Parked in `suspend`.
     var suspended = false
+    /// Was parked at least once: `startedAt` no longer tells the time.
+    var hasWaited = false
     /// Set once, by `finish`: nothing may happen to the exchange after.
     var ended = false
     var status = 0
@@ -111,8 +113,10 @@ final class Exchange {
     var requestBodyPendingOnClient: Bool { machine.requestBodyUnread && !(bufferedBody?.complete ?? false) }
 
     /// Identify: the request ID, the client address, the route and region, the route's filters.
+    /// `startedAt`: when the downstream began on the request (its head's arrival), if it read
+    /// the clock already.
     init(head: HTTPHead, hasBody: Bool, downstream: ExchangeDownstream, loop: LoopContext, peer: ClientPeer,
-         bufferedBody: BufferedRequestBody? = nil) {
+         bufferedBody: BufferedRequestBody? = nil, startedAt: NIODeadline = .now()) {
         self.bufferedBody = bufferedBody
         requestBodyBytes = bufferedBody?.bytes ?? 0
         self.loop = loop
@@ -122,7 +126,7 @@ final class Exchange {
         self.head = head
         self.peer = peer
         isBackground = false
-        startedAt = .now()
+        self.startedAt = startedAt
         requestID = RequestID.of(head, generator: &loop.requestIDs)
         let tracing = runtime.config.tracing
         trace = tracing.enabled

@@ -76,7 +76,8 @@ final class UpstreamConnectionPool {
 
     /// A connection comes back after an exchange. Unless it can carry another request it is
     /// closed; otherwise the first waiter gets it, or it goes idle.
-    func release(_ connection: UpstreamConnection, reusable: Bool) {
+    /// `now`: the caller's reading of the clock, if it has one.
+    func release(_ connection: UpstreamConnection, reusable: Bool, now: NIODeadline? = nil) {
         connection.owner = nil
         connection.resumeReading()
         guard reusable, connection.isActive, !closed, connection.parser.isIdle, !retired || !waiters.isEmpty else {
@@ -87,7 +88,7 @@ final class UpstreamConnectionPool {
             handOver(connection, to: waiter)
             return
         }
-        connection.idleSince = .now()
+        connection.idleSince = now ?? .now()
         connection.parser.releaseConsumedBytes()
         idle.append(connection)
     }

@@ -108,11 +108,12 @@ final class HTTP2Stream: ExchangeDownstream {
             arm(.clientBody, runtime.timeouts.clientBody)
             return
         }
-        startExchange(head, hasBody: hasBody, bufferedBody: nil)
+        startExchange(head, hasBody: hasBody, bufferedBody: nil, startedAt: start)
     }
 
-    private func startExchange(_ head: HTTPHead, hasBody: Bool, bufferedBody: BufferedRequestBody?) {
-        let exchange = Exchange(head: head, hasBody: hasBody, downstream: self, loop: loop, peer: connection.peer, bufferedBody: bufferedBody)
+    private func startExchange(_ head: HTTPHead, hasBody: Bool, bufferedBody: BufferedRequestBody?, startedAt: NIODeadline = .now()) {
+        let exchange = Exchange(head: head, hasBody: hasBody, downstream: self, loop: loop, peer: connection.peer,
+                                bufferedBody: bufferedBody, startedAt: startedAt)
         self.exchange = exchange
         runtime = exchange.runtime
         exchange.start()
