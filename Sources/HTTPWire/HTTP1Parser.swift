@@ -41,6 +41,13 @@ public struct HTTP1Parser {
 
     private var buffer = ByteBuffer()
     private var state = State.head(scanned: 0)
+    /// The last head handed out, until a later call finds no one else holding it (or the next
+    /// head is parsed).
+    private var issuedHead: HTTPHead?
+    /// A head nobody holds any more: the next one is parsed into it (an upstream connection's
+    /// responses then cost no `HTTPHead` and field array each).
+    private var spareHead: HTTPHead?
+    private static let noBytes = ByteBuffer()
 
     public init(kind: Kind, maxHeadBytes: Int = 32 * 1024, maxHeaderCount: Int = 128) {
         self.kind = kind
@@ -94,6 +101,7 @@ public struct HTTP1Parser {
 
     /// The next event, or `.needMoreData`. After an error every call repeats the error.
     public mutating func next() throws(HTTPParseError) -> Event {
+        if issuedHead != nil { takeBackIssuedHead() }
         switch state {
         case .failed(let error):
             throw error
@@ -162,6 +170,17 @@ public struct HTTP1Parser {
 
     // MARK: Heads
 
+    /// Checked on every call: once no one else holds the last head (an exchange keeps its
+    /// request's head; a response head held until its body starts, or cached, is kept), it is
+    /// reused for the next one, and its bytes are let go at once (a slice of the connection's
+    /// receive buffer, which NIO reuses only when nothing holds it).
+    private mutating func takeBackIssuedHead() {
+        guard isKnownUniquelyReferenced(&issuedHead), let head = issuedHead else { return }
+        head.raw = Self.noBytes
+        spareHead = head
+        issuedHead = nil
+    }
+
     private mutating func parseHead(scanned: Int) throws(HTTPParseError) -> Event {
         if pendingEnd {
             pendingEnd = false
@@ -186,7 +205,11 @@ public struct HTTP1Parser {
         let raw = buffer.readSlice(length: headLength)!
         let head: HTTPHead
         do {
-            head = try HTTPHeadParser.parse(raw, kind: kind, maxHeaderCount: maxHeaderCount)
+            // A head still held elsewhere is no longer followed.
+            issuedHead = nil
+            let spare = spareHead
+            spareHead = nil
+            head = try HTTPHeadParser.parse(raw, kind: kind, maxHeaderCount: maxHeaderCount, reusing: spare)
         } catch {
             return try fail(error)
         }
@@ -207,6 +230,7 @@ public struct HTTP1Parser {
         case .untilClose:
             state = .untilClose
         }
+        issuedHead = head
         return .head(head)
     }
 

@@ -50,6 +50,27 @@ public final class HTTPHead {
         self.keepAlive = keepAlive
     }
 
+    /// A new head, or `spare` written over as if new (its field storage is kept for the parser).
+    static func make(_ spare: HTTPHead?, raw: ByteBuffer, part1: Range<Int>, part2: Range<Int>, part3: Range<Int>,
+                     minorVersion: Int, keepAlive: Bool) -> HTTPHead {
+        guard let head = spare else {
+            return HTTPHead(raw: raw, fields: [], part1: part1, part2: part2, part3: part3, minorVersion: minorVersion,
+                            framing: .none, keepAlive: keepAlive)
+        }
+        head.raw = raw
+        head.part1 = part1
+        head.part2 = part2
+        head.part3 = part3
+        head.minorVersion = minorVersion
+        head.framing = .none
+        head.keepAlive = keepAlive
+        head.method = .get
+        head.expectsContinue = false
+        head.connectionUpgrade = false
+        head.status = 0
+        return head
+    }
+
     public var isRequest: Bool { status == 0 }
 
     public var contentLength: Int? {

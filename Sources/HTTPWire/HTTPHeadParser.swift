@@ -5,10 +5,13 @@ import Router
 /// field, classifies the fields the gateway acts on, and decides the body framing and
 /// persistence (RFC 9112 §6.3, §9.3).
 public enum HTTPHeadParser {
-    public static func parse(_ raw: ByteBuffer, kind: HTTP1Parser.Kind, maxHeaderCount: Int) throws(HTTPParseError) -> HTTPHead {
+    /// `reusing`: a head nothing else holds any more (`isKnownUniquelyReferenced`), whose object
+    /// and field storage are written over instead of allocated again.
+    public static func parse(_ raw: ByteBuffer, kind: HTTP1Parser.Kind, maxHeaderCount: Int,
+                             reusing spare: HTTPHead? = nil) throws(HTTPParseError) -> HTTPHead {
         let result: Result<HTTPHead, HTTPParseError> = raw.withUnsafeReadableBytes { bytes in
             do throws(HTTPParseError) {
-                return .success(try parse(bytes, raw: raw, kind: kind, maxHeaderCount: maxHeaderCount))
+                return .success(try parse(bytes, raw: raw, kind: kind, maxHeaderCount: maxHeaderCount, spare: spare))
             } catch {
                 return .failure(error)
             }
@@ -17,20 +20,28 @@ public enum HTTPHeadParser {
     }
 
     private static func parse(
-        _ bytes: UnsafeRawBufferPointer, raw: ByteBuffer, kind: HTTP1Parser.Kind, maxHeaderCount: Int
+        _ bytes: UnsafeRawBufferPointer, raw: ByteBuffer, kind: HTTP1Parser.Kind, maxHeaderCount: Int, spare: HTTPHead?
     ) throws(HTTPParseError) -> HTTPHead {
         // Start line.
         guard let firstLF = memchrLF(bytes, from: 0, to: bytes.count) else { throw .malformedStartLine }
         let startLineEnd = try lineEnd(bytes, lf: firstLF, lineStart: 0)
         let head: HTTPHead
         switch kind {
-        case .request: head = try parseRequestLine(bytes, end: startLineEnd, raw: raw)
-        case .response: head = try parseStatusLine(bytes, end: startLineEnd, raw: raw)
+        case .request: head = try parseRequestLine(bytes, end: startLineEnd, raw: raw, spare: spare)
+        case .response: head = try parseStatusLine(bytes, end: startLineEnd, raw: raw, spare: spare)
         }
 
         // Fields.
-        var fields = ContiguousArray<HeaderField>()
-        fields.reserveCapacity(16)
+        var fields: ContiguousArray<HeaderField>
+        if spare != nil {
+            // Taken out, so that it is the only reference to its storage and keeps it.
+            fields = head.fields
+            head.fields = []
+            fields.removeAll(keepingCapacity: true)
+        } else {
+            fields = ContiguousArray<HeaderField>()
+            fields.reserveCapacity(16)
+        }
         var lineStart = firstLF + 1
         while lineStart < bytes.count {
             guard let lf = memchrLF(bytes, from: lineStart, to: bytes.count) else { throw .malformedHeader }
@@ -51,7 +62,8 @@ public enum HTTPHeadParser {
         return lf
     }
 
-    private static func parseRequestLine(_ bytes: UnsafeRawBufferPointer, end: Int, raw: ByteBuffer) throws(HTTPParseError) -> HTTPHead {
+    private static func parseRequestLine(_ bytes: UnsafeRawBufferPointer, end: Int, raw: ByteBuffer,
+                                         spare: HTTPHead?) throws(HTTPParseError) -> HTTPHead {
         var i = 0
         while i < end, ASCII.isTokenChar(bytes[i]) { i += 1 }
         guard i > 0, i < end, bytes[i] == ASCII.space else { throw .malformedStartLine }
@@ -64,15 +76,15 @@ public enum HTTPHeadParser {
         i += 1
         let minor = try parseVersion(bytes, start: i, end: end)
         guard i + 8 == end else { throw .malformedStartLine }
-        let head = HTTPHead(
-            raw: raw, fields: [], part1: methodRange, part2: targetRange, part3: i..<end,
-            minorVersion: minor, framing: .none, keepAlive: minor == 1
+        let head = HTTPHead.make(
+            spare, raw: raw, part1: methodRange, part2: targetRange, part3: i..<end, minorVersion: minor, keepAlive: minor == 1
         )
         head.method = method(bytes, methodRange)
         return head
     }
 
-    private static func parseStatusLine(_ bytes: UnsafeRawBufferPointer, end: Int, raw: ByteBuffer) throws(HTTPParseError) -> HTTPHead {
+    private static func parseStatusLine(_ bytes: UnsafeRawBufferPointer, end: Int, raw: ByteBuffer,
+                                        spare: HTTPHead?) throws(HTTPParseError) -> HTTPHead {
         let minor = try parseVersion(bytes, start: 0, end: end)
         guard end >= 12, bytes[8] == ASCII.space else { throw .malformedStartLine }
         var status = 0
@@ -88,9 +100,8 @@ public enum HTTPHeadParser {
             reasonStart = 13
             for j in reasonStart..<end where !ASCII.isFieldValueChar(bytes[j]) { throw .malformedStartLine }
         }
-        let head = HTTPHead(
-            raw: raw, fields: [], part1: 0..<8, part2: 9..<12, part3: reasonStart..<end,
-            minorVersion: minor, framing: .none, keepAlive: minor == 1
+        let head = HTTPHead.make(
+            spare, raw: raw, part1: 0..<8, part2: 9..<12, part3: reasonStart..<end, minorVersion: minor, keepAlive: minor == 1
         )
         head.status = status
         return head

@@ -1,4 +1,5 @@
 import NIOCore
+import HTTPWire
 import NIOHPACK
 import NIOHTTP2
 
@@ -58,12 +59,14 @@ final class HTTP2Connection: ChannelInboundHandler, TimedConnection, HTTP2FrameR
     }
 
     /// A response head's text lives only until the codec encoded it into HEADERS, a request
-    /// head's as long as its stream (and exchange): then each comes back here and serves the
-    /// next one (two allocations per head otherwise). A buffer something still holds (a cache
-    /// refresh keeps its request's head) is not written over: clearing a shared ByteBuffer
-    /// gives it new storage.
+    /// head as long as its stream (and exchange): then each comes back here and serves the next
+    /// one (two allocations per response head otherwise, four per request head: its text, the
+    /// `HTTPHead` and its fields). Nothing still held elsewhere is written over: clearing a
+    /// shared ByteBuffer gives it new storage, and a head something else holds (a cache refresh
+    /// keeps its request's) is let go, not reused.
     private var spareResponseHead: ByteBuffer?
-    private var spareRequestHead: ByteBuffer?
+    private var spareRequestHead: HTTPHead?
+    private static let noBytes = ByteBuffer()
 
     func responseHeadBuffer() -> ByteBuffer {
         Self.reuse(&spareResponseHead) ?? headBuffer()
@@ -73,12 +76,22 @@ final class HTTP2Connection: ChannelInboundHandler, TimedConnection, HTTP2FrameR
         spareResponseHead = buffer
     }
 
-    func requestHeadBuffer() -> ByteBuffer {
-        Self.reuse(&spareRequestHead) ?? headBuffer()
+    /// A buffer for a request head's text, and the head object to parse it into (nil: a new one).
+    func requestHead() -> (text: ByteBuffer, head: HTTPHead?) {
+        guard isKnownUniquelyReferenced(&spareRequestHead), let head = spareRequestHead else {
+            spareRequestHead = nil
+            return (headBuffer(), nil)
+        }
+        spareRequestHead = nil
+        // Moved out of the head, so that the buffer is not shared when cleared.
+        var text = head.raw
+        head.raw = Self.noBytes
+        text.clear()
+        return (text, head)
     }
 
-    func recycleRequestHead(_ buffer: ByteBuffer) {
-        spareRequestHead = buffer
+    func recycleRequestHead(_ head: HTTPHead) {
+        spareRequestHead = head
     }
 
     private static func reuse(_ spare: inout ByteBuffer?) -> ByteBuffer? {

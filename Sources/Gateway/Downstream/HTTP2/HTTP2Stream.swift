@@ -73,7 +73,10 @@ final class HTTP2Stream: ExchangeDownstream {
         let start = NIODeadline.now()
         let limits = runtime.config.limits
         requestEnded = endStream
-        var raw = connection.requestHeadBuffer()
+        // Destructured, not copied out of a tuple: a second reference would make the write copy it.
+        var raw: ByteBuffer
+        let spare: HTTPHead?
+        (raw, spare) = connection.requestHead()
         let written: HTTP2RequestHead.Written
         do {
             written = try HTTP2RequestHead.write(headers, endStream: endStream, into: &raw)
@@ -88,7 +91,7 @@ final class HTTP2Stream: ExchangeDownstream {
             // max_header_list_size bounds the head as written too: the codec's HPACK bound
             // starts only once the client acknowledged the SETTINGS.
             guard raw.readableBytes <= connection.headerListBytes else { throw HTTPParseError.headTooLarge }
-            head = try HTTPHeadParser.parse(raw, kind: .request, maxHeaderCount: limits.maxHeaders)
+            head = try HTTPHeadParser.parse(raw, kind: .request, maxHeaderCount: limits.maxHeaders, reusing: spare)
         } catch {
             return refuse(error.requestStatus, error.description, errorKind: error.requestStatus == 431 ? "header_too_large" : "bad_request",
                           head: nil, start: start)
@@ -413,7 +416,7 @@ final class HTTP2Stream: ExchangeDownstream {
         exchange?.abandon(status: status, errorKind: errorKind)
         if let head {
             self.head = nil
-            connection.recycleRequestHead(head.raw)
+            connection.recycleRequestHead(head)
         }
     }
 
