@@ -220,4 +220,60 @@ func parseAll(
         #expect(parseAll("PATCH / HTTP/1.1\r\nHost: h\r\n\r\n").heads[0].method == .patch)
         #expect(parseAll("PURGE / HTTP/1.1\r\nHost: h\r\n\r\n").heads[0].method == .other("PURGE"))
     }
+
+    // MARK: Reused heads
+
+    /// The next event of `parser`, which must be a head.
+    private func nextHead(_ parser: inout HTTP1Parser) throws -> HTTPHead {
+        guard case .head(let head) = try parser.next() else {
+            Issue.record("expected a head")
+            throw HTTPParseError.malformedStartLine
+        }
+        return head
+    }
+
+    @Test func aHeadNoOneHoldsIsParsedIntoAgainAndReadsAsNew() throws {
+        var parser = HTTP1Parser(kind: .request)
+        parser.append(ByteBuffer(string: "POST /upload HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\nX-One: 1\r\nX-Two: 2\r\n\r\nhi"))
+        var first: HTTPHead? = try nextHead(&parser)
+        let firstID = ObjectIdentifier(first!)
+        #expect(first!.expectsContinue)
+        first = nil
+        guard case .body = try parser.next(), case .end = try parser.next() else {
+            Issue.record("expected the body and its end")
+            return
+        }
+        parser.append(ByteBuffer(string: "GET /next?q=1 HTTP/1.0\r\nHost: b\r\n\r\n"))
+        let second = try nextHead(&parser)
+        // The same object, read as if it were new: nothing of the first request is left.
+        #expect(ObjectIdentifier(second) == firstID)
+        #expect(second.method == .get)
+        #expect(second.target == "/next?q=1")
+        #expect(second.minorVersion == 0)
+        #expect(!second.keepAlive)
+        #expect(!second.expectsContinue)
+        #expect(second.framing == .none)
+        #expect(second.fields.count == 1)
+        #expect(second.firstValue(.host) == "b")
+        #expect(second.firstField(.contentLength) == nil)
+    }
+
+    @Test func aHeadSomeoneKeepsIsNeverWrittenOver() throws {
+        var parser = HTTP1Parser(kind: .response)
+        parser.append(ByteBuffer(string: "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nX-Kept: yes\r\n\r\n"))
+        let kept = try nextHead(&parser)
+        guard case .end = try parser.next() else {
+            Issue.record("expected the end")
+            return
+        }
+        parser.append(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+        let next = try nextHead(&parser)
+        #expect(next !== kept)
+        #expect(next.status == 200)
+        // What the holder has is unchanged.
+        #expect(kept.status == 404)
+        #expect(kept.description.hasPrefix("HTTP/1.1 404 Not Found\r\n"))
+        #expect(kept.firstValue(named: "X-Kept") == "yes")
+        #expect(kept.fields.count == 2)
+    }
 }
