@@ -60,8 +60,20 @@ public struct HTTP1Parser {
 
     /// Lets go of the last received buffer once all of it was read: an idle connection then
     /// holds no receive buffer, and NIO can reuse the one it read into.
+    /// The last head handed out stops being followed here too: reused if no one else holds it,
+    /// else let go (following it would keep its bytes, the receive buffer, while idle).
     public mutating func releaseConsumedBytes() {
         if buffer.readableBytes == 0, buffer.capacity > 0 { buffer = ByteBuffer() }
+        if issuedHead != nil {
+            takeBackIssuedHead()
+            issuedHead = nil
+        }
+    }
+
+    /// Lets go of the head kept for reuse too (a connection idle long enough to give its
+    /// buffers back).
+    public mutating func releaseSpareHead() {
+        spareHead = nil
     }
 
     /// Everything received and not yet parsed, taken out: after a protocol switch (101) the

@@ -191,6 +191,7 @@ extension HTTP1Connection: TimedConnection {
               now >= deadline - runtime.timeouts.keepalive + .seconds(1) else { return }
         clientPending = ByteBuffer()
         parser.releaseConsumedBytes()
+        parser.releaseSpareHead()
         loop.idleBuffersReleased()
     }
 
