@@ -59,9 +59,9 @@ public struct HTTP1Parser {
     public var bufferedBytes: Int { buffer.readableBytes }
 
     /// Lets go of the last received buffer once all of it was read: an idle connection then
-    /// holds no receive buffer, and NIO can reuse the one it read into.
-    /// The last head handed out stops being followed here too: reused if no one else holds it,
-    /// else let go (following it would keep its bytes, the receive buffer, while idle).
+    /// holds no receive buffer, and NIO can reuse the one it read into. The last head handed
+    /// out stops being followed here too: reused if no one else holds it, else let go (following
+    /// it would keep its bytes, a slice of that receive buffer, while idle).
     public mutating func releaseConsumedBytes() {
         if buffer.readableBytes == 0, buffer.capacity > 0 { buffer = ByteBuffer() }
         if issuedHead != nil {
