@@ -51,12 +51,7 @@ public enum ASCII {
     public static func equals(
         _ bytes: UnsafeRawBufferPointer, _ offset: Int, _ count: Int, _ literal: StaticString
     ) -> Bool {
-        guard count == literal.utf8CodeUnitCount else { return false }
-        let lit = literal.utf8Start
-        for i in 0..<count where bytes[offset + i] != lit[i] {
-            return false
-        }
-        return true
+        compare(bytes, offset, count, literal, foldingCase: false)
     }
 
     /// Case-insensitive comparison of `count` bytes at `offset` with a lowercase ASCII literal.
@@ -64,10 +59,19 @@ public enum ASCII {
     public static func equalsLowercase(
         _ bytes: UnsafeRawBufferPointer, _ offset: Int, _ count: Int, _ literal: StaticString
     ) -> Bool {
+        compare(bytes, offset, count, literal, foldingCase: true)
+    }
+
+    /// The one loop of both (inlined with the constant flag, so neither pays for the other).
+    @inline(__always)
+    private static func compare(
+        _ bytes: UnsafeRawBufferPointer, _ offset: Int, _ count: Int, _ literal: StaticString, foldingCase: Bool
+    ) -> Bool {
         guard count == literal.utf8CodeUnitCount else { return false }
         let lit = literal.utf8Start
-        for i in 0..<count where lowercased(bytes[offset + i]) != lit[i] {
-            return false
+        for i in 0..<count {
+            let byte = bytes[offset + i]
+            if (foldingCase ? lowercased(byte) : byte) != lit[i] { return false }
         }
         return true
     }

@@ -47,7 +47,6 @@ public struct HTTP1Parser {
     /// A head nobody holds any more: the next one is parsed into it (an upstream connection's
     /// responses then cost no `HTTPHead` and field array each).
     private var spareHead: HTTPHead?
-    private static let noBytes = ByteBuffer()
 
     public init(kind: Kind, maxHeadBytes: Int = 32 * 1024, maxHeaderCount: Int = 128) {
         self.kind = kind
@@ -188,7 +187,7 @@ public struct HTTP1Parser {
     /// receive buffer, which NIO reuses only when nothing holds it).
     private mutating func takeBackIssuedHead() {
         guard isKnownUniquelyReferenced(&issuedHead), let head = issuedHead else { return }
-        head.raw = Self.noBytes
+        _ = head.takeRaw()
         spareHead = head
         issuedHead = nil
     }

@@ -50,6 +50,17 @@ public final class HTTPHead {
         self.keepAlive = keepAlive
     }
 
+    /// Takes the head's bytes out (the head keeps none): the caller then holds the only
+    /// reference to them (a buffer cleared while shared gets new storage), or lets them go so
+    /// that the receive buffer they are a slice of can be reused.
+    public func takeRaw() -> ByteBuffer {
+        let bytes = raw
+        raw = Self.noBytes
+        return bytes
+    }
+
+    private static let noBytes = ByteBuffer()
+
     /// A new head, or `spare` written over as if new (its field storage is kept for the parser).
     static func make(_ spare: HTTPHead?, raw: ByteBuffer, part1: Range<Int>, part2: Range<Int>, part3: Range<Int>,
                      minorVersion: Int, keepAlive: Bool) -> HTTPHead {

@@ -125,10 +125,7 @@ public enum HTTPHeadParser {
 
     private static func method(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> RequestMethod {
         @inline(__always) func eq(_ literal: StaticString) -> Bool {
-            guard range.count == literal.utf8CodeUnitCount else { return false }
-            let lit = literal.utf8Start
-            for i in 0..<range.count where bytes[range.lowerBound + i] != lit[i] { return false }
-            return true
+            ASCII.equals(bytes, range.lowerBound, range.count, literal)
         }
         switch range.count {
         case 3:

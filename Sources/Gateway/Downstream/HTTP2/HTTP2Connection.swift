@@ -66,10 +66,12 @@ final class HTTP2Connection: ChannelInboundHandler, TimedConnection, HTTP2FrameR
     /// keeps its request's) is let go, not reused.
     private var spareResponseHead: ByteBuffer?
     private var spareRequestHead: HTTPHead?
-    private static let noBytes = ByteBuffer()
 
     func responseHeadBuffer() -> ByteBuffer {
-        Self.reuse(&spareResponseHead) ?? headBuffer()
+        guard var buffer = spareResponseHead else { return headBuffer() }
+        spareResponseHead = nil
+        buffer.clear()
+        return buffer
     }
 
     func recycleResponseHead(_ buffer: ByteBuffer) {
@@ -83,22 +85,13 @@ final class HTTP2Connection: ChannelInboundHandler, TimedConnection, HTTP2FrameR
             return (headBuffer(), nil)
         }
         spareRequestHead = nil
-        // Moved out of the head, so that the buffer is not shared when cleared.
-        var text = head.raw
-        head.raw = Self.noBytes
+        var text = head.takeRaw()
         text.clear()
         return (text, head)
     }
 
     func recycleRequestHead(_ head: HTTPHead) {
         spareRequestHead = head
-    }
-
-    private static func reuse(_ spare: inout ByteBuffer?) -> ByteBuffer? {
-        guard var buffer = spare else { return nil }
-        spare = nil
-        buffer.clear()
-        return buffer
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
