@@ -8,7 +8,10 @@ import TestSupport
 @Suite(.timeLimit(.minutes(2)))
 struct ProxyIntegrationTests {
     @Test func keepAliveReusesFewUpstreamConnections() async throws {
-        try await withGateway { gateway, upstream in
+        // A long idle limit: on a starved machine (this test once took 9.9 s instead of 0.2 s in
+        // a full run) a client's connection could sit idle past the default 1.5 s between two of
+        // its requests, and the pool rightly opens a new one then — not what this test is about.
+        try await withGateway("upstream: { idle_timeout: 60s }") { gateway, upstream in
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for _ in 0..<4 {
                     group.addTask {
