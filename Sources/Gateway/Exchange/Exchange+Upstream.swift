@@ -13,7 +13,7 @@ extension Exchange: UpstreamLeaseRequester, UpstreamConnectionOwner {
         generation.balancer.inFlight[server.id] += 1
         attemptInFlight = true
         downstream.arm(.upstreamConnection, timeout: server.acquireTimeout, now: now)
-        switch generation.pools[server.id].lease(for: self) {
+        switch generation.pools[server.id].lease(for: self, now: now) {
         case .ready(let connection):
             // Leased at once: the same instant (a clock read less per request).
             attach(connection, now: now)

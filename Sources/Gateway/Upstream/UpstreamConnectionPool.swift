@@ -47,8 +47,9 @@ final class UpstreamConnectionPool {
         case pending
     }
 
-    func lease(for requester: UpstreamLeaseRequester) -> LeaseResult {
-        let now = NIODeadline.now()
+    /// `now`: the caller's clock reading when it has one from a moment ago (an exchange's
+    /// start); a connection that went idle microseconds later still counts as just released.
+    func lease(for requester: UpstreamLeaseRequester, now: NIODeadline = .now()) -> LeaseResult {
         while let connection = idle.popLast() {
             // Past its idle limit it may be closing at the other end: never reuse it (the
             // sweeper that closes it runs only every 100 ms).
