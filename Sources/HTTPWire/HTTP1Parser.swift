@@ -186,10 +186,7 @@ public struct HTTP1Parser {
     /// reused for the next one, and its bytes are let go at once (a slice of the connection's
     /// receive buffer, which NIO reuses only when nothing holds it).
     private mutating func takeBackIssuedHead() {
-        guard isKnownUniquelyReferenced(&issuedHead), let head = issuedHead else { return }
-        _ = head.takeRaw()
-        spareHead = head
-        issuedHead = nil
+        if let (head, _) = HTTPHead.reclaim(&issuedHead) { spareHead = head }
     }
 
     private mutating func parseHead(scanned: Int) throws(HTTPParseError) -> Event {

@@ -61,6 +61,14 @@ public final class HTTPHead {
 
     private static let noBytes = ByteBuffer()
 
+    /// The head in `slot` with its bytes taken out (`takeRaw`), if nothing but `slot` holds it:
+    /// then it may be parsed into again. Nil, with `slot` untouched, while someone else holds it.
+    public static func reclaim(_ slot: inout HTTPHead?) -> (head: HTTPHead, raw: ByteBuffer)? {
+        guard isKnownUniquelyReferenced(&slot), let head = slot else { return nil }
+        slot = nil
+        return (head, head.takeRaw())
+    }
+
     /// A new head, or `spare` written over as if new (its field storage is kept for the parser).
     static func make(_ spare: HTTPHead?, raw: ByteBuffer, part1: Range<Int>, part2: Range<Int>, part3: Range<Int>,
                      minorVersion: Int, keepAlive: Bool) -> HTTPHead {

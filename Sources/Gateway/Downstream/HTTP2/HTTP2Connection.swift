@@ -80,12 +80,12 @@ final class HTTP2Connection: ChannelInboundHandler, TimedConnection, HTTP2FrameR
 
     /// A buffer for a request head's text, and the head object to parse it into (nil: a new one).
     func requestHead() -> (text: ByteBuffer, head: HTTPHead?) {
-        guard isKnownUniquelyReferenced(&spareRequestHead), let head = spareRequestHead else {
+        // Bound as a var straight from the result: a second binding of the bytes would share
+        // them, and clearing shared bytes allocates new ones.
+        guard case (let head, var text)? = HTTPHead.reclaim(&spareRequestHead) else {
             spareRequestHead = nil
             return (headBuffer(), nil)
         }
-        spareRequestHead = nil
-        var text = head.takeRaw()
         text.clear()
         return (text, head)
     }
